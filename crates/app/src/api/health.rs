@@ -1,0 +1,172 @@
+//! Health endpoints (PLATFORM.md §9.1): exempt from rate limits, never cached.
+
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use domain::platform::health::{self as rules, CacheState, DatabaseState, Overall};
+use serde_json::{Value, json};
+
+use crate::platform::errors::ApiError;
+use crate::platform::telemetry;
+use crate::state::AppState;
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn no_store(status: StatusCode, body: Value) -> Response {
+    let mut res = (status, Json(body)).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    res
+}
+
+/// Liveness: no dependency is checked.
+#[utoipa::path(get, path = "/api/health", tag = "platform", responses((status = 200, description = "Le processus répond")))]
+pub async fn live() -> Response {
+    no_store(StatusCode::OK, json!({"status": "ok", "timestamp": now_rfc3339()}))
+}
+
+struct Checks {
+    overall: Overall,
+    database: Value,
+    cache: Value,
+    db_state: DatabaseState,
+}
+
+/// `SELECT 1` (2 s) and the cache `PING` (250 ms) in parallel.
+async fn run_checks(st: &AppState) -> Checks {
+    let db_check = async {
+        let t = Instant::now();
+        let res = st.dbmon.db().ping(Duration::from_secs(2)).await;
+        (res, t.elapsed().as_millis() as u64)
+    };
+    let ((db_res, db_ms), cache) = tokio::join!(db_check, st.cache.check());
+    if let Err(e) = &db_res {
+        st.dbmon.report(e);
+    }
+    // Up means answering *and* ready for work (migrations and secrets done).
+    let db_state = if db_res.is_ok() && st.dbmon.is_up() { DatabaseState::Up } else { DatabaseState::Down };
+    let cache_state = match cache.status {
+        "up" => CacheState::Up,
+        "fallback" => CacheState::Fallback,
+        _ => CacheState::Down,
+    };
+    let overall = rules::overall(st.is_draining(), db_state, cache_state);
+    let mut database =
+        json!({"status": if db_state == DatabaseState::Up { "up" } else { "down" }, "responseTimeMs": db_ms});
+    if db_res.is_err() {
+        database["error"] = json!("DATABASE_UNAVAILABLE");
+    }
+    let mut cache_json = json!({"status": cache.status, "mode": cache.mode, "responseTimeMs": cache.response_time_ms});
+    if let Some(e) = cache.error {
+        cache_json["error"] = json!(e);
+    }
+    Checks { overall, database, cache: cache_json, db_state }
+}
+
+/// Readiness: 200 ready or degraded (cache down), 503 when the database is down or the server is draining.
+#[utoipa::path(get, path = "/api/health/ready", tag = "platform", responses(
+    (status = 200, description = "Prêt ou dégradé"), (status = 503, description = "Base de données indisponible ou arrêt en cours")))]
+pub async fn ready(State(st): State<AppState>) -> Response {
+    let c = run_checks(&st).await;
+    let status = StatusCode::from_u16(c.overall.http_status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    no_store(
+        status,
+        json!({"status": c.overall.ready_word(), "timestamp": now_rfc3339(), "checks": {"database": c.database, "cache": c.cache}}),
+    )
+}
+
+/// May this request read diagnostics without a token? Only from an allow-listed address, never through a proxy.
+pub fn allowed_by_ip(ext: &axum::http::Extensions, allow: &[domain::platform::net::Cidr]) -> bool {
+    crate::platform::pipeline::client_of(ext)
+        .is_some_and(|c| !c.via_trusted_proxy && domain::platform::net::any_contains(allow, c.ip))
+}
+
+pub fn diagnostics_refused() -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "Authentification requise (jeton administrateur).")
+}
+
+/// The detailed report as the status page and `/api/health/detailed` show it.
+pub async fn detailed_report(st: &AppState) -> Value {
+    let c = run_checks(st).await;
+    let stats = st.cache.stats();
+    let db = st.dbmon.db();
+    let (size, idle, max) = db.pool_stats();
+    let mut database = c.database;
+    database["backend"] = json!(db.backend().name());
+    database["pool"] = json!({"size": size, "idle": idle, "max": max});
+    if c.db_state == DatabaseState::Up {
+        database["schemaVersion"] = json!(store::migration::schema_version(db).await.ok());
+    }
+    let jobs = st.scheduler.views(&st.dbmon).await;
+    let uptime = st.started.elapsed().as_secs();
+    let rss = telemetry::rss_bytes();
+    json!({
+        "status": c.overall.detailed_word(),
+        "timestamp": now_rfc3339(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "commit": option_env!("MANCHENGO_GIT_COMMIT").unwrap_or("unknown"),
+        "environment": st.config.app_env.name(),
+        "instance": st.config.instance_name,
+        "uptime": {"seconds": uptime, "human": rules::uptime_human(uptime)},
+        "checks": {"database": database, "cache": c.cache},
+        "cache": {
+            "hits": stats.hits, "misses": stats.misses, "sets": stats.sets, "invalidations": stats.invalidations,
+            "hitRate": rules::hit_rate(stats.hits, stats.misses),
+            "hitRateFormatted": rules::hit_rate_formatted(stats.hits, stats.misses),
+            "mode": stats.mode.metric_label(),
+            "fallbackSince": stats.fallback_since.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        },
+        "rateLimit": {
+            "backend": st.limiter.backend().await,
+            "limited429Total": st.limiter.limited_total(),
+            "max": st.config.rate_limit_max,
+            "ttlSeconds": st.config.rate_limit_ttl.as_secs(),
+            "loginMax": st.config.rate_limit_login_max,
+        },
+        "jobs": jobs,
+        "memory": {"rssBytes": rss, "rss": rules::memory_human(rss), "limitBytes": telemetry::memory_limit_bytes()},
+    })
+}
+
+/// Everything an operator needs in one JSON (runbook: `curl -s http://localhost:3000/api/health/detailed | jq .`).
+#[utoipa::path(get, path = "/api/health/detailed", tag = "platform", responses(
+    (status = 200, description = "Rapport détaillé"), (status = 401, description = "Adresse non autorisée et pas de jeton")))]
+pub async fn detailed(State(st): State<AppState>, req: axum::extract::Request) -> Response {
+    if !allowed_by_ip(req.extensions(), &st.config.health_detailed_allow) {
+        return diagnostics_refused().into_response();
+    }
+    no_store(StatusCode::OK, detailed_report(&st).await)
+}
+
+/// Prometheus text format (PLATFORM.md §9.2), from `METRICS_ALLOW`.
+pub async fn metrics(State(st): State<AppState>, req: axum::extract::Request) -> Response {
+    if !allowed_by_ip(req.extensions(), &st.config.metrics_allow) {
+        return diagnostics_refused().into_response();
+    }
+    // Instance gauges are set at scrape time from this instance's state.
+    metrics::gauge!("db_up").set(if st.dbmon.is_up() { 1.0 } else { 0.0 });
+    let mode = st.cache.mode().metric_label();
+    for m in ["redis", "memory", "fallback"] {
+        metrics::gauge!("cache_mode", "mode" => m).set(if m == mode { 1.0 } else { 0.0 });
+    }
+    let stats = st.cache.stats();
+    metrics::counter!("cache_hits_total").absolute(stats.hits);
+    metrics::counter!("cache_misses_total").absolute(stats.misses);
+    let (size, idle, max) = st.dbmon.db().pool_stats();
+    metrics::gauge!("db_pool_connections", "state" => "idle").set(idle as f64);
+    metrics::gauge!("db_pool_connections", "state" => "in_use").set(size.saturating_sub(idle) as f64);
+    metrics::gauge!("db_pool_connections", "state" => "max").set(max as f64);
+    metrics::gauge!("process_resident_memory_bytes").set(telemetry::rss_bytes() as f64);
+    if let Some(limit) = telemetry::memory_limit_bytes() {
+        metrics::gauge!("process_memory_limit_bytes").set(limit as f64);
+    }
+    metrics::gauge!("build_info", "version" => env!("CARGO_PKG_VERSION"),
+        "commit" => option_env!("MANCHENGO_GIT_COMMIT").unwrap_or("unknown"))
+    .set(1.0);
+    let body = telemetry::metrics_handle().render();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4"), (header::CACHE_CONTROL, "no-store")], body).into_response()
+}

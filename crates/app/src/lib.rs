@@ -1,0 +1,9 @@
+//! The HTTP application of Manchengo Smart ERP: JSON API, French pages, platform plumbing. Thin by design: handlers
+//! extract input, call `store`, and render.
+
+pub mod api;
+pub mod config;
+pub mod platform;
+pub mod server;
+pub mod state;
+pub mod web;

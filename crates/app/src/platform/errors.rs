@@ -1,0 +1,179 @@
+//! The one error type of the HTTP layer and its JSON envelope (PLATFORM.md §2.3).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+tokio::task_local! {
+    /// The request id of the request being served, so that every error body carries it.
+    pub static REQUEST_ID: String;
+}
+
+pub fn current_request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Value,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into(), details: json!({}), retry_after: None }
+    }
+
+    pub fn with_details(mut self, details: Value) -> ApiError {
+        self.details = details;
+        self
+    }
+
+    pub fn with_retry_after(mut self, secs: u64) -> ApiError {
+        self.retry_after = Some(secs);
+        self
+    }
+
+    pub fn validation(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", message)
+    }
+
+    pub fn route_not_found() -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "ROUTE_NOT_FOUND", "Cette adresse de l'API n'existe pas.")
+    }
+
+    pub fn forbidden() -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "ACCES_REFUSE", "Accès refusé.")
+    }
+
+    pub fn database_unavailable() -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "DATABASE_UNAVAILABLE",
+            "Base de données momentanément indisponible. Réessayez dans quelques instants.",
+        )
+        .with_retry_after(5)
+    }
+
+    pub fn draining() -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVICE_DRAINING",
+            "Le serveur redémarre. Réessayez dans quelques instants.",
+        )
+        .with_retry_after(5)
+    }
+
+    pub fn conflict() -> ApiError {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "CONFLIT_CONCURRENCE",
+            "Les données ont été modifiées entre-temps, veuillez réessayer.",
+        )
+    }
+
+    /// A bug: the body never carries internals, only the request id to quote.
+    pub fn internal() -> ApiError {
+        let id = current_request_id();
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_ERROR",
+            format!("Une erreur interne est survenue. Référence : {id}."),
+        )
+    }
+
+    /// The envelope for a bare status produced outside our handlers (router fallbacks, body limits, panics).
+    pub fn for_status(status: StatusCode) -> ApiError {
+        match status.as_u16() {
+            400 => ApiError::validation("Requête invalide."),
+            404 => ApiError::route_not_found(),
+            405 => ApiError::new(status, "METHOD_NOT_ALLOWED", "Méthode non autorisée pour cette adresse."),
+            413 => ApiError::new(status, "PAYLOAD_TOO_LARGE", "La requête dépasse la taille autorisée."),
+            415 => ApiError::new(
+                status,
+                "UNSUPPORTED_MEDIA_TYPE",
+                "Le corps de la requête doit être du JSON (Content-Type: application/json).",
+            ),
+            408 => ApiError::new(status, "REQUEST_TIMEOUT", "La requête a pris trop de temps."),
+            422 => ApiError::validation("Requête invalide."),
+            429 => ApiError::new(status, "RATE_LIMITED", "Trop de requêtes. Réessayez dans quelques instants."),
+            503 => {
+                ApiError::new(status, "SERVICE_UNAVAILABLE", "Service momentanément indisponible.").with_retry_after(5)
+            }
+            s if s >= 500 => ApiError::internal(),
+            _ => ApiError::new(status, "ERREUR", "La requête n'a pas pu être traitée."),
+        }
+    }
+
+    pub fn body(&self) -> Value {
+        json!({
+            "error": {"code": self.code, "message": self.message, "details": self.details},
+            "requestId": current_request_id(),
+        })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() && self.code == "INTERNAL_ERROR" {
+            tracing::error!(error_code = self.code, "internal error");
+        }
+        let mut res = (self.status, axum::Json(self.body())).into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res.extensions_mut().insert(Enveloped);
+        res
+    }
+}
+
+/// Marks a response whose body already is the envelope, so the pipeline leaves it alone.
+#[derive(Debug, Clone, Copy)]
+pub struct Enveloped;
+
+impl From<store::StoreError> for ApiError {
+    fn from(e: store::StoreError) -> ApiError {
+        match e {
+            store::StoreError::Unavailable(_) => ApiError::database_unavailable(),
+            store::StoreError::Conflict(_) => ApiError::conflict(),
+            store::StoreError::Other(m) => {
+                tracing::error!(error = %m, "storage error");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+/// JSON body extractor whose rejections speak the envelope: 400 for bad JSON or unknown fields, 413, 415.
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        use axum::extract::rejection::JsonRejection;
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(JsonRejection::MissingJsonContentType(_)) => {
+                Err(ApiError::for_status(StatusCode::UNSUPPORTED_MEDIA_TYPE))
+            }
+            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::validation(
+                "Le corps de la requête n'est pas du JSON valide.",
+            )
+            .with_details(json!({"fields": [{"field": "", "code": "JSON_INVALIDE", "message": e.body_text()}]}))),
+            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::validation("Données invalides.")
+                .with_details(json!({"fields": [{"field": "", "code": "TYPE_INVALIDE", "message": e.body_text()}]}))),
+            Err(JsonRejection::BytesRejection(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE))
+            }
+            Err(e) => Err(ApiError::for_status(e.status())),
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Building the application and serving it with a graceful shutdown (PLATFORM.md §10.2).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::platform::cache::Cache;
+use crate::platform::dbstate::{Bootstrap, DbMonitor};
+use crate::platform::jobs::{Clock, Job, Schedule, Scheduler, SystemClock};
+use crate::platform::ratelimit::RateLimiter;
+use crate::platform::redis_link::with_db;
+use crate::state::{AppState, Inner, Secrets};
+
+/// Options tests change; `serve` uses the defaults.
+pub struct Options {
+    pub clock: Arc<dyn Clock>,
+    /// How often the scheduler looks at its jobs.
+    pub job_tick: Duration,
+    /// Extra jobs (tests register their own to prove leases).
+    pub extra_jobs: Vec<Job>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { clock: Arc::new(SystemClock), job_tick: Duration::from_secs(1), extra_jobs: Vec::new() }
+    }
+}
+
+pub fn db_options(config: &Config, statement_timeout: Duration) -> store::DbOptions {
+    store::DbOptions {
+        url: config.database_url.clone(),
+        pool_max: config.db_pool_max,
+        application_name: format!("manchengo-{}", config.instance_name),
+        statement_timeout,
+    }
+}
+
+/// Loads configured secrets or generates them once in the database.
+async fn load_secrets(db: &store::Db, config: &Config) -> Result<Secrets, store::StoreError> {
+    let jwt = match &config.jwt_secret {
+        Some(s) => s.clone(),
+        None => store::secrets::get_or_create(db, "JWT_SECRET").await?,
+    };
+    let qr = match &config.qr_secret {
+        Some(s) => s.clone(),
+        None => store::secrets::get_or_create(db, "QR_SECRET").await?,
+    };
+    Ok(Secrets { jwt, qr })
+}
+
+/// A built application: its router and the background work to start next to it.
+pub struct App {
+    pub state: AppState,
+    pub router: Router,
+    stop: watch::Sender<bool>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl App {
+    pub async fn build(config: Config, options: Options) -> Result<App, String> {
+        let db = store::Db::open(&db_options(&config, Duration::from_secs(15)))
+            .await
+            .map_err(|e| format!("base de données / database: {e}"))?;
+        let dbmon = DbMonitor::new(db);
+        let cache = Cache::new(
+            &config.instance_name,
+            config.redis_url.as_deref(),
+            config.cache_max_entries,
+            config.cache_max_bytes,
+        )
+        .await?;
+        let rl_url = config.redis_url.as_deref().map(|u| with_db(u, config.redis_rate_limit_db));
+        let limiter = Arc::new(RateLimiter::new(rl_url.as_deref())?);
+        limiter.probe().await;
+
+        let mut jobs = vec![{
+            let limiter = limiter.clone();
+            Job {
+                name: "ratelimit-sweep",
+                schedule: Schedule::Every(Duration::from_secs(60)),
+                lease_ttl: Duration::from_secs(30),
+                leased: false,
+                run: Arc::new(move || {
+                    let limiter = limiter.clone();
+                    Box::pin(async move {
+                        limiter.housekeeping().await;
+                        Ok(())
+                    })
+                }),
+            }
+        }];
+        jobs.extend(options.extra_jobs);
+        let scheduler = Scheduler::new(jobs, options.clock.clone(), &config.instance_name, options.job_tick);
+        let secrets = Arc::new(OnceLock::new());
+        let state = AppState(Arc::new(Inner {
+            config,
+            dbmon: dbmon.clone(),
+            cache: cache.clone(),
+            limiter: limiter.clone(),
+            scheduler: scheduler.clone(),
+            started: Instant::now(),
+            draining: AtomicBool::new(false),
+            secrets: secrets.clone(),
+        }));
+
+        let (stop, stop_rx) = watch::channel(false);
+        let bootstrap: Bootstrap = {
+            let config = state.config.clone();
+            let secrets = secrets.clone();
+            let cache = cache.clone();
+            Box::new(move |db: store::Db| {
+                let config = config.clone();
+                let secrets = secrets.clone();
+                let cache = cache.clone();
+                Box::pin(async move {
+                    if config.migrate_on_start {
+                        let applied = store::migration::migrate(&db).await?;
+                        if !applied.is_empty() {
+                            tracing::info!(migrations = ?applied, "migrations applied");
+                        }
+                    }
+                    let s = load_secrets(&db, &config).await?;
+                    let _ = secrets.set(s);
+                    cache.invalidate_prefix(crate::api::system::JOBS_PREFIX).await;
+                    Ok(())
+                })
+            })
+        };
+        let mut background = vec![tokio::spawn(dbmon.clone().run(bootstrap, stop_rx.clone()))];
+        background.push(tokio::spawn(cache.clone().run(stop_rx.clone())));
+        background.push(tokio::spawn({
+            let limiter = limiter.clone();
+            let mut stop = stop_rx.clone();
+            async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => limiter.probe().await,
+                        _ = stop.changed() => return,
+                    }
+                }
+            }
+        }));
+        background.push(tokio::spawn(scheduler.clone().run(dbmon.clone(), stop_rx.clone())));
+
+        let router = router(state.clone());
+        Ok(App { state, router, stop, background })
+    }
+
+    /// Serves until `shutdown` resolves, then drains: in-flight requests get `SHUTDOWN_TIMEOUT` to finish, jobs stop
+    /// at a safe point and release their leases, pools close.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
+        let App { state, router, stop, background } = self;
+        let (drain_tx, mut drain_rx) = watch::channel(false);
+        let draining_state = state.clone();
+        let graceful = async move {
+            shutdown.await;
+            draining_state.draining.store(true, Ordering::Release);
+            tracing::info!("shutdown requested: draining");
+            let _ = drain_tx.send(true);
+        };
+        let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(graceful);
+        let timeout = state.config.shutdown_timeout;
+        let forced = async move {
+            let _ = drain_rx.wait_for(|d| *d).await;
+            tokio::time::sleep(timeout).await;
+        };
+        tokio::select! {
+            r = server => if let Err(e) = r { tracing::error!(error = %e, "server error") },
+            _ = forced => tracing::warn!("drain timeout reached: aborting remaining requests"),
+        }
+        let _ = stop.send(true);
+        for t in background {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        state.dbmon.db().clone().close().await;
+        tracing::info!("stopped");
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let (api, _doc) = crate::api::router();
+    let body_limit = state.config.body_limit;
+    Router::new()
+        .merge(api)
+        .route("/metrics", axum::routing::get(crate::api::health::metrics))
+        .merge(crate::web::router())
+        .fallback(crate::api::fallback)
+        .method_not_allowed_fallback(crate::api::method_not_allowed)
+        .route_layer(from_fn(crate::platform::pipeline::record_route))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(from_fn_with_state(state.clone(), crate::platform::pipeline::pipeline))
+        .with_state(state)
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,39 @@
+//! Display formats shared by pages, documents and exports (UI.md §1.4).
+
+/// `14/03/2025 09:12` in Africa/Algiers (fixed UTC+1, no DST: PLATFORM.md §0) from a Unix timestamp in seconds.
+pub fn datetime_algiers(unix_secs: i64) -> String {
+    let local = unix_secs + 3_600;
+    let days = local.div_euclid(86_400);
+    let secs = local.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!("{d:02}/{m:02}/{y:04} {:02}:{:02}", secs / 3_600, secs / 60 % 60)
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn algiers_is_utc_plus_one_all_year() {
+        // 2025-03-14T08:12:00Z
+        assert_eq!(datetime_algiers(1_741_939_920), "14/03/2025 09:12");
+        // 2025-07-01T23:30:00Z is already the 2nd in Algiers (no summer time).
+        assert_eq!(datetime_algiers(1_751_412_600), "02/07/2025 00:30");
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+}

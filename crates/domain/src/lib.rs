@@ -1,0 +1,7 @@
+//! Pure rules of Manchengo Smart ERP: no I/O, no async, no clock.
+//!
+//! Business areas (stock, procurement, sales …) arrive as modules of their own; `platform` holds the rules of the
+//! platform contract (PLATFORM.md) that can be computed from plain data.
+
+pub mod format;
+pub mod platform;

@@ -1,0 +1,245 @@
+//! The database handle: one SeaORM connection on SQLite or PostgreSQL, chosen from `DATABASE_URL`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use crate::error::StoreError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    pub url: String,
+    pub pool_max: u32,
+    /// `application_name` on PostgreSQL (`manchengo-<instance>`).
+    pub application_name: String,
+    /// PostgreSQL `statement_timeout` (15 s for API requests, 120 s for CLI and jobs).
+    pub statement_timeout: Duration,
+}
+
+impl DbOptions {
+    pub fn new(url: impl Into<String>) -> DbOptions {
+        DbOptions {
+            url: url.into(),
+            pool_max: 10,
+            application_name: "manchengo".into(),
+            statement_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Shared handle. Cloning is cheap.
+#[derive(Clone)]
+pub struct Db {
+    conn: DatabaseConnection,
+    backend: Backend,
+    pool_max: u32,
+    /// SQLite has one writer: writes are queued here rather than fighting over the file lock.
+    sqlite_writer: Option<Arc<Mutex<()>>>,
+}
+
+/// A writing transaction: `BEGIN IMMEDIATE` on SQLite (holding the writer), a plain transaction on PostgreSQL.
+pub struct WriteTx {
+    tx: DatabaseTransaction,
+    _writer: Option<OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = DatabaseTransaction;
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.tx
+    }
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await.map_err(StoreError::from)
+    }
+}
+
+impl Db {
+    /// Opens the pool without waiting for the server: the server starts even when the database is down
+    /// (PLATFORM.md §10.1) and connections are made on first use. Pool acquisition and connection wait ≤ 2 s.
+    pub async fn open(opts: &DbOptions) -> Result<Db, StoreError> {
+        let backend = Backend::from_url(&opts.url)
+            .ok_or_else(|| StoreError::Other(format!("unsupported database url scheme: {}", redact_url(&opts.url))))?;
+        let mut co = ConnectOptions::new(opts.url.clone());
+        co.connect_timeout(Duration::from_secs(2))
+            .acquire_timeout(Duration::from_secs(2))
+            .sqlx_logging(false)
+            .connect_lazy(true);
+        match backend {
+            Backend::Sqlite => {
+                if let Some(path) = sqlite_path(&opts.url) {
+                    if let Some(dir) = std::path::Path::new(&path).parent() {
+                        if !dir.as_os_str().is_empty() {
+                            std::fs::create_dir_all(dir).map_err(|e| {
+                                StoreError::Other(format!("cannot create data directory {}: {e}", dir.display()))
+                            })?;
+                        }
+                    }
+                }
+                // Pragmas go into the connect options so that every connection of the pool has them.
+                co.max_connections(opts.pool_max.clamp(2, 9)).min_connections(1);
+                co.map_sqlx_sqlite_opts(|o| {
+                    o.create_if_missing(true)
+                        .journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Full)
+                        .foreign_keys(true)
+                        .busy_timeout(Duration::from_secs(5))
+                });
+            }
+            Backend::Postgres => {
+                let statement_ms = opts.statement_timeout.as_millis().to_string();
+                let app = opts.application_name.clone();
+                co.max_connections(opts.pool_max.max(2)).min_connections(0);
+                co.map_sqlx_postgres_opts(move |o| {
+                    o.application_name(&app).options([
+                        ("timezone", "UTC"),
+                        ("statement_timeout", statement_ms.as_str()),
+                        ("lock_timeout", "5000"),
+                        ("idle_in_transaction_session_timeout", "30000"),
+                    ])
+                });
+            }
+        }
+        let conn = Database::connect(co).await?;
+        Ok(Db {
+            conn,
+            backend,
+            pool_max: opts.pool_max,
+            sqlite_writer: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    pub fn sea_backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    /// Starts a writing transaction (see [`WriteTx`]).
+    pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        let writer = match &self.sqlite_writer {
+            Some(m) => Some(m.clone().lock_owned().await),
+            None => None,
+        };
+        let options = TransactionOptions {
+            sqlite_transaction_mode: (self.backend == Backend::Sqlite).then_some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        };
+        let tx = self.conn.begin_with_options(options).await?;
+        Ok(WriteTx { tx, _writer: writer })
+    }
+
+    /// `SELECT 1`, bounded by `timeout`.
+    pub async fn ping(&self, timeout: Duration) -> Result<(), StoreError> {
+        match tokio::time::timeout(timeout, self.conn.execute_unprepared("SELECT 1")).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::from(e)),
+            Err(_) => Err(StoreError::Unavailable("timeout".into())),
+        }
+    }
+
+    /// (connections open, idle, max) of the pool.
+    pub fn pool_stats(&self) -> (u32, u32, u32) {
+        match self.backend {
+            Backend::Sqlite => {
+                let p = self.conn.get_sqlite_connection_pool();
+                (p.size(), p.num_idle() as u32, p.options().get_max_connections())
+            }
+            Backend::Postgres => {
+                let p = self.conn.get_postgres_connection_pool();
+                (p.size(), p.num_idle() as u32, self.pool_max.max(2))
+            }
+        }
+    }
+
+    pub async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+}
+
+/// The file path of a `sqlite://` URL, without its query string; `None` for in-memory databases.
+pub fn sqlite_path(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    (!path.is_empty() && path != ":memory:").then(|| path.to_string())
+}
+
+/// A URL without its password, for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}://{}:***@{}", &url[..scheme_end], user, &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_from_url() {
+        assert_eq!(Backend::from_url("sqlite://./data/manchengo.db"), Some(Backend::Sqlite));
+        assert_eq!(Backend::from_url("postgres://u:p@h/db"), Some(Backend::Postgres));
+        assert_eq!(Backend::from_url("postgresql://h/db"), Some(Backend::Postgres));
+        assert_eq!(Backend::from_url("mysql://h/db"), None);
+    }
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(sqlite_path("sqlite://./data/manchengo.db").as_deref(), Some("./data/manchengo.db"));
+        assert_eq!(sqlite_path("sqlite:///var/lib/m.db?mode=rwc").as_deref(), Some("/var/lib/m.db"));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+    }
+
+    #[test]
+    fn passwords_never_leave_in_messages() {
+        assert_eq!(
+            redact_url("postgres://manchengo:s3cret@postgres:5432/manchengo_erp"),
+            "postgres://manchengo:***@postgres:5432/manchengo_erp"
+        );
+        assert_eq!(redact_url("sqlite://./data/m.db"), "sqlite://./data/m.db");
+    }
+}

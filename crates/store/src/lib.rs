@@ -1,0 +1,13 @@
+//! Storage: the database handle on SQLite or PostgreSQL, the schema and its migrations, and every write.
+//!
+//! One module per area; the platform's own tables (secrets, job leases, schema metadata) live in `platform`.
+
+pub mod db;
+pub mod error;
+pub mod jobs;
+pub mod migration;
+pub mod schema;
+pub mod secrets;
+
+pub use db::{Backend, Db, DbOptions, WriteTx};
+pub use error::StoreError;

@@ -1,0 +1,71 @@
+//! Forward-only migrations (PLATFORM.md §11.2), one file per migration, embedded in the binary.
+
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm_migration::prelude::*;
+
+use crate::db::Db;
+use crate::error::StoreError;
+
+mod m20261127_000001_platform;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261127_000001_platform::Migration)]
+    }
+}
+
+/// Arbitrary constant naming the migration advisory lock on PostgreSQL.
+const MIGRATION_LOCK_KEY: i64 = 0x4d43_4d49_4752; // "MCMIGR"
+
+/// One migration's state for `manchengo migrate --status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationState {
+    pub name: String,
+    pub applied: bool,
+}
+
+/// Applies the pending migrations under the migration lock and returns their names. Each migration runs in its own
+/// transaction, so a failure leaves the schema at the last complete migration.
+pub async fn migrate(db: &Db) -> Result<Vec<String>, StoreError> {
+    // The lock: a PostgreSQL transaction-scoped advisory lock held open on one connection while the migrator works on
+    // others; on SQLite the single writer is enough (and `serve` holds the data-directory lock).
+    let lock = match db.sea_backend() {
+        DbBackend::Postgres => {
+            let tx = db.begin_write().await?;
+            tx.execute_raw(Statement::from_string(
+                DbBackend::Postgres,
+                format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"),
+            ))
+            .await?;
+            Some(tx)
+        }
+        _ => None,
+    };
+    let pending: Vec<String> =
+        Migrator::get_pending_migrations(db.conn()).await?.iter().map(|m| m.name().to_string()).collect();
+    if !pending.is_empty() {
+        Migrator::up(db.conn(), None).await?;
+    }
+    if let Some(tx) = lock {
+        tx.commit().await?;
+    }
+    Ok(pending)
+}
+
+pub async fn status(db: &Db) -> Result<Vec<MigrationState>, StoreError> {
+    let pending: Vec<String> =
+        Migrator::get_pending_migrations(db.conn()).await?.iter().map(|m| m.name().to_string()).collect();
+    Ok(Migrator::migrations()
+        .iter()
+        .map(|m| MigrationState { name: m.name().to_string(), applied: !pending.iter().any(|p| p == m.name()) })
+        .collect())
+}
+
+/// Number of applied migrations: the `schemaVersion` shown in detailed health.
+pub async fn schema_version(db: &Db) -> Result<u32, StoreError> {
+    let applied = Migrator::get_applied_migrations(db.conn()).await?;
+    Ok(applied.len() as u32)
+}
