@@ -66,6 +66,8 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config, options: Options) -> Result<App, String> {
+        // The recorder must exist before the first counter is touched.
+        crate::platform::telemetry::metrics_handle();
         let db = store::Db::open(&db_options(&config, Duration::from_secs(15)))
             .await
             .map_err(|e| format!("base de données / database: {e}"))?;

@@ -82,7 +82,7 @@ pub async fn introspect(db: &Db) -> Result<Snapshot, StoreError> {
 async fn introspect_sqlite(db: &Db) -> Result<Snapshot, StoreError> {
     let mut snap = Snapshot::default();
     let tables =
-        rows(db, "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        rows(db, "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'seaql_migrations' ORDER BY name")
             .await?;
     for t in &tables {
         let name = s(t, "name")?;
@@ -137,7 +137,8 @@ async fn introspect_postgres(db: &Db) -> Result<Snapshot, StoreError> {
     for c in rows(
         db,
         "SELECT table_name::text AS t, column_name::text AS c, data_type::text AS ty, is_nullable::text AS n
-         FROM information_schema.columns WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position",
+         FROM information_schema.columns WHERE table_schema = current_schema() AND table_name <> 'seaql_migrations'
+         ORDER BY table_name, ordinal_position",
     )
     .await?
     {

@@ -101,8 +101,15 @@ pub async fn pipeline(State(st): State<AppState>, mut req: Request, next: Next) 
     let mut res = REQUEST_ID.scope(request_id.clone(), inner.instrument(span.clone())).await;
 
     let status = res.status();
-    if is_api && (status.is_client_error() || status.is_server_error()) && res.extensions().get::<Enveloped>().is_none()
-    {
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    // Errors our handlers shaped themselves (the envelope, or a health report) are JSON already; anything else
+    // (router fallbacks, body limits, panics) gets the envelope here.
+    let shaped = res.extensions().get::<Enveloped>().is_some() || is_json;
+    if is_api && (status.is_client_error() || status.is_server_error()) && !shaped {
         let allow = res.headers().get(header::ALLOW).cloned();
         res = REQUEST_ID.sync_scope(request_id.clone(), || ApiError::for_status(status).into_response());
         if let Some(allow) = allow {

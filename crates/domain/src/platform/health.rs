@@ -109,14 +109,14 @@ mod tests {
 
     #[test]
     fn status_table_of_the_contract() {
-        use CacheState::*;
-        use DatabaseState::*;
-        assert_eq!(overall(false, Up, Up), Overall::Ready);
-        assert_eq!(overall(false, Up, Down), Overall::Degraded);
-        assert_eq!(overall(false, Up, Fallback), Overall::Degraded);
-        assert_eq!(overall(false, Down, Up), Overall::Unavailable);
-        assert_eq!(overall(false, Down, Down), Overall::Unavailable);
-        assert_eq!(overall(true, Up, Up), Overall::Draining);
+        use CacheState as C;
+        use DatabaseState as D;
+        assert_eq!(overall(false, D::Up, C::Up), Overall::Ready);
+        assert_eq!(overall(false, D::Up, C::Down), Overall::Degraded);
+        assert_eq!(overall(false, D::Up, C::Fallback), Overall::Degraded);
+        assert_eq!(overall(false, D::Down, C::Up), Overall::Unavailable);
+        assert_eq!(overall(false, D::Down, C::Down), Overall::Unavailable);
+        assert_eq!(overall(true, D::Up, C::Up), Overall::Draining);
         assert_eq!(Overall::Degraded.http_status(), 200);
         assert_eq!(Overall::Unavailable.http_status(), 503);
         assert_eq!(Overall::Draining.http_status(), 503);

@@ -1,1 +1,10 @@
+//! All integration tests in one binary (one link instead of ten). Storage tests run on SQLite and PostgreSQL.
 
+mod api;
+mod browser;
+mod cache;
+mod cli;
+mod drills;
+mod jobs;
+mod storage;
+mod support;

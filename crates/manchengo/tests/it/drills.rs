@@ -1,0 +1,178 @@
+//! Runbook drills (PLATFORM.md §15.1) against real processes: INC-002 database outage, INC-003 Redis killed,
+//! INC-004 rate limiting and its `.env` fix. Deadlines are asserted generously but as behaviour.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::procs::{Manchengo, PrivatePostgres, PrivateRedis};
+use crate::support::{client, eventually, get_json};
+
+async fn status_of(url: &str) -> (u16, Value, Duration) {
+    let started = Instant::now();
+    let r = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap().get(url).send().await;
+    match r {
+        Ok(r) => {
+            let s = r.status().as_u16();
+            (s, r.json().await.unwrap_or(Value::Null), started.elapsed())
+        }
+        Err(_) => (0, Value::Null, started.elapsed()),
+    }
+}
+
+/// INC-002: the server starts without its database, fails fast while it is down, and recovers without a restart.
+#[tokio::test]
+async fn inc_002_database_outage() {
+    let pg = PrivatePostgres::start();
+    pg.stop_immediate();
+    let srv = Manchengo::spawn(&[("DATABASE_URL", &pg.url())]);
+
+    // Started while PostgreSQL is down: alive, not ready, API refuses at once.
+    let (s, _, _) = status_of(&srv.url("/api/health")).await;
+    assert_eq!(s, 200);
+    let (s, body, _) = status_of(&srv.url("/api/health/ready")).await;
+    assert_eq!((s, body["checks"]["database"]["status"].as_str()), (503, Some("down")));
+    let (s, body, took) = status_of(&srv.url("/api/system/jobs")).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (503, Some("DATABASE_UNAVAILABLE")));
+    assert!(took < Duration::from_secs(2), "fail fast: {took:?}");
+
+    pg.start_server();
+    eventually(Duration::from_secs(20), "ready after the database arrives", || async {
+        status_of(&srv.url("/api/health/ready")).await.0 == 200
+    })
+    .await;
+    let (s, _, _) = status_of(&srv.url("/api/system/jobs")).await;
+    assert_eq!(s, 200, "migrations and secrets ran once the database came");
+
+    // The database stops under requests for 30 s.
+    pg.stop_immediate();
+    let stopped = Instant::now();
+    let ready_down = eventually(Duration::from_secs(3), "ready says 503 database down", || async {
+        let (s, b, _) = status_of(&srv.url("/api/health/ready")).await;
+        s == 503 && b["status"] == "unavailable" && b["checks"]["database"]["status"] == "down"
+    })
+    .await;
+    assert!(ready_down <= Duration::from_secs(3));
+    while stopped.elapsed() < Duration::from_secs(30) {
+        let (s, body, took) = status_of(&srv.url("/api/system/jobs")).await;
+        assert_eq!(s, 503, "{body}");
+        assert_eq!(body["error"]["code"], "DATABASE_UNAVAILABLE");
+        assert!(took < Duration::from_secs(2), "no hanging request: {took:?}");
+        let (s, _, _) = status_of(&srv.url("/api/health")).await;
+        assert_eq!(s, 200, "liveness stays up");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let page = client().get(srv.url("/pas-encore")).send().await.unwrap();
+    assert_eq!(page.status(), 503);
+    assert!(page.text().await.unwrap().contains("Service momentanément indisponible"));
+
+    pg.start_server();
+    let back = eventually(Duration::from_secs(15), "recovery without restart", || async {
+        status_of(&srv.url("/api/health/ready")).await.0 == 200
+            && status_of(&srv.url("/api/system/jobs")).await.0 == 200
+    })
+    .await;
+    eprintln!("INC-002: ready down after {ready_down:?}, recovered {back:?} after the database returned");
+    let logs = srv.logs();
+    assert!(logs.contains("database_down") && logs.contains("database_up"), "transitions logged");
+}
+
+/// INC-003: Redis killed at runtime — no 5xx, memory mode within one request, back to Redis after it returns.
+#[tokio::test]
+async fn inc_003_redis_killed() {
+    let mut redis = PrivateRedis::start();
+    let srv = Manchengo::spawn(&[("REDIS_URL", &redis.url())]);
+    eventually(Duration::from_secs(20), "ready with redis", || async {
+        let (s, b, _) = status_of(&srv.url("/api/health/ready")).await;
+        s == 200 && b["checks"]["cache"]["mode"] == "redis"
+    })
+    .await;
+    let (_, d, _) = status_of(&srv.url("/api/health/detailed")).await;
+    assert_eq!(d["cache"]["mode"], "redis");
+    assert_eq!(d["rateLimit"]["backend"], "redis");
+    for _ in 0..5 {
+        assert_eq!(status_of(&srv.url("/api/system/jobs")).await.0, 200);
+    }
+
+    redis.kill();
+    // The first readiness probe after the kill already reports the fallback.
+    let (s, b, _) = status_of(&srv.url("/api/health/ready")).await;
+    assert_eq!(s, 200);
+    assert_eq!(b["status"], "degraded");
+    assert_eq!(b["checks"]["cache"]["status"], "down");
+    assert_eq!(b["checks"]["cache"]["mode"], "memory");
+    for _ in 0..30 {
+        let (s, _, _) = status_of(&srv.url("/api/system/jobs")).await;
+        assert!(s < 500, "no 5xx while Redis is down (got {s})");
+        let (s, _, _) = status_of(&srv.url("/")).await;
+        assert!(s < 500);
+    }
+    let (_, d, _) = status_of(&srv.url("/api/health/detailed")).await;
+    assert_eq!(d["cache"]["mode"], "fallback");
+    assert!(d["cache"]["fallbackSince"].is_string());
+
+    redis.restart();
+    let back = eventually(Duration::from_secs(10), "back to redis", || async {
+        let (s, b, _) = status_of(&srv.url("/api/health/ready")).await;
+        s == 200 && b["status"] == "ready" && b["checks"]["cache"]["mode"] == "redis"
+    })
+    .await;
+    eprintln!("INC-003: back to redis {back:?} after restart");
+    let logs = srv.logs();
+    assert_eq!(logs.matches("\"cache_fallback\"").count(), 1, "the fallback is logged once:\n{logs}");
+    assert_eq!(logs.matches("\"cache_recovered\"").count(), 1);
+    for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(serde_json::from_str::<Value>(line).is_ok(), "every log line is JSON: {line}");
+    }
+}
+
+/// INC-004: limits per real client behind a trusted proxy, 429 with headers, and `RATE_LIMIT_MAX=200` in `.env`
+/// followed by a restart lets more requests through.
+#[tokio::test]
+async fn inc_004_rate_limiting_and_the_env_fix() {
+    let env_file_dir = crate::support::tempdir::Dir::new("env");
+    let env_file = env_file_dir.path().join("manchengo.env");
+    std::fs::write(&env_file, "RATE_LIMIT_MAX=100\nRATE_LIMIT_TTL=60\nTRUSTED_PROXIES=127.0.0.2/32\n").unwrap();
+    let mut srv = Manchengo::spawn(&[("MANCHENGO_ENV_FILE", env_file.to_str().unwrap())]);
+    // "nginx" is 127.0.0.2; it forwards two real clients.
+    let proxy = reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 0, 2])).build().unwrap();
+    let url = srv.url("/api/openapi.json");
+    let send = |ip: &'static str| proxy.get(&url).header("x-forwarded-for", ip).send();
+
+    let mut statuses = Vec::new();
+    for _ in 0..150 {
+        statuses.push(send("41.200.0.1").await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 100);
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 50);
+    let r = send("41.200.0.1").await.unwrap();
+    assert_eq!(r.status(), 429);
+    for h in ["retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"] {
+        assert!(r.headers().contains_key(h), "{h}");
+    }
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "RATE_LIMITED");
+    assert_eq!(send("41.200.0.2").await.unwrap().status(), 200, "another client keeps its own budget");
+
+    // The runbook's fix: edit .env, restart.
+    let status = std::process::Command::new("sed")
+        .args(["-i", "s/^RATE_LIMIT_MAX=.*/RATE_LIMIT_MAX=200/"])
+        .arg(&env_file)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(srv.terminate(), Some(0), "graceful stop");
+    srv.start();
+    eventually(Duration::from_secs(20), "ready after restart", || async {
+        status_of(&srv.url("/api/health/ready")).await.0 == 200
+    })
+    .await;
+    let mut ok = 0;
+    for _ in 0..150 {
+        if send("41.200.0.3").await.unwrap().status() == 200 {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 150);
+    let (_, d) = get_json(&srv.url("/api/health/detailed")).await;
+    assert_eq!(d["rateLimit"]["max"], 200);
+}

@@ -1,0 +1,143 @@
+//! Schema and storage primitives on both backends.
+
+use std::collections::BTreeMap;
+
+use crate::support::{Kind, TestDb, on_both};
+
+/// PLATFORM.md §11.2: both schemas built from empty are equivalent, and equal to the committed snapshot.
+#[tokio::test]
+async fn both_schemas_built_from_empty_are_equivalent_and_match_the_snapshot() {
+    let mut snapshots = BTreeMap::new();
+    for kind in [Kind::Sqlite, Kind::Postgres] {
+        let Some(t) = TestDb::new(kind).await else { continue };
+        let db = t.migrated().await;
+        snapshots.insert(format!("{kind:?}"), store::schema::introspect(&db).await.unwrap());
+    }
+    let sqlite = &snapshots["Sqlite"];
+    assert!(sqlite.tables.contains_key("job_leases"), "{:?}", sqlite.tables.keys());
+    if let Some(pg) = snapshots.get("Postgres") {
+        assert_eq!(sqlite, pg, "SQLite and PostgreSQL schemas differ");
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schema/snapshot.json");
+    let current = serde_json::to_string_pretty(sqlite).unwrap() + "\n";
+    if std::env::var("UPDATE_SNAPSHOT").is_ok() {
+        std::fs::write(path, &current).unwrap();
+    }
+    let committed =
+        std::fs::read_to_string(path).expect("schema/snapshot.json is committed (UPDATE_SNAPSHOT=1 writes it)");
+    assert_eq!(committed, current, "schema changed: review it, then run the tests with UPDATE_SNAPSHOT=1");
+}
+
+#[tokio::test]
+async fn migrating_twice_applies_nothing_the_second_time() {
+    on_both(|t| async move {
+        let db = t.open().await;
+        let first = store::migration::migrate(&db).await.unwrap();
+        assert_eq!(first, vec!["m20261127_000001_platform".to_string()]);
+        assert!(store::migration::migrate(&db).await.unwrap().is_empty());
+        assert_eq!(store::migration::schema_version(&db).await.unwrap(), 1);
+        let status = store::migration::status(&db).await.unwrap();
+        assert!(status.iter().all(|m| m.applied));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sqlite_connections_carry_the_durability_pragmas() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let t = TestDb::new(Kind::Sqlite).await.unwrap();
+    let db = t.migrated().await;
+    for (pragma, expected) in
+        [("journal_mode", "wal"), ("synchronous", "2"), ("foreign_keys", "1"), ("busy_timeout", "5000")]
+    {
+        // Several connections: every one of the pool must have them.
+        for _ in 0..3 {
+            let row = db
+                .conn()
+                .query_one_raw(Statement::from_string(db.sea_backend(), format!("PRAGMA {pragma}")))
+                .await
+                .unwrap()
+                .unwrap();
+            let v: String = row
+                .try_get_by_index::<String>(0)
+                .or_else(|_| row.try_get_by_index::<i64>(0).map(|n| n.to_string()))
+                .unwrap();
+            assert_eq!(v, expected, "PRAGMA {pragma}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_generated_secret_is_created_once_and_shared() {
+    on_both(|t| async move {
+        let db = t.migrated().await;
+        let (a, b) = tokio::join!(
+            store::secrets::get_or_create(&db, "JWT_SECRET"),
+            store::secrets::get_or_create(&db, "JWT_SECRET")
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a, b, "two instances starting together agree on one secret");
+        assert_eq!(a.len(), 64, "32 random bytes in hex");
+        let again = store::secrets::get_or_create(&db, "JWT_SECRET").await.unwrap();
+        assert_eq!(again, a);
+        let qr = store::secrets::get_or_create(&db, "QR_SECRET").await.unwrap();
+        assert_ne!(qr, a, "each secret is its own");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_lease_is_held_by_one_instance_and_a_slot_runs_once() {
+    on_both(|t| async move {
+        let db = t.migrated().await;
+        let now = chrono::Utc::now();
+        let ttl = chrono::Duration::seconds(60);
+        store::jobs::register(&db, "nightly", now).await.unwrap();
+        let (a, b) = tokio::join!(
+            store::jobs::try_acquire(&db, "nightly", "backend", now, ttl, Some("2025-03-15")),
+            store::jobs::try_acquire(&db, "nightly", "web", now, ttl, Some("2025-03-15")),
+        );
+        assert!(a.unwrap() ^ b.unwrap(), "exactly one instance takes the lease");
+        let winner = if store::jobs::list(&db).await.unwrap()[0].holder.as_deref() == Some("backend") {
+            "backend"
+        } else {
+            "web"
+        };
+        let outcome = store::jobs::RunOutcome {
+            status: "ok",
+            error: None,
+            run_key: Some("2025-03-15".into()),
+            next_run_at: now + chrono::Duration::days(1),
+        };
+        store::jobs::finish(&db, "nightly", winner, now, &outcome).await.unwrap();
+        // The same slot never runs twice, even once the lease is free.
+        assert!(!store::jobs::try_acquire(&db, "nightly", "backend", now, ttl, Some("2025-03-15")).await.unwrap());
+        assert!(store::jobs::try_acquire(&db, "nightly", "backend", now, ttl, Some("2025-03-16")).await.unwrap());
+        // A dead holder's lease is taken over once expired.
+        let later = now + chrono::Duration::seconds(61);
+        assert!(!store::jobs::try_acquire(&db, "nightly", "web", now, ttl, Some("2025-03-16")).await.unwrap());
+        assert!(store::jobs::try_acquire(&db, "nightly", "web", later, ttl, Some("2025-03-16")).await.unwrap());
+        let row = &store::jobs::list(&db).await.unwrap()[0];
+        assert_eq!(row.holder.as_deref(), Some("web"));
+        assert_eq!(row.last_status.as_deref(), Some("ok"));
+        assert_eq!(row.last_run_key.as_deref(), Some("2025-03-15"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_status_check_constraint_refuses_unknown_words() {
+    use sea_orm::{ConnectionTrait, Statement};
+    on_both(|t| async move {
+        let db = t.migrated().await;
+        let res = db
+            .conn()
+            .execute_raw(Statement::from_string(
+                db.sea_backend(),
+                "INSERT INTO job_leases (name, last_status) VALUES ('x', 'perhaps')".to_string(),
+            ))
+            .await;
+        assert!(res.is_err(), "{:?}: last_status accepts only ok/error/skipped", t.kind);
+    })
+    .await;
+}

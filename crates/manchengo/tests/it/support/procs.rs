@@ -1,0 +1,227 @@
+//! Real processes for fault drills: a private Redis, a private PostgreSQL cluster, the `manchengo` binary. Each one
+//! listens on a random loopback port and is killed on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::tempdir::Dir;
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_tcp(port: u16, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+pub struct PrivateRedis {
+    pub port: u16,
+    pub password: String,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    pub fn start() -> PrivateRedis {
+        let port = free_port();
+        let mut r = PrivateRedis { port, password: format!("pw{}", uuid::Uuid::now_v7().simple()), child: None };
+        r.restart();
+        r
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://:{}@127.0.0.1:{}/0", self.password, self.port)
+    }
+
+    /// Starts (again) on the same port.
+    pub fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--requirepass", &self.password])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (Debian package redis-server)");
+        self.child = Some(child);
+        assert!(wait_tcp(self.port, Duration::from_secs(10)), "private redis did not start");
+    }
+
+    /// `docker kill` of the runbook: SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn pg_bin(tool: &str) -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    versions.sort();
+    versions.last().map(|v| v.join("bin").join(tool)).unwrap_or_else(|| PathBuf::from(tool))
+}
+
+/// A PostgreSQL cluster of our own (initdb in a temp dir, run as the `postgres` system user, random port), with user
+/// `manchengo` and database `manchengo_erp` as in production.
+pub struct PrivatePostgres {
+    pub port: u16,
+    dir: Dir,
+}
+
+/// PostgreSQL refuses to run as root: as root, its tools run as the `postgres` system user.
+fn as_postgres(cmd: &Path, args: &[&str]) -> std::process::Output {
+    let root = is_uid0();
+    let mut c = if root { Command::new("runuser") } else { Command::new(cmd) };
+    if root {
+        c.args(["-u", "postgres", "--"]).arg(cmd);
+    }
+    c.args(args).stdin(Stdio::null()).output().expect("run postgres tool")
+}
+
+fn is_uid0() -> bool {
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+}
+
+impl PrivatePostgres {
+    pub fn start() -> PrivatePostgres {
+        let dir = Dir::new("pg");
+        let data = dir.path().join("data");
+        let _ = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status();
+        let out = as_postgres(
+            &pg_bin("initdb"),
+            &["-D", data.to_str().unwrap(), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        );
+        assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        let pg = PrivatePostgres { port: free_port(), dir };
+        pg.start_server();
+        let psql = pg_bin("psql");
+        for sql in ["CREATE USER manchengo", "CREATE DATABASE manchengo_erp OWNER manchengo"] {
+            let out = as_postgres(&psql, &["-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", "postgres", "-c", sql]);
+            assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        pg
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://manchengo@127.0.0.1:{}/manchengo_erp", self.port)
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    pub fn start_server(&self) {
+        let opts =
+            format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", self.port, self.dir.path().display());
+        let log = self.dir.path().join("pg.log").display().to_string();
+        let out =
+            as_postgres(&pg_bin("pg_ctl"), &["-D", &self.data(), "-o", &opts, "-l", &log, "-w", "-t", "30", "start"]);
+        assert!(out.status.success(), "pg_ctl start failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// `docker compose stop postgres`, the hard way.
+    pub fn stop_immediate(&self) {
+        let out = as_postgres(&pg_bin("pg_ctl"), &["-D", &self.data(), "-m", "immediate", "-w", "stop"]);
+        assert!(out.status.success(), "pg_ctl stop failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = as_postgres(&pg_bin("pg_ctl"), &["-D", &self.data(), "-m", "immediate", "stop"]);
+    }
+}
+
+/// The real `manchengo serve`, with its own environment only (nothing inherited but PATH), stdout captured to a file.
+pub struct Manchengo {
+    pub port: u16,
+    pub log: PathBuf,
+    child: Option<Child>,
+    env: Vec<(String, String)>,
+    pub workdir: Dir,
+}
+
+impl Manchengo {
+    pub fn spawn(env: &[(&str, &str)]) -> Manchengo {
+        let workdir = Dir::new("srv");
+        let port = free_port();
+        let mut m = Manchengo {
+            port,
+            log: workdir.path().join("stdout.log"),
+            child: None,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            workdir,
+        };
+        m.start();
+        m
+    }
+
+    pub fn start(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_manchengo"));
+        cmd.arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PORT", self.port.to_string())
+            .env("DATA_DIR", self.workdir.path().join("data"))
+            .env("INSTANCE_NAME", "backend")
+            .env("LOG_FORMAT", "json")
+            .current_dir(self.workdir.path())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("spawn manchengo"));
+        assert!(wait_tcp(self.port, Duration::from_secs(20)), "manchengo did not listen");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// SIGTERM and wait for the graceful exit.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Manchengo {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
