@@ -100,14 +100,13 @@ impl Db {
             .connect_lazy(true);
         match backend {
             Backend::Sqlite => {
-                if let Some(path) = sqlite_path(&opts.url) {
-                    if let Some(dir) = std::path::Path::new(&path).parent() {
-                        if !dir.as_os_str().is_empty() {
-                            std::fs::create_dir_all(dir).map_err(|e| {
-                                StoreError::Other(format!("cannot create data directory {}: {e}", dir.display()))
-                            })?;
-                        }
-                    }
+                if let Some(path) = sqlite_path(&opts.url)
+                    && let Some(dir) = std::path::Path::new(&path).parent()
+                    && !dir.as_os_str().is_empty()
+                {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        StoreError::Other(format!("cannot create data directory {}: {e}", dir.display()))
+                    })?;
                 }
                 // Pragmas go into the connect options so that every connection of the pool has them.
                 co.max_connections(opts.pool_max.clamp(2, 9)).min_connections(1);

@@ -194,10 +194,8 @@ impl Cache {
         let via_redis = self.mode() == CacheMode::Redis;
         let local_ttl = if via_redis { ttl.min(NEAR_TTL) } else { ttl };
         let init = async {
-            if via_redis {
-                if let Some(bytes) = self.redis_get(&full).await {
-                    return Ok::<_, E>((Entry { bytes: Arc::new(bytes), ttl: local_ttl }, true));
-                }
+            if via_redis && let Some(bytes) = self.redis_get(&full).await {
+                return Ok::<_, E>((Entry { bytes: Arc::new(bytes), ttl: local_ttl }, true));
             }
             let value = loader().await?;
             let Ok(bytes) = rmp_serde::to_vec_named(&value) else {
@@ -452,10 +450,10 @@ impl Cache {
         let mut stream = pubsub.into_on_message();
         while let Some(msg) = stream.next().await {
             let Ok(payload) = msg.get_payload::<String>() else { continue };
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&payload) {
-                if let Some(prefix) = v.get("prefix").and_then(|p| p.as_str()) {
-                    self.drop_local(prefix);
-                }
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&payload)
+                && let Some(prefix) = v.get("prefix").and_then(|p| p.as_str())
+            {
+                self.drop_local(prefix);
             }
         }
     }

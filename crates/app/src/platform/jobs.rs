@@ -170,10 +170,10 @@ impl Scheduler {
                         Ok(false) => {
                             // Someone else holds it or the slot already ran: look again in 10 s.
                             next_due = now + chrono::Duration::seconds(10);
-                            if let (Some(s), Ok(rows)) = (&slot, store::jobs::list(dbmon.db()).await) {
-                                if rows.iter().any(|r| r.name == job.name && r.last_run_key.as_ref() == Some(s)) {
-                                    done_slot = slot.clone();
-                                }
+                            if let (Some(s), Ok(rows)) = (&slot, store::jobs::list(dbmon.db()).await)
+                                && rows.iter().any(|r| r.name == job.name && r.last_run_key.as_ref() == Some(s))
+                            {
+                                done_slot = slot.clone();
                             }
                             false
                         }

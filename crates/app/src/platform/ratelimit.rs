@@ -105,10 +105,10 @@ impl RateLimiter {
 
     /// Reconnects the shared counters if they were lost (called by the 5 s probe).
     pub async fn probe(&self) {
-        if let Some(link) = &self.redis {
-            if link.current().await.is_none() {
-                let _ = link.connect().await;
-            }
+        if let Some(link) = &self.redis
+            && link.current().await.is_none()
+        {
+            let _ = link.connect().await;
         }
     }
 }

@@ -176,10 +176,10 @@ impl TestServer {
         let client = client();
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            if let Ok(r) = client.get(self.url("/api/health/ready")).send().await {
-                if r.status() == 200 {
-                    return;
-                }
+            if let Ok(r) = client.get(self.url("/api/health/ready")).send().await
+                && r.status() == 200
+            {
+                return;
             }
             assert!(tokio::time::Instant::now() < deadline, "server not ready within {within:?}");
             tokio::time::sleep(Duration::from_millis(50)).await;
