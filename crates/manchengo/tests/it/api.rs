@@ -210,3 +210,23 @@ async fn the_status_page_is_french_and_embedded_assets_are_immutable() {
     assert_eq!(r.headers()["content-type"], "text/css; charset=utf-8");
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn with_redis_two_instances_share_one_budget_per_client() {
+    let redis = crate::support::PrivateRedis::start();
+    let t = crate::support::TestDb::new(crate::support::Kind::Sqlite).await.unwrap();
+    let url = redis.url();
+    let cfg = [("RATE_LIMIT_MAX", "6"), ("REDIS_URL", url.as_str())];
+    let backend = TestServer::start(&t, &cfg).await;
+    let web = TestServer::start(&t, &cfg).await;
+    let c = client();
+    for srv in [&backend, &web, &backend, &web, &backend, &web] {
+        assert_eq!(c.get(srv.url("/api/openapi.json")).send().await.unwrap().status(), 200);
+    }
+    let r = c.get(web.url("/api/openapi.json")).send().await.unwrap();
+    assert_eq!(r.status(), 429, "the seventh request of the window is refused whichever instance gets it");
+    let (_, d) = get_json(&backend.url("/api/health/detailed")).await;
+    assert_eq!(d["rateLimit"]["backend"], "redis");
+    backend.stop().await;
+    web.stop().await;
+}
