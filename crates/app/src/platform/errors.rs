@@ -177,3 +177,70 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::routing::post;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Input {
+        quantity: i64,
+    }
+
+    async fn call(content_type: Option<&str>, body: &str) -> (StatusCode, Value) {
+        let app = Router::new().route("/x", post(|ApiJson(_): ApiJson<Input>| async { "ok" }));
+        let mut req = Request::post("/x");
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let res = app.oneshot(req.body(Body::from(body.to_string())).unwrap()).await.unwrap();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    #[tokio::test]
+    async fn bad_json_bodies_are_client_errors_in_the_envelope() {
+        let (s, b) = call(Some("application/json"), "{\"quantity\": ").await;
+        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("VALIDATION_ERROR")));
+        assert_eq!(b["error"]["details"]["fields"][0]["code"], "JSON_INVALIDE");
+
+        let (s, b) = call(Some("application/json"), "{\"quantity\": \"beaucoup\"}").await;
+        assert_eq!(
+            (s, b["error"]["details"]["fields"][0]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("TYPE_INVALIDE"))
+        );
+
+        let (s, b) = call(Some("application/json"), "{\"quantity\": 1, \"prix\": 2}").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "unknown fields are refused");
+        assert_eq!(b["error"]["code"], "VALIDATION_ERROR");
+
+        let (s, b) = call(None, "{\"quantity\": 1}").await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("UNSUPPORTED_MEDIA_TYPE"))
+        );
+
+        let (s, _) = call(Some("application/json"), "{\"quantity\": 1}").await;
+        assert_eq!(s, StatusCode::OK);
+    }
+
+    #[test]
+    fn server_errors_never_leak_internals() {
+        let e = REQUEST_ID.sync_scope("req-1".into(), ApiError::internal);
+        assert_eq!(e.message, "Une erreur interne est survenue. Référence : req-1.");
+        let e = ApiError::from(store::StoreError::Other("relation \"secret_table\" does not exist".into()));
+        assert_eq!(e.code, "INTERNAL_ERROR");
+        assert!(!e.message.contains("secret_table"));
+        let e = ApiError::from(store::StoreError::Unavailable("refused".into()));
+        assert_eq!((e.status.as_u16(), e.code, e.retry_after), (503, "DATABASE_UNAVAILABLE", Some(5)));
+    }
+}
