@@ -9,6 +9,11 @@ pub fn datetime_algiers(unix_secs: i64) -> String {
     format!("{d:02}/{m:02}/{y:04} {:02}:{:02}", secs / 3_600, secs / 60 % 60)
 }
 
+/// `80,0 %` — a rate given in tenths of a percent, French style (comma, U+202F before `%`, UI.md §1.4).
+pub fn percent_tenths(tenths: u64) -> String {
+    format!("{},{}\u{202F}%", tenths / 10, tenths % 10)
+}
+
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -26,6 +31,13 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percentages_read_the_french_way() {
+        assert_eq!(percent_tenths(800), "80,0\u{202F}%");
+        assert_eq!(percent_tenths(0), "0,0\u{202F}%");
+        assert_eq!(percent_tenths(667), "66,7\u{202F}%");
+    }
 
     #[test]
     fn algiers_is_utc_plus_one_all_year() {

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use domain::platform::health::{self as rules, CacheState, DatabaseState, Overall};
 use serde_json::{Value, json};
 
+use crate::platform::cache::CacheCheck;
 use crate::platform::errors::ApiError;
 use crate::platform::telemetry;
 use crate::state::AppState;
@@ -29,15 +30,37 @@ pub async fn live() -> Response {
     no_store(StatusCode::OK, json!({"status": "ok", "timestamp": now_rfc3339()}))
 }
 
-struct Checks {
-    overall: Overall,
-    database: Value,
-    cache: Value,
-    db_state: DatabaseState,
+/// The result of the two readiness probes, shared by the health endpoints and the status page.
+pub struct Checks {
+    pub overall: Overall,
+    pub db_state: DatabaseState,
+    pub db_ms: u64,
+    /// The `SELECT 1` itself failed (rather than answering before the bootstrap finished).
+    pub db_failed: bool,
+    pub cache: CacheCheck,
+}
+
+impl Checks {
+    fn database_json(&self) -> Value {
+        let mut v = json!({"status": if self.db_state == DatabaseState::Up { "up" } else { "down" }, "responseTimeMs": self.db_ms});
+        if self.db_failed {
+            v["error"] = json!("DATABASE_UNAVAILABLE");
+        }
+        v
+    }
+
+    fn cache_json(&self) -> Value {
+        let c = &self.cache;
+        let mut v = json!({"status": c.status, "mode": c.mode, "responseTimeMs": c.response_time_ms});
+        if let Some(e) = c.error {
+            v["error"] = json!(e);
+        }
+        v
+    }
 }
 
 /// `SELECT 1` (2 s) and the cache `PING` (250 ms) in parallel.
-async fn run_checks(st: &AppState) -> Checks {
+pub async fn run_checks(st: &AppState) -> Checks {
     let db_check = async {
         let t = Instant::now();
         let res = st.dbmon.db().ping(Duration::from_secs(2)).await;
@@ -55,16 +78,7 @@ async fn run_checks(st: &AppState) -> Checks {
         _ => CacheState::Down,
     };
     let overall = rules::overall(st.is_draining(), db_state, cache_state);
-    let mut database =
-        json!({"status": if db_state == DatabaseState::Up { "up" } else { "down" }, "responseTimeMs": db_ms});
-    if db_res.is_err() {
-        database["error"] = json!("DATABASE_UNAVAILABLE");
-    }
-    let mut cache_json = json!({"status": cache.status, "mode": cache.mode, "responseTimeMs": cache.response_time_ms});
-    if let Some(e) = cache.error {
-        cache_json["error"] = json!(e);
-    }
-    Checks { overall, database, cache: cache_json, db_state }
+    Checks { overall, db_state, db_ms, db_failed: db_res.is_err(), cache }
 }
 
 /// Readiness: 200 ready or degraded (cache down), 503 when the database is down or the server is draining.
@@ -75,7 +89,8 @@ pub async fn ready(State(st): State<AppState>) -> Response {
     let status = StatusCode::from_u16(c.overall.http_status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     no_store(
         status,
-        json!({"status": c.overall.ready_word(), "timestamp": now_rfc3339(), "checks": {"database": c.database, "cache": c.cache}}),
+        json!({"status": c.overall.ready_word(), "timestamp": now_rfc3339(),
+               "checks": {"database": c.database_json(), "cache": c.cache_json()}}),
     )
 }
 
@@ -89,13 +104,13 @@ pub fn diagnostics_refused() -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "Authentification requise (jeton administrateur).")
 }
 
-/// The detailed report as the status page and `/api/health/detailed` show it.
+/// The detailed report of `/api/health/detailed`.
 pub async fn detailed_report(st: &AppState) -> Value {
     let c = run_checks(st).await;
     let stats = st.cache.stats();
     let db = st.dbmon.db();
     let (size, idle, max) = db.pool_stats();
-    let mut database = c.database;
+    let mut database = c.database_json();
     database["backend"] = json!(db.backend().name());
     database["pool"] = json!({"size": size, "idle": idle, "max": max});
     if c.db_state == DatabaseState::Up {
@@ -112,7 +127,7 @@ pub async fn detailed_report(st: &AppState) -> Value {
         "environment": st.config.app_env.name(),
         "instance": st.config.instance_name,
         "uptime": {"seconds": uptime, "human": rules::uptime_human(uptime)},
-        "checks": {"database": database, "cache": c.cache},
+        "checks": {"database": database, "cache": c.cache_json()},
         "cache": {
             "hits": stats.hits, "misses": stats.misses, "sets": stats.sets, "invalidations": stats.invalidations,
             "hitRate": rules::hit_rate(stats.hits, stats.misses),

@@ -7,8 +7,10 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use domain::format::datetime_algiers;
-use serde_json::Value;
+use domain::format::{datetime_algiers, percent_tenths};
+use domain::platform::health::{DatabaseState, Overall, hit_rate_tenths, memory_human, uptime_human};
+
+use crate::platform::cache::CacheMode;
 
 use crate::state::AppState;
 
@@ -102,48 +104,55 @@ struct StatusPage {
     generated_at: String,
 }
 
-fn tone_of(status: &str) -> (&'static str, &'static str) {
+/// Badge tone and word of a probe (UI.md §1.5: santé — Vert OK, Ambre Dégradé, Rouge Indisponible).
+fn probe_badge(status: &str) -> (&'static str, &'static str) {
     match status {
-        "up" | "ok" | "ready" => ("vert", "OK"),
-        "degraded" | "fallback" => ("ambre", "Dégradé"),
-        "draining" => ("ambre", "Arrêt en cours"),
+        "up" => ("vert", "OK"),
+        "fallback" => ("ambre", "Dégradé"),
         _ => ("rouge", "Indisponible"),
     }
 }
 
-fn fmt_time(v: &Value) -> String {
-    v.as_str()
-        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| datetime_algiers(t.timestamp()))
-        .unwrap_or_else(|| "—".into())
+fn overall_tone(o: Overall) -> &'static str {
+    match o {
+        Overall::Ready => "vert",
+        Overall::Degraded | Overall::Draining => "ambre",
+        Overall::Unavailable => "rouge",
+    }
 }
 
-/// `/`: the system status (until the role dashboards exist).
+fn job_badge(last_status: Option<&str>) -> (&'static str, &'static str) {
+    match last_status {
+        Some("ok") => ("vert", "OK"),
+        Some("error") => ("rouge", "Erreur"),
+        Some("skipped") => ("gris", "Ignorée"),
+        _ => ("gris", "Pas encore exécutée"),
+    }
+}
+
+fn fmt_time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    t.map(|t| datetime_algiers(t.timestamp())).unwrap_or_else(|| "—".into())
+}
+
+/// `/`: the system status (until the role dashboards exist), from the same probes as `/api/health/detailed`.
 async fn status_page(State(st): State<AppState>) -> Response {
-    let r = crate::api::health::detailed_report(&st).await;
-    let overall = match r["status"].as_str().unwrap_or("") {
-        "ok" => domain::platform::health::Overall::Ready,
-        "degraded" => domain::platform::health::Overall::Degraded,
-        "draining" => domain::platform::health::Overall::Draining,
-        _ => domain::platform::health::Overall::Unavailable,
+    let c = crate::api::health::run_checks(&st).await;
+    let stats = st.cache.stats();
+    let backend = match st.dbmon.db().backend() {
+        store::Backend::Postgres => "PostgreSQL",
+        store::Backend::Sqlite => "SQLite (embarquée)",
     };
-    let db = &r["checks"]["database"];
-    let cache = &r["checks"]["cache"];
-    let (db_tone, db_badge) = tone_of(db["status"].as_str().unwrap_or(""));
-    let (cache_tone, cache_badge) = tone_of(cache["status"].as_str().unwrap_or(""));
-    let backend = match db["backend"].as_str() {
-        Some("postgres") => "PostgreSQL",
-        _ => "SQLite (embarquée)",
+    let cache_mode = match stats.mode {
+        CacheMode::Redis => "Redis",
+        CacheMode::Fallback => "Mémoire (secours, Redis injoignable)",
+        CacheMode::Memory => "Mémoire",
     };
-    let cache_mode = match r["cache"]["mode"].as_str() {
-        Some("redis") => "Redis",
-        Some("fallback") => "Mémoire (secours, Redis injoignable)",
-        _ => "Mémoire",
-    };
+    let (db_tone, db_badge) = probe_badge(if c.db_state == DatabaseState::Up { "up" } else { "down" });
+    let (cache_tone, cache_badge) = probe_badge(c.cache.status);
     let checks = vec![
         CheckRow {
             label: "Base de données",
-            value: format!("{backend} — {} ms", db["responseTimeMs"]),
+            value: format!("{backend} — {} ms", c.db_ms),
             tone: db_tone,
             badge: db_badge.into(),
         },
@@ -151,65 +160,55 @@ async fn status_page(State(st): State<AppState>) -> Response {
             label: "Cache",
             value: format!(
                 "{cache_mode} — taux de succès {}",
-                r["cache"]["hitRateFormatted"].as_str().unwrap_or("0.0%").replace('.', ",")
+                percent_tenths(hit_rate_tenths(stats.hits, stats.misses))
             ),
             tone: cache_tone,
             badge: cache_badge.into(),
         },
     ];
+    let uptime = st.started.elapsed().as_secs();
     let facts = vec![
-        ("Version", r["version"].as_str().unwrap_or("").to_string()),
-        ("Instance", r["instance"].as_str().unwrap_or("").to_string()),
-        ("Environnement", if r["environment"] == "production" { "Production".into() } else { "Développement".into() }),
-        ("En service depuis", r["uptime"]["human"].as_str().unwrap_or("").to_string()),
-        ("Mémoire utilisée", r["memory"]["rss"].as_str().unwrap_or("").to_string()),
+        ("Version", env!("CARGO_PKG_VERSION").to_string()),
+        ("Instance", st.config.instance_name.clone()),
+        ("Environnement", if st.config.is_production() { "Production".into() } else { "Développement".into() }),
+        ("En service depuis", uptime_human(uptime)),
+        ("Mémoire utilisée", memory_human(crate::platform::telemetry::rss_bytes())),
         (
             "Limite de requêtes",
-            format!("{} par {} s et par client", r["rateLimit"]["max"], r["rateLimit"]["ttlSeconds"]),
+            format!("{} par {} s et par client", st.config.rate_limit_max, st.config.rate_limit_ttl.as_secs()),
         ),
     ];
-    let jobs = r["jobs"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .map(|j| {
-                    let (tone, badge) = match j["lastStatus"].as_str() {
-                        Some("ok") => ("vert", "OK"),
-                        Some("error") => ("rouge", "Erreur"),
-                        Some("skipped") => ("gris", "Ignorée"),
-                        _ => ("gris", "Pas encore exécutée"),
-                    };
-                    JobRow {
-                        name: j["name"].as_str().unwrap_or("").to_string(),
-                        last_run: fmt_time(&j["lastRunAt"]),
-                        next_run: fmt_time(&j["nextRunAt"]),
-                        tone,
-                        badge,
-                    }
-                })
-                .collect()
+    let jobs = st
+        .scheduler
+        .views(&st.dbmon)
+        .await
+        .into_iter()
+        .map(|j| {
+            let (tone, badge) = job_badge(j.last_status.as_deref());
+            JobRow { name: j.name, last_run: fmt_time(j.last_run_at), next_run: fmt_time(j.next_run_at), tone, badge }
         })
-        .unwrap_or_default();
+        .collect();
     let mut layout = Layout::new("État du système", "/");
-    if overall != domain::platform::health::Overall::Ready {
-        layout.flash.push(Flash {
-            tone: if overall == domain::platform::health::Overall::Degraded { "avertissement" } else { "erreur" },
-            text: match overall {
-                domain::platform::health::Overall::Degraded => {
-                    "Le cache Redis est injoignable : le serveur fonctionne sur son cache en mémoire, sans perte de données.".into()
-                }
-                _ => "La base de données est injoignable : les opérations sont suspendues jusqu'à son retour.".into(),
-            },
-        });
+    match c.overall {
+        Overall::Ready => {}
+        Overall::Degraded => layout.flash.push(Flash {
+            tone: "avertissement",
+            text: "Le cache Redis est injoignable : le serveur fonctionne sur son cache en mémoire, sans perte de données."
+                .into(),
+        }),
+        Overall::Draining => layout.flash.push(Flash {
+            tone: "avertissement",
+            text: "Le serveur s'arrête : les opérations en cours se terminent.".into(),
+        }),
+        Overall::Unavailable => layout.flash.push(Flash {
+            tone: "erreur",
+            text: "La base de données est injoignable : les opérations sont suspendues jusqu'à son retour.".into(),
+        }),
     }
     let page = StatusPage {
         layout,
-        overall_tone: match overall {
-            domain::platform::health::Overall::Ready => "vert",
-            domain::platform::health::Overall::Degraded | domain::platform::health::Overall::Draining => "ambre",
-            domain::platform::health::Overall::Unavailable => "rouge",
-        },
-        overall_label: overall.label_fr(),
+        overall_tone: overall_tone(c.overall),
+        overall_label: c.overall.label_fr(),
         checks,
         facts,
         jobs,

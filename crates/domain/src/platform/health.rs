@@ -71,20 +71,24 @@ pub fn overall(draining: bool, database: DatabaseState, cache: CacheState) -> Ov
     }
 }
 
-/// `hitRate = hits / (hits + misses) × 100`, 0 when nothing was looked up; one decimal.
-pub fn hit_rate(hits: u64, misses: u64) -> f64 {
-    let total = hits + misses;
+/// `hitRate` in tenths of a percent: `hits / (hits + misses) × 1000`, rounded half up, 0 when nothing was looked up.
+pub fn hit_rate_tenths(hits: u64, misses: u64) -> u64 {
+    let total = hits as u128 + misses as u128;
     if total == 0 {
-        return 0.0;
+        return 0;
     }
-    // Tenths of a percent in integers, then one division: the value shown is exactly the rounded one.
-    let tenths = (hits as u128 * 1000 + total as u128 / 2) / total as u128;
-    tenths as f64 / 10.0
+    ((hits as u128 * 1000 + total / 2) / total) as u64
 }
 
-/// `80.0%` — the formatted twin of [`hit_rate`].
+/// `hitRate = hits / (hits + misses) × 100` with one decimal, as the JSON of detailed health carries it.
+pub fn hit_rate(hits: u64, misses: u64) -> f64 {
+    hit_rate_tenths(hits, misses) as f64 / 10.0
+}
+
+/// `80.0%` — the formatted twin of [`hit_rate`] in the JSON (pages use `format::percent_tenths`).
 pub fn hit_rate_formatted(hits: u64, misses: u64) -> String {
-    format!("{:.1}%", hit_rate(hits, misses))
+    let t = hit_rate_tenths(hits, misses);
+    format!("{}.{}%", t / 10, t % 10)
 }
 
 /// `1j 2h 3m 4s` (French: jours).
@@ -132,6 +136,8 @@ mod tests {
         assert_eq!(hit_rate(2, 1), 66.7);
         assert_eq!(hit_rate(1, 2), 33.3);
         assert_eq!(hit_rate(5, 0), 100.0);
+        assert_eq!(hit_rate_tenths(1, 2), 333);
+        assert_eq!(hit_rate_formatted(2, 1), "66.7%");
     }
 
     #[test]

@@ -70,7 +70,7 @@ async fn the_status_page_shows_the_system_health_in_french_on_desktop_and_phone(
     let body = web.find(By::Tag("body")).await.unwrap().text().await.unwrap();
     assert!(body.contains("Base de données"));
     assert!(body.contains("SQLite (embarquée)"));
-    assert!(body.contains("Mémoire — taux de succès 0,0%"), "{body}");
+    assert!(body.contains("Mémoire — taux de succès 0,0\u{202F}%"), "{body}");
     // The side navigation marks the current page; the stylesheet was applied (header is dark Cave).
     let current = web.find(By::Css(".navigation a[aria-current='page']")).await.unwrap();
     assert_eq!(current.text().await.unwrap(), "État du système");
