@@ -1,6 +1,5 @@
 //! Building the application and serving it with a graceful shutdown (PLATFORM.md §10.2).
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -26,11 +25,18 @@ pub struct Options {
     pub job_tick: Duration,
     /// Extra jobs (tests register their own to prove leases).
     pub extra_jobs: Vec<Job>,
+    /// Extra routes behind the whole pipeline (tests add a slow route to prove the drain).
+    pub extra_routes: Option<Router<AppState>>,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { clock: Arc::new(SystemClock), job_tick: Duration::from_secs(1), extra_jobs: Vec::new() }
+        Options {
+            clock: Arc::new(SystemClock),
+            job_tick: Duration::from_secs(1),
+            extra_jobs: Vec::new(),
+            extra_routes: None,
+        }
     }
 }
 
@@ -152,7 +158,7 @@ impl App {
         }));
         background.push(tokio::spawn(scheduler.clone().run(dbmon.clone(), stop_rx.clone())));
 
-        let router = router(state.clone());
+        let router = router(state.clone(), options.extra_routes);
         Ok(App { state, router, stop, background })
     }
 
@@ -160,25 +166,51 @@ impl App {
     /// at a safe point and release their leases, pools close.
     pub async fn serve(self, listener: TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
         let App { state, router, stop, background } = self;
-        let (drain_tx, mut drain_rx) = watch::channel(false);
-        let draining_state = state.clone();
-        let graceful = async move {
-            shutdown.await;
-            draining_state.draining.store(true, Ordering::Release);
-            tracing::info!("shutdown requested: draining");
-            let _ = drain_tx.send(true);
-        };
-        let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(graceful);
-        let timeout = state.config.shutdown_timeout;
-        let forced = async move {
-            let _ = drain_rx.wait_for(|d| *d).await;
-            tokio::time::sleep(timeout).await;
-        };
-        tokio::select! {
-            r = server => if let Err(e) = r { tracing::error!(error = %e, "server error") },
-            _ = forced => tracing::warn!("drain timeout reached: aborting remaining requests"),
+        // Our own accept loop (rather than `axum::serve`) so that the connections still open when the drain budget
+        // runs out are really aborted: their tasks live in this JoinSet, not detached.
+        let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut connections = tokio::task::JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            // Out of file descriptors and the like: wait a little rather than spin.
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let router = router.clone();
+                    let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                        tower::ServiceExt::oneshot(router.clone(), req)
+                    });
+                    let conn = builder
+                        .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service)
+                        .into_owned();
+                    let conn = graceful.watch(conn);
+                    connections.spawn(async move {
+                        let _ = conn.await;
+                    });
+                }
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                _ = &mut shutdown => break,
+            }
         }
+        drop(listener);
+        state.draining.store(true, Ordering::Release);
+        tracing::info!(open_connections = connections.len(), "shutdown requested: draining");
+        tokio::select! {
+            _ = graceful.shutdown() => {}
+            _ = tokio::time::sleep(state.config.shutdown_timeout) => {
+                tracing::warn!(aborted = connections.len(), "drain timeout reached: aborting remaining requests");
+            }
+        }
+        connections.shutdown().await;
         let _ = stop.send(true);
         for t in background {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
@@ -189,11 +221,12 @@ impl App {
 }
 
 /// The whole HTTP surface.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
     let (api, _doc) = crate::api::router();
     let body_limit = state.config.body_limit;
     Router::new()
         .merge(api)
+        .merge(extra.unwrap_or_default())
         .route("/metrics", axum::routing::get(crate::api::health::metrics))
         .merge(crate::web::router())
         .fallback(crate::api::fallback)

@@ -40,6 +40,7 @@ async fn a_leased_job_runs_once_per_slot_across_two_instances() {
                 clock: clock.clone(),
                 job_tick: Duration::from_millis(50),
                 extra_jobs: vec![nightly(runs.clone())],
+                extra_routes: None,
             };
             servers.push(TestServer::start_with(cfg, opts).await);
         }

@@ -6,5 +6,6 @@ mod cache;
 mod cli;
 mod drills;
 mod jobs;
+mod shutdown;
 mod storage;
 mod support;
