@@ -146,15 +146,8 @@ impl App {
         background.push(tokio::spawn(cache.clone().run(stop_rx.clone())));
         background.push(tokio::spawn({
             let limiter = limiter.clone();
-            let mut stop = stop_rx.clone();
-            async move {
-                loop {
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(5)) => limiter.probe().await,
-                        _ = stop.changed() => return,
-                    }
-                }
-            }
+            let stop = stop_rx.clone();
+            async move { crate::platform::every(Duration::from_secs(5), stop, || limiter.probe()).await }
         }));
         background.push(tokio::spawn(scheduler.clone().run(dbmon.clone(), stop_rx.clone())));
 

@@ -407,18 +407,7 @@ impl Cache {
         if self.redis.is_none() {
             return;
         }
-        let probe = {
-            let me = self.clone();
-            let mut stop = stop.clone();
-            async move {
-                loop {
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(5)) => me.probe().await,
-                        _ = stop.changed() => return,
-                    }
-                }
-            }
-        };
+        let probe = super::every(Duration::from_secs(5), stop.clone(), || self.probe());
         let subscriber = {
             let me = self.clone();
             let mut stop = stop.clone();
