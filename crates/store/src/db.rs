@@ -167,6 +167,40 @@ impl Db {
         Ok(WriteTx { tx, _writer: writer })
     }
 
+    /// Runs one business operation in one writing transaction: commits on `Ok`, rolls back on `Err`, and replays the
+    /// whole operation up to 3 more times with jitter when it failed on a transient conflict (serialization failure,
+    /// deadlock, lock timeout — PLATFORM.md §10.1), so a conflict surfaces only when it persists.
+    ///
+    /// ```ignore
+    /// db.write(|tx| Box::pin(async move { lots::lock(tx, id).await?; … Ok(outcome) })).await
+    /// ```
+    pub async fn write<T, E, F>(&self, mut op: F) -> Result<T, E>
+    where
+        E: From<StoreError> + Transient,
+        F: for<'t> FnMut(&'t WriteTx) -> futures_util::future::BoxFuture<'t, Result<T, E>>,
+    {
+        let mut attempt = 0u32;
+        loop {
+            let tx = self.begin_write().await?;
+            let result = op(&tx).await;
+            let result = match result {
+                Ok(v) => tx.commit().await.map(|_| v).map_err(E::from),
+                Err(e) => {
+                    // Dropping the transaction rolls it back; do it explicitly so the writer is free before a retry.
+                    let _ = tx.tx.rollback().await;
+                    Err(e)
+                }
+            };
+            match result {
+                Err(e) if e.is_transient() && attempt < MAX_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(retry_delay(attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// `SELECT 1`, bounded by `timeout`.
     pub async fn ping(&self, timeout: Duration) -> Result<(), StoreError> {
         match tokio::time::timeout(timeout, self.conn.execute_unprepared("SELECT 1")).await {
@@ -195,6 +229,27 @@ impl Db {
     }
 }
 
+/// Errors that say "try the same thing again": implemented by [`StoreError`] and by the error types of business
+/// operations that wrap it.
+pub trait Transient {
+    fn is_transient(&self) -> bool;
+}
+
+impl Transient for StoreError {
+    fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Conflict(_))
+    }
+}
+
+const MAX_RETRIES: u32 = 3;
+
+/// 10–40 ms, 20–80 ms, 40–160 ms: spread so that two colliding writers do not collide again.
+fn retry_delay(attempt: u32) -> Duration {
+    let base = 10u64 << (attempt - 1).min(4);
+    let jitter = uuid::Uuid::new_v4().as_u128() as u64 % (base * 3 + 1);
+    Duration::from_millis(base + jitter)
+}
+
 /// The file path of a `sqlite://` URL, without its query string; `None` for in-memory databases.
 pub fn sqlite_path(url: &str) -> Option<String> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
@@ -217,6 +272,15 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_delays_grow_and_stay_bounded() {
+        for attempt in 1..=MAX_RETRIES {
+            let base = 10u64 << (attempt - 1);
+            let d = retry_delay(attempt).as_millis() as u64;
+            assert!((base..=base * 4).contains(&d), "attempt {attempt}: {d} ms");
+        }
+    }
 
     #[test]
     fn backend_from_url() {

@@ -9,5 +9,5 @@ pub mod migration;
 pub mod schema;
 pub mod secrets;
 
-pub use db::{Backend, Db, DbOptions, WriteTx};
+pub use db::{Backend, Db, DbOptions, Transient, WriteTx};
 pub use error::StoreError;

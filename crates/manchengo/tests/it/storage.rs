@@ -141,3 +141,71 @@ async fn the_status_check_constraint_refuses_unknown_words() {
     })
     .await;
 }
+
+/// `Db::write`: a transient conflict replays the whole operation in a fresh transaction (the first attempt's write is
+/// rolled back, so nothing is written twice); a conflict that persists surfaces after 3 retries; any other error rolls
+/// back at once.
+#[tokio::test]
+async fn write_retries_transient_conflicts_and_never_half_writes() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use sea_orm::{ActiveValue::Set, EntityTrait, PaginatorTrait};
+    use store::StoreError;
+    use store::secrets::entity as secrets;
+
+    async fn insert(tx: &store::WriteTx, name: &str) -> Result<(), StoreError> {
+        secrets::Entity::insert(secrets::ActiveModel {
+            name: Set(name.to_string()),
+            value: Set("v".into()),
+            created_at: Set(chrono::Utc::now()),
+        })
+        .exec(&**tx)
+        .await?;
+        Ok(())
+    }
+
+    on_both(|t| async move {
+        let db = t.migrated().await;
+        let attempts = AtomicU32::new(0);
+        let out: Result<u32, StoreError> = db
+            .write(|tx| {
+                let n = attempts.fetch_add(1, Ordering::SeqCst) + 1;
+                Box::pin(async move {
+                    // The same primary key each time: a second insert would fail if the first had survived.
+                    insert(tx, "retry").await?;
+                    if n < 3 { Err(StoreError::Conflict("40001 could not serialize access".into())) } else { Ok(n) }
+                })
+            })
+            .await;
+        assert_eq!(out.unwrap(), 3, "{:?}", t.kind);
+
+        let attempts = AtomicU32::new(0);
+        let out: Result<(), StoreError> = db
+            .write(|tx| {
+                attempts.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async move {
+                    insert(tx, "toujours").await?;
+                    Err(StoreError::Conflict("deadlock detected".into()))
+                })
+            })
+            .await;
+        assert!(matches!(out, Err(StoreError::Conflict(_))));
+        assert_eq!(attempts.load(Ordering::SeqCst), 4, "1 attempt + 3 retries");
+
+        let attempts = AtomicU32::new(0);
+        let out: Result<(), StoreError> = db
+            .write(|tx| {
+                attempts.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async move {
+                    insert(tx, "refus").await?;
+                    Err(StoreError::Other("règle métier".into()))
+                })
+            })
+            .await;
+        assert!(matches!(out, Err(StoreError::Other(_))));
+        assert_eq!(attempts.load(Ordering::SeqCst), 1, "no retry for a non-transient error");
+
+        assert_eq!(secrets::Entity::find().count(db.conn()).await.unwrap(), 1, "only the committed row exists");
+    })
+    .await;
+}
