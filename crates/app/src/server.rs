@@ -217,8 +217,15 @@ impl App {
 pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
     let (api, _doc) = crate::api::router();
     let body_limit = state.config.body_limit;
+    // Swagger UI (development by default, `DOCS_ENABLED` in production) reads the same generated document.
+    let docs: Router<AppState> = if state.config.docs_enabled {
+        utoipa_swagger_ui::SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::new(["/api/openapi.json"])).into()
+    } else {
+        Router::new()
+    };
     Router::new()
         .merge(api)
+        .merge(docs)
         .merge(extra.unwrap_or_default())
         .route("/metrics", axum::routing::get(crate::api::health::metrics))
         .merge(crate::web::router())

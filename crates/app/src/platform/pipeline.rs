@@ -35,7 +35,7 @@ fn exempt_from_limits(path: &str) -> bool {
 
 /// Routes that can answer without the database (health, metrics, the status page, static files).
 fn works_without_database(path: &str) -> bool {
-    exempt_from_limits(path) || path == "/" || path == "/api/openapi.json" || path == "/favicon.ico"
+    exempt_from_limits(path) || path == "/" || path == "/api/openapi.json" || path.starts_with("/docs")
 }
 
 pub async fn pipeline(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
@@ -116,7 +116,7 @@ pub async fn pipeline(State(st): State<AppState>, mut req: Request, next: Next) 
             res.headers_mut().insert(header::ALLOW, allow);
         }
     }
-    security_headers(&mut res, is_api, st.config.is_production());
+    security_headers(&mut res, &path, is_api, st.config.is_production());
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(HeaderName::from_static("x-request-id"), v);
     }
@@ -167,10 +167,15 @@ fn put_limit_headers(res: &mut Response, d: &Decision) {
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; font-src 'self'; \
 connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 
+/// Swagger UI (third-party, `/docs` only) sets inline `style` attributes; nothing of ours ever gets this policy.
+const CSP_DOCS: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
 /// PLATFORM.md §4.6, on every response including errors and assets.
-fn security_headers(res: &mut Response, is_api: bool, production: bool) {
+fn security_headers(res: &mut Response, path: &str, is_api: bool, production: bool) {
     let h = res.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    let csp = if path == "/docs" || path.starts_with("/docs/") { CSP_DOCS } else { CSP };
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("strict-origin-when-cross-origin"));

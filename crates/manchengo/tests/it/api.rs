@@ -230,3 +230,20 @@ async fn with_redis_two_instances_share_one_budget_per_client() {
     backend.stop().await;
     web.stop().await;
 }
+
+#[tokio::test]
+async fn swagger_ui_is_served_in_development_only_when_enabled_and_alone_has_a_relaxed_policy() {
+    let t = crate::support::TestDb::new(crate::support::Kind::Sqlite).await.unwrap();
+    let srv = TestServer::start(&t, &[]).await;
+    let r = client().get(srv.url("/docs/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-security-policy"].to_str().unwrap().contains("style-src 'self' 'unsafe-inline'"));
+    assert!(r.text().await.unwrap().contains("swagger-ui"));
+    let init = client().get(srv.url("/docs/swagger-initializer.js")).send().await.unwrap().text().await.unwrap();
+    assert!(init.contains("\"url\": \"/api/openapi.json\""), "{init}");
+    srv.stop().await;
+
+    let srv = TestServer::start(&t, &[("DOCS_ENABLED", "false")]).await;
+    assert_eq!(client().get(srv.url("/docs/")).send().await.unwrap().status(), 404);
+    srv.stop().await;
+}

@@ -93,3 +93,22 @@ async fn the_status_page_shows_the_system_health_in_french_on_desktop_and_phone(
     phone.quit().await.unwrap();
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn swagger_ui_renders_the_generated_document() {
+    let Some(driver) = start_chromedriver() else { return };
+    let t = TestDb::new(Kind::Sqlite).await.unwrap();
+    let srv = TestServer::start(&t, &[]).await;
+    let web = browser(&driver, 1366).await;
+    web.goto(srv.url("/docs/")).await.unwrap();
+    let title = web.query(By::Css(".info .title")).first().await.unwrap();
+    assert!(title.text().await.unwrap().contains("Manchengo Smart ERP"));
+    let ops = web.query(By::Css(".opblock-summary-path")).all_from_selector_required().await.unwrap();
+    let mut paths = Vec::new();
+    for op in ops {
+        paths.push(op.text().await.unwrap());
+    }
+    assert!(paths.iter().any(|p| p.contains("/api/health/ready")), "{paths:?}");
+    web.quit().await.unwrap();
+    srv.stop().await;
+}
