@@ -106,7 +106,8 @@ impl App {
             }
         }];
         jobs.extend(options.extra_jobs);
-        let scheduler = Scheduler::new(jobs, options.clock.clone(), &config.instance_name, options.job_tick);
+        let scheduler =
+            Scheduler::new(jobs, options.clock.clone(), &config.instance_name, options.job_tick, Some(cache.clone()));
         let secrets = Arc::new(OnceLock::new());
         let state = AppState(Arc::new(Inner {
             config,
@@ -137,7 +138,7 @@ impl App {
                     }
                     let s = load_secrets(&db, &config).await?;
                     let _ = secrets.set(s);
-                    cache.invalidate_prefix(crate::api::system::JOBS_PREFIX).await;
+                    cache.invalidate_prefix(crate::platform::jobs::JOBS_PREFIX).await;
                     Ok(())
                 })
             })

@@ -8,11 +8,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::health::{allowed_by_ip, diagnostics_refused};
 use crate::platform::errors::ApiError;
-use crate::platform::jobs::JobView;
+use crate::platform::jobs::{JOBS_PREFIX, JobView};
 use crate::state::AppState;
-
-/// Cache prefix of the jobs view, invalidated whenever a job run is recorded.
-pub const JOBS_PREFIX: &str = "jobs:";
 
 /// Scheduled jobs with their last run, status and next run (read through the cache, 10 s).
 #[utoipa::path(get, path = "/api/system/jobs", tag = "platform", responses(

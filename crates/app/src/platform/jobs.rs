@@ -10,6 +10,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use domain::platform::schedule::{Calendar, latest_slot, next_slot};
 use futures_util::future::BoxFuture;
 
+use super::cache::Cache;
 use super::dbstate::DbMonitor;
 
 pub trait Clock: Send + Sync {
@@ -82,16 +83,27 @@ pub struct Scheduler {
     holder: String,
     tick: Duration,
     local: Mutex<HashMap<&'static str, JobView>>,
+    cache: Option<Arc<Cache>>,
 }
+
+/// Cache prefix of the jobs view (`GET /api/system/jobs`), invalidated after every recorded run.
+pub const JOBS_PREFIX: &str = "jobs:";
 
 fn at(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(secs, 0).single().unwrap_or_else(Utc::now)
 }
 
 impl Scheduler {
-    pub fn new(jobs: Vec<Job>, clock: Arc<dyn Clock>, holder: &str, tick: Duration) -> Arc<Scheduler> {
+    /// `cache` receives the invalidation of the jobs view after every recorded run.
+    pub fn new(
+        jobs: Vec<Job>,
+        clock: Arc<dyn Clock>,
+        holder: &str,
+        tick: Duration,
+        cache: Option<Arc<Cache>>,
+    ) -> Arc<Scheduler> {
         let local = jobs.iter().map(|j| (j.name, JobView { name: j.name.to_string(), ..Default::default() })).collect();
-        Arc::new(Scheduler { jobs, clock, holder: holder.to_string(), tick, local: Mutex::new(local) })
+        Arc::new(Scheduler { jobs, clock, holder: holder.to_string(), tick, local: Mutex::new(local), cache })
     }
 
     pub fn holder(&self) -> &str {
@@ -245,8 +257,14 @@ impl Scheduler {
                 run_key: if result.is_ok() { slot } else { None },
                 next_run_at: next_run,
             };
-            if let Err(e) = store::jobs::finish(dbmon.db(), job.name, &self.holder, finished, &outcome).await {
-                dbmon.report(&e);
+            match store::jobs::finish(dbmon.db(), job.name, &self.holder, finished, &outcome).await {
+                // After COMMIT, as every invalidation (PLATFORM.md §6).
+                Ok(()) => {
+                    if let Some(cache) = &self.cache {
+                        cache.invalidate_prefix(JOBS_PREFIX).await;
+                    }
+                }
+                Err(e) => dbmon.report(&e),
             }
         }
         result.is_ok()

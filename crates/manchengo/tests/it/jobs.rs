@@ -65,3 +65,33 @@ async fn a_leased_job_runs_once_per_slot_across_two_instances() {
     })
     .await;
 }
+
+/// The jobs view is cached for 10 s but a recorded run invalidates it (after COMMIT), so it never shows a stale run.
+#[tokio::test]
+async fn a_recorded_run_invalidates_the_cached_jobs_view() {
+    let t = crate::support::TestDb::new(crate::support::Kind::Sqlite).await.unwrap();
+    let clock = ManualClock::new(chrono::Utc.with_ymd_and_hms(2025, 3, 14, 23, 6, 0).unwrap());
+    let runs = Arc::new(AtomicU32::new(0));
+    let opts = app::server::Options {
+        clock: clock.clone(),
+        job_tick: Duration::from_millis(50),
+        extra_jobs: vec![nightly(runs.clone())],
+        extra_routes: None,
+    };
+    let srv = TestServer::start_with(config_for(&t.url, t.dir.path(), &[]), opts).await;
+    let last_run = || async {
+        let (_, body) = crate::support::get_json(&srv.url("/api/system/jobs")).await;
+        body["items"].as_array().unwrap().iter().find(|j| j["name"] == "test-nightly").unwrap()["lastRunAt"].clone()
+    };
+    eventually(Duration::from_secs(10), "first run recorded", || async { last_run().await == "2025-03-14T23:06:00Z" })
+        .await;
+    let hits_before = srv.state.cache.stats().hits;
+    assert_eq!(last_run().await, "2025-03-14T23:06:00Z");
+    assert!(srv.state.cache.stats().hits > hits_before, "the view is served from the cache");
+
+    clock.advance(chrono::Duration::days(1));
+    eventually(Duration::from_secs(10), "second run", || async { runs.load(Ordering::SeqCst) >= 2 }).await;
+    // Well within the 10 s TTL: only the invalidation can make the new run visible.
+    eventually(Duration::from_secs(2), "fresh view", || async { last_run().await == "2025-03-15T23:06:00Z" }).await;
+    srv.stop().await;
+}

@@ -209,3 +209,32 @@ async fn write_retries_transient_conflicts_and_never_half_writes() {
     })
     .await;
 }
+
+/// No built-in secret: a server started without `JWT_SECRET`/`QR_SECRET` generates them once in the database, and a
+/// configured one is never written there.
+#[tokio::test]
+async fn the_server_generates_missing_secrets_once_and_keeps_configured_ones_out_of_the_database() {
+    use sea_orm::EntityTrait;
+    use store::secrets::entity as secrets;
+
+    on_both(|t| async move {
+        let configured = "q8Jf0c1VbX9mN2pL7rT4sW6yZ3aE5dG8hK1";
+        let srv = crate::support::TestServer::start(&t, &[("JWT_SECRET", configured)]).await;
+        let loaded = srv.state.secrets.get().cloned().expect("secrets loaded before ready");
+        assert_eq!(loaded.jwt, configured);
+        srv.stop().await;
+        let db = t.open().await;
+        let rows = secrets::Entity::find().all(db.conn()).await.unwrap();
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, vec!["QR_SECRET"], "{:?}", t.kind);
+        assert_eq!(rows[0].value, loaded.qr);
+
+        // A restart without configuration generates the JWT key once and keeps the QR key.
+        let srv = crate::support::TestServer::start(&t, &[]).await;
+        let again = srv.state.secrets.get().cloned().unwrap();
+        assert_eq!(again.qr, loaded.qr, "the QR key survives restarts (printed QR codes stay valid)");
+        assert_eq!(again.jwt.len(), 64);
+        srv.stop().await;
+    })
+    .await;
+}
