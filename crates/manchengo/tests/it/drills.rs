@@ -121,9 +121,15 @@ async fn inc_003_redis_killed() {
     let logs = srv.logs();
     assert_eq!(logs.matches("\"cache_fallback\"").count(), 1, "the fallback is logged once:\n{logs}");
     assert_eq!(logs.matches("\"cache_recovered\"").count(), 1);
+    let mut access_lines = 0;
     for line in logs.lines().filter(|l| !l.trim().is_empty()) {
-        assert!(serde_json::from_str::<Value>(line).is_ok(), "every log line is JSON: {line}");
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("every log line is JSON: {line}"));
+        if v["message"] == "request" {
+            access_lines += 1;
+            assert!(v["request_id"].is_string() && v["status"].is_number() && v["route"].is_string(), "{line}");
+        }
     }
+    assert!(access_lines > 30, "one access line per request ({access_lines})");
 }
 
 /// INC-004: limits per real client behind a trusted proxy, 429 with headers, and `RATE_LIMIT_MAX=200` in `.env`

@@ -48,3 +48,30 @@ async fn the_drain_is_cut_at_the_shutdown_timeout() {
         tokio::time::timeout(Duration::from_secs(5), in_flight).await.expect("cut, not left to its client timeout");
     assert!(outcome.unwrap().is_err(), "the request past the budget was aborted");
 }
+
+/// A bug in a handler (a panic) answers `500 INTERNAL_ERROR` in the envelope with the request id to quote, reveals
+/// nothing of the panic, and the server keeps serving.
+#[tokio::test]
+async fn a_panicking_handler_gets_the_internal_error_envelope_and_the_server_survives() {
+    let t = TestDb::new(Kind::Sqlite).await.unwrap();
+    let cfg = config_for(&t.url, t.dir.path(), &[]);
+    let extra = axum::Router::new().route(
+        "/api/test/panne",
+        get(|| async {
+            if std::hint::black_box(true) {
+                panic!("détail interne secret");
+            }
+            "jamais"
+        }),
+    );
+    let srv =
+        TestServer::start_with(cfg, app::server::Options { extra_routes: Some(extra), ..Default::default() }).await;
+    let r = client().get(srv.url("/api/test/panne")).header("x-request-id", "panne-1").send().await.unwrap();
+    assert_eq!(r.status(), 500);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "INTERNAL_ERROR");
+    assert_eq!(body["error"]["message"], "Une erreur interne est survenue. Référence : panne-1.");
+    assert!(!body.to_string().contains("secret"));
+    assert_eq!(client().get(srv.url("/api/health")).send().await.unwrap().status(), 200);
+    srv.stop().await;
+}
