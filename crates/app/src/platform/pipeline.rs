@@ -132,7 +132,8 @@ pub async fn pipeline(State(st): State<AppState>, mut req: Request, next: Next) 
     let latency_ms = latency.as_millis() as u64;
     if status >= 500 {
         tracing::error!(request_id = %request_id, method = %method, route = %route, status, latency_ms, "request");
-        if st.config.sentry_dsn.is_some() {
+        // 503s of an outage or a drain are expected degradations (alerted by DatabaseDown), not bugs: not sent.
+        if st.config.sentry_dsn.is_some() && status != 503 {
             sentry::with_scope(
                 |scope| scope.set_tag("request_id", &request_id),
                 || sentry::capture_message(&format!("{status} on {method} {route}"), sentry::Level::Error),
