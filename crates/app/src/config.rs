@@ -130,7 +130,12 @@ pub struct Config {
     pub rate_limit_login_max: u64,
     pub trusted_proxies: Vec<Cidr>,
     pub jwt_secret: Option<String>,
+    pub jwt_secret_previous: Option<String>,
     pub qr_secret: Option<String>,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl_web: Duration,
+    pub refresh_token_ttl_device: Duration,
+    pub cors_origins: Vec<String>,
     pub docs_enabled: bool,
     pub body_limit: usize,
     pub sync_body_limit: usize,
@@ -303,11 +308,28 @@ impl Config {
         }
         let trusted_proxies = r.get("TRUSTED_PROXIES", Vec::new(), Cidr::parse_list);
         let jwt_secret = r.get("JWT_SECRET", None, |s| check_secret(s).map(|_| Some(s.to_string())));
-        r.get("JWT_SECRET_PREVIOUS", None, |s| check_secret(s).map(|_| Some(s.to_string())));
+        let jwt_secret_previous = r.get("JWT_SECRET_PREVIOUS", None, |s| check_secret(s).map(|_| Some(s.to_string())));
         let qr_secret = r.get("QR_SECRET", None, |s| check_secret(s).map(|_| Some(s.to_string())));
-        for name in ["ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL_WEB", "REFRESH_TOKEN_TTL_DEVICE"] {
-            r.get(name, 0, parse_duration_secs);
-        }
+        let ttl = |s: &str| {
+            parse_duration_secs(s)
+                .and_then(|n| if n == 0 { Err("durée > 0 attendue".into()) } else { Ok(Duration::from_secs(n)) })
+        };
+        let access_token_ttl = r.get("ACCESS_TOKEN_TTL", Duration::from_secs(15 * 60), ttl);
+        let refresh_token_ttl_web = r.get("REFRESH_TOKEN_TTL_WEB", Duration::from_secs(86_400), ttl);
+        let refresh_token_ttl_device = r.get("REFRESH_TOKEN_TTL_DEVICE", Duration::from_secs(30 * 86_400), ttl);
+        let cors_origins = r.get("CORS_ORIGINS", Vec::new(), |s| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(|o| {
+                    if (o.starts_with("https://") || o.starts_with("http://")) && !o.ends_with('/') {
+                        Ok(o.to_string())
+                    } else {
+                        Err(format!("origine exacte attendue (https://hôte[:port]) : « {o} »"))
+                    }
+                })
+                .collect()
+        });
         let docs_enabled = r.get("DOCS_ENABLED", !prod, parse_bool);
         let body_limit = r.get("BODY_LIMIT", 2 << 20, parse_size_bytes) as usize;
         let sync_body_limit = r.get("SYNC_BODY_LIMIT", 10 << 20, parse_size_bytes) as usize;
@@ -373,7 +395,12 @@ impl Config {
             rate_limit_login_max,
             trusted_proxies,
             jwt_secret,
+            jwt_secret_previous,
             qr_secret,
+            access_token_ttl,
+            refresh_token_ttl_web,
+            refresh_token_ttl_device,
+            cors_origins,
             docs_enabled,
             body_limit,
             sync_body_limit,

@@ -1,7 +1,9 @@
 //! The HTTP application of Manchengo Smart ERP: JSON API, French pages, platform plumbing. Thin by design: handlers
 //! extract input, call `store`, and render.
 
+pub mod access;
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod platform;
 pub mod server;

@@ -62,6 +62,21 @@ async fn load_secrets(db: &store::Db, config: &Config) -> Result<Secrets, store:
     Ok(Secrets { jwt, qr })
 }
 
+/// While no user exists, prints the one-time token the first-run screen asks for (DOMAIN.md §20). It lives in the
+/// database so that every instance prints the same one, and is deleted when the first administrator is created.
+async fn announce_setup_token(db: &store::Db) -> Result<(), store::StoreError> {
+    if store::identity::count_users(db).await? > 0 {
+        return Ok(());
+    }
+    let token = store::secrets::get_or_create(db, store::secrets::SETUP_TOKEN).await?;
+    tracing::warn!("no user yet: first-run screen at /installation");
+    eprintln!(
+        "\nAucun utilisateur : créez l'administrateur sur /installation avec le jeton d'installation\n\n    {token}\n\n\
+         ou en ligne de commande : manchengo user create-admin --email …\n"
+    );
+    Ok(())
+}
+
 /// A built application: its router and the background work to start next to it.
 pub struct App {
     pub state: AppState,
@@ -118,6 +133,7 @@ impl App {
             started: Instant::now(),
             draining: AtomicBool::new(false),
             secrets: secrets.clone(),
+            clock: options.clock.clone(),
         }));
 
         let (stop, stop_rx) = watch::channel(false);
@@ -138,6 +154,7 @@ impl App {
                     }
                     let s = load_secrets(&db, &config).await?;
                     let _ = secrets.set(s);
+                    announce_setup_token(&db).await?;
                     cache.invalidate_prefix(crate::platform::jobs::JOBS_PREFIX).await;
                     Ok(())
                 })
@@ -232,6 +249,7 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
         .merge(crate::web::router())
         .fallback(crate::api::fallback)
         .method_not_allowed_fallback(crate::api::method_not_allowed)
+        .route_layer(from_fn_with_state(state.clone(), crate::auth::guard))
         .route_layer(from_fn(crate::platform::pipeline::record_route))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))

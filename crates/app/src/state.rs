@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::platform::cache::Cache;
 use crate::platform::dbstate::DbMonitor;
-use crate::platform::jobs::Scheduler;
+use crate::platform::jobs::{Clock, Scheduler};
 use crate::platform::ratelimit::RateLimiter;
 
 /// Keys loaded from the configuration or generated once in the database.
@@ -26,6 +26,8 @@ pub struct Inner {
     pub started: Instant,
     pub draining: AtomicBool,
     pub secrets: Arc<OnceLock<Secrets>>,
+    /// The time every session and audit decision uses (tests move it).
+    pub clock: Arc<dyn Clock>,
 }
 
 #[derive(Clone)]

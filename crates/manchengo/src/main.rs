@@ -38,8 +38,48 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Comptes : premier administrateur, réinitialisation de mot de passe, déverrouillage.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Vérifications d'intégrité ; --audit : la chaîne du journal d'audit seule. Code 1 si une violation est trouvée.
+    Check {
+        /// Vérifie seulement la chaîne d'audit.
+        #[arg(long)]
+        audit: bool,
+        /// Commence à l'entrée SEQ (la précédente est tenue pour sûre).
+        #[arg(long, value_name = "SEQ")]
+        from: Option<i64>,
+        /// Base à vérifier (défaut : DATABASE_URL), par exemple une restauration de test.
+        #[arg(long, value_name = "URL")]
+        database_url: Option<String>,
+    },
     /// Affiche la version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Crée un administrateur. Le mot de passe est demandé deux fois (ou lu sur l'entrée standard), jamais en argument.
+    CreateAdmin {
+        #[arg(long)]
+        email: String,
+        /// « Prénom Nom ».
+        #[arg(long)]
+        name: String,
+    },
+    /// Remplace le mot de passe par un mot de passe à usage unique affiché une fois, à changer à la connexion ;
+    /// ferme toutes les sessions de l'utilisateur.
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+    },
+    /// Lève le verrouillage de connexion (5 échecs) d'une adresse e-mail.
+    Unlock {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -102,6 +142,23 @@ fn main() -> ExitCode {
             };
             runtime().block_on(migrate(config, status || dry_run))
         }
+        Command::User { action } => {
+            let config = match load_config() {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            runtime().block_on(user_command(config, action))
+        }
+        Command::Check { audit, from, database_url } => {
+            let mut config = match load_config() {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            if let Some(url) = database_url {
+                config.database_url = url;
+            }
+            runtime().block_on(check(config, audit, from))
+        }
         Command::Serve => {
             let config = match load_config() {
                 Ok(c) => c,
@@ -146,6 +203,180 @@ async fn migrate(config: Config, read_only: bool) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("échec de la migration : {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn open_db(config: &Config) -> Result<store::Db, ExitCode> {
+    let db = store::Db::open(&app::server::db_options(config, Duration::from_secs(120))).await.map_err(|e| {
+        eprintln!("échec de connexion à la base : {e}");
+        ExitCode::from(1)
+    })?;
+    // A fresh installation may run `user create-admin` before the first `serve`.
+    store::migration::migrate(&db).await.map_err(|e| {
+        eprintln!("échec de la migration : {e}");
+        ExitCode::from(1)
+    })?;
+    Ok(db)
+}
+
+/// Reads the new password: twice at a terminal without echo, or from standard input (one line, or two equal lines).
+fn read_new_password() -> Result<String, String> {
+    use std::io::{BufRead, IsTerminal};
+    if std::io::stdin().is_terminal() {
+        let a = rpassword::prompt_password("Mot de passe : ").map_err(|e| e.to_string())?;
+        let b = rpassword::prompt_password("Confirmation : ").map_err(|e| e.to_string())?;
+        if a != b {
+            return Err("les deux saisies diffèrent".into());
+        }
+        return Ok(a);
+    }
+    let lines: Vec<String> =
+        std::io::stdin().lock().lines().take(2).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    match lines.as_slice() {
+        [a] => Ok(a.clone()),
+        [a, b] if a == b => Ok(a.clone()),
+        [_, _] => Err("les deux lignes lues diffèrent".into()),
+        _ => Err("aucun mot de passe sur l'entrée standard".into()),
+    }
+}
+
+async fn user_command(config: Config, action: UserAction) -> ExitCode {
+    use domain::identity::{normalize_email, password_failures, password_rule_fr};
+    let db = match open_db(&config).await {
+        Ok(db) => db,
+        Err(code) => return code,
+    };
+    let now = chrono::Utc::now();
+    let actor = store::audit::Actor::system("cli");
+    let email_of = |raw: &str| normalize_email(raw).ok_or_else(|| format!("adresse e-mail invalide : {raw}"));
+    let result: Result<String, String> = async {
+        match action {
+            UserAction::CreateAdmin { email, name } => {
+                let email = email_of(&email)?;
+                let (first, last) = name.trim().split_once(' ').ok_or("--name \"Prénom Nom\" attendu")?;
+                let password = read_new_password()?;
+                let failed = password_failures(&password, None, &email);
+                if !failed.is_empty() {
+                    let rules: Vec<&str> = failed.iter().map(|c| password_rule_fr(c)).collect();
+                    return Err(format!("mot de passe trop faible : {}", rules.join(" ; ")));
+                }
+                let new = store::identity::NewUser {
+                    email: email.clone(),
+                    first_name: first.trim().into(),
+                    last_name: last.trim().into(),
+                    role: domain::identity::Role::Admin,
+                    password_hash: app::auth::password::hash_now(&password),
+                    must_change_password: false,
+                };
+                let u = db
+                    .write(|tx| {
+                        let (new, actor) = (new.clone(), actor.clone());
+                        Box::pin(async move {
+                            let u = store::identity::create_user(&**tx, new, &actor, now, false).await?;
+                            store::secrets::delete(&**tx, store::secrets::SETUP_TOKEN).await?;
+                            Ok::<_, store::OpError>(u)
+                        })
+                    })
+                    .await
+                    .map_err(describe)?;
+                Ok(format!("administrateur créé : {} ({})", u.email, u.code))
+            }
+            UserAction::ResetPassword { email } => {
+                let email = email_of(&email)?;
+                let user = store::identity::user_by_email(db.conn(), &email)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("aucun utilisateur {email}"))?;
+                let otp = app::auth::tokens::one_time_password();
+                let hash = app::auth::password::hash_now(&otp);
+                db.write(|tx| {
+                    let (user, actor, hash) = (user.clone(), actor.clone(), hash.clone());
+                    Box::pin(async move { store::identity::set_password(&**tx, &user, hash, true, None, &actor, now).await })
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+                Ok(format!(
+                    "mot de passe à usage unique de {email} (affiché une seule fois, à changer à la connexion) :\n\n    {otp}\n\ntoutes ses sessions ont été fermées"
+                ))
+            }
+            UserAction::Unlock { email } => {
+                let key = app::auth::session::email_key(&email);
+                let user = match normalize_email(&email) {
+                    Some(e) => store::identity::user_by_email(db.conn(), &e).await.map_err(|e| e.to_string())?,
+                    None => None,
+                };
+                let cleared = db
+                    .write(|tx| {
+                        let (key, actor) = (key.clone(), actor.clone());
+                        let uid = user.as_ref().map(|u| u.id);
+                        Box::pin(async move {
+                            let cleared = store::identity::clear_attempts(&**tx, &key).await?;
+                            let mut change = store::audit::Change::new("ACCOUNT_UNLOCKED");
+                            if let Some(uid) = uid {
+                                change = change.entity("user", uid);
+                            }
+                            store::audit::append(&**tx, &actor, change, now).await?;
+                            Ok::<_, store::StoreError>(cleared)
+                        })
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(if cleared { format!("{email} : verrouillage levé") } else { format!("{email} : aucun verrouillage en cours") })
+            }
+        }
+    }
+    .await;
+    db.close().await;
+    match result {
+        Ok(msg) => {
+            println!("{msg}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("échec : {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn describe(e: store::OpError) -> String {
+    match e {
+        store::OpError::Rejected(r) => r.message,
+        store::OpError::Store(e) => e.to_string(),
+    }
+}
+
+async fn check(config: Config, _audit_only: bool, from: Option<i64>) -> ExitCode {
+    let db = match store::Db::open(&app::server::db_options(&config, Duration::from_secs(120))).await {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("échec de connexion à la base : {e}");
+            return ExitCode::from(1);
+        }
+    };
+    // The ledger and numbering checks join this command with the stock and sales modules; today the audit chain is
+    // the only invariant there is to check.
+    let result = store::audit::verify(&db, from).await;
+    db.close().await;
+    match result {
+        Ok(v) => match v.broken {
+            None => {
+                println!(
+                    "chaîne d'audit intacte : {} entrées vérifiées, dernière n° {}, empreinte {}",
+                    v.verified, v.last_seq, v.last_hash
+                );
+                ExitCode::SUCCESS
+            }
+            Some(b) => {
+                println!("chaîne d'audit ROMPUE à l'entrée {} : {}", b.seq(), b.describe_fr());
+                println!("{} entrées vérifiées avant la rupture, dernière intacte n° {}", v.verified, v.last_seq);
+                ExitCode::from(1)
+            }
+        },
+        Err(e) => {
+            eprintln!("vérification impossible : {e}");
             ExitCode::from(1)
         }
     }

@@ -14,6 +14,33 @@ pub enum StoreError {
     Other(String),
 }
 
+/// The outcome of a business operation that failed: storage trouble, or a rule that refused the command.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("refused: {}", .0.code)]
+    Rejected(domain::rejection::Rejection),
+}
+
+impl From<DbErr> for OpError {
+    fn from(e: DbErr) -> Self {
+        OpError::Store(e.into())
+    }
+}
+
+impl From<domain::rejection::Rejection> for OpError {
+    fn from(r: domain::rejection::Rejection) -> Self {
+        OpError::Rejected(r)
+    }
+}
+
+impl crate::db::Transient for OpError {
+    fn is_transient(&self) -> bool {
+        matches!(self, OpError::Store(StoreError::Conflict(_)))
+    }
+}
+
 impl From<DbErr> for StoreError {
     fn from(e: DbErr) -> Self {
         classify(&e.to_string())

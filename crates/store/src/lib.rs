@@ -2,12 +2,14 @@
 //!
 //! One module per area; the platform's own tables (secrets, job leases, schema metadata) live in `platform`.
 
+pub mod audit;
 pub mod db;
 pub mod error;
+pub mod identity;
 pub mod jobs;
 pub mod migration;
 pub mod schema;
 pub mod secrets;
 
 pub use db::{Backend, Db, DbOptions, Transient, WriteTx};
-pub use error::StoreError;
+pub use error::{OpError, StoreError};

@@ -49,3 +49,17 @@ pub async fn get_or_create(db: &Db, name: &str) -> Result<String, StoreError> {
         .map(|m| m.value)
         .ok_or_else(|| StoreError::Other(format!("secret {name} vanished after insert")))
 }
+
+/// Name of the first-run token in `server_secrets`.
+pub const SETUP_TOKEN: &str = "SETUP_TOKEN";
+
+/// The first-run token if one is pending.
+pub async fn get(db: &Db, name: &str) -> Result<Option<String>, StoreError> {
+    Ok(entity::Entity::find_by_id(name.to_string()).one(db.conn()).await?.map(|m| m.value))
+}
+
+/// Deletes a secret inside a caller's transaction (the setup token, when the first administrator is created).
+pub async fn delete<C: sea_orm::ConnectionTrait>(c: &C, name: &str) -> Result<(), StoreError> {
+    entity::Entity::delete_by_id(name.to_string()).exec(c).await?;
+    Ok(())
+}

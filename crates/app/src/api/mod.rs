@@ -11,13 +11,19 @@ use utoipa_axum::routes;
 use crate::platform::errors::ApiError;
 use crate::state::AppState;
 
+pub mod admin;
+pub mod audit;
+pub mod auth;
 pub mod health;
 pub mod system;
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Manchengo Smart ERP", description = "API JSON de Manchengo Smart ERP. Erreurs : enveloppe {error:{code,message,details},requestId}."),
-    tags((name = "platform", description = "Santé, supervision et tâches planifiées"))
+    tags((name = "platform", description = "Santé, supervision et tâches planifiées"),
+         (name = "auth", description = "Sessions : connexion, renouvellement, déconnexion, mot de passe"),
+         (name = "identity", description = "Utilisateurs et appareils (ADMIN)"),
+         (name = "audit", description = "Journal d'audit chaîné (ADMIN, COMPTABLE)"))
 )]
 struct ApiDoc;
 
@@ -28,12 +34,64 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(health::ready))
         .routes(routes!(health::detailed))
         .routes(routes!(system::jobs))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::change_password))
+        .routes(routes!(admin::register_device))
+        .routes(routes!(admin::list_devices))
+        .routes(routes!(admin::revoke_device))
+        .routes(routes!(admin::reactivate_device))
+        .routes(routes!(admin::list_users, admin::create_user))
+        .routes(routes!(admin::get_user, admin::edit_user))
+        .routes(routes!(admin::deactivate_user))
+        .routes(routes!(admin::reactivate_user))
+        .routes(routes!(admin::reset_user_password))
+        .routes(routes!(admin::unlock_user))
+        .routes(routes!(audit::list))
+        .routes(routes!(audit::verify))
+        .routes(routes!(audit::get))
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    annotate_roles(&mut doc);
     let doc_json = doc.clone();
     let router =
         router.route("/api/openapi.json", axum::routing::get(move || async move { axum::Json(doc_json.clone()) }));
     (router, doc)
+}
+
+/// Writes each operation's declared roles into the document (`x-roles`, and a line of its description), from the
+/// same table the guard enforces.
+fn annotate_roles(doc: &mut utoipa::openapi::OpenApi) {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let ops = [
+            ("GET", &mut item.get),
+            ("POST", &mut item.post),
+            ("PUT", &mut item.put),
+            ("PATCH", &mut item.patch),
+            ("DELETE", &mut item.delete),
+        ];
+        for (method, op) in ops {
+            let Some(op) = op.as_mut() else { continue };
+            let roles = crate::access::lookup(method, path).map(|a| a.describe()).unwrap_or_default();
+            let line = if roles.is_empty() {
+                "Rôles : aucun (route non déclarée, refusée)".to_string()
+            } else {
+                format!("Rôles : {}", roles.join(", "))
+            };
+            op.description = Some(match op.description.take() {
+                Some(d) if !d.is_empty() => format!("{d}\n\n{line}"),
+                _ => line,
+            });
+            let mut ext = utoipa::openapi::extensions::Extensions::default();
+            ext.insert("x-roles".into(), serde_json::json!(roles));
+            match op.extensions.as_mut() {
+                Some(e) => e.merge(ext),
+                None => op.extensions = Some(ext),
+            }
+        }
+    }
 }
 
 /// Unknown paths: the envelope under `/api`, the French 404 page elsewhere.

@@ -134,6 +134,13 @@ impl IntoResponse for ApiError {
 #[derive(Debug, Clone, Copy)]
 pub struct Enveloped;
 
+impl From<domain::rejection::Rejection> for ApiError {
+    fn from(r: domain::rejection::Rejection) -> ApiError {
+        let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+        ApiError::new(status, r.code, r.message).with_details(r.details)
+    }
+}
+
 impl From<store::StoreError> for ApiError {
     fn from(e: store::StoreError) -> ApiError {
         match e {

@@ -64,12 +64,13 @@ pub async fn pipeline(State(st): State<AppState>, mut req: Request, next: Next) 
     let inner = async {
         let mut limit: Option<Decision> = None;
         if !exempt_from_limits(&path) {
-            let d = st
-                .limiter
-                .hit("general", &format!("ip:{}", client.ip), st.config.rate_limit_max, st.config.rate_limit_ttl)
-                .await;
+            // Many users of one factory share one public IP: a signed-in user is counted by user id.
+            let identity = crate::auth::token_subject(&st, req.headers())
+                .map(|sub| format!("user:{sub}"))
+                .unwrap_or_else(|| format!("ip:{}", client.ip));
+            let d = st.limiter.hit("general", &identity, st.config.rate_limit_max, st.config.rate_limit_ttl).await;
             if !d.allowed {
-                tracing::warn!(limiter = "general", identity = %client.ip, "rate_limited");
+                tracing::warn!(limiter = "general", identity = %identity, "rate_limited");
                 let mut res = ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "RATE_LIMITED",

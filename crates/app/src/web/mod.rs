@@ -15,6 +15,7 @@ use crate::platform::cache::CacheMode;
 use crate::state::AppState;
 
 pub mod assets;
+pub mod identity;
 
 /// What every page's layout needs.
 pub struct Layout {
@@ -25,6 +26,82 @@ pub struct Layout {
     pub company: String,
     pub nav: Vec<NavSection>,
     pub flash: Vec<Flash>,
+    /// The signed-in user (header menu); `None` on the login, first-run and error pages of anonymous visitors.
+    pub user: Option<UserMenu>,
+    /// The CSRF token forms carry in `_csrf`.
+    pub csrf: String,
+}
+
+pub struct UserMenu {
+    pub name: String,
+    pub role_label: &'static str,
+}
+
+/// What a page handler knows about its request: the caller, the CSRF token for its forms, a pending flash.
+pub struct PageCtx {
+    pub identity: Option<crate::auth::Identity>,
+    pub csrf: String,
+    pub flash: Option<Flash>,
+    pub ctx: crate::auth::Ctx,
+}
+
+const FLASH_COOKIE: &str = "mc_flash";
+
+fn read_flash(headers: &axum::http::HeaderMap) -> Option<Flash> {
+    let raw = crate::auth::read_cookie(headers, FLASH_COOKIE)?;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&format!("f={raw}")).ok()?;
+    let value = pairs.into_iter().next()?.1;
+    let (tone, text) = value.split_once('|')?;
+    let tone = match tone {
+        "succes" => "succes",
+        "avertissement" => "avertissement",
+        _ => "erreur",
+    };
+    Some(Flash { tone, text: text.to_string() })
+}
+
+impl PageCtx {
+    pub fn from_parts(ext: &axum::http::Extensions, headers: &axum::http::HeaderMap, production: bool) -> PageCtx {
+        let csrf = ext
+            .get::<crate::auth::FreshCsrf>()
+            .map(|c| c.0.clone())
+            .or_else(|| crate::auth::read_cookie(headers, crate::auth::cookie_names(production).csrf))
+            .unwrap_or_default();
+        PageCtx {
+            identity: ext.get::<crate::auth::Identity>().cloned(),
+            csrf,
+            flash: read_flash(headers),
+            ctx: crate::auth::Ctx::of(ext, headers),
+        }
+    }
+}
+
+impl axum::extract::FromRequestParts<AppState> for PageCtx {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        st: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(PageCtx::from_parts(&parts.extensions, &parts.headers, st.config.is_production()))
+    }
+}
+
+/// 303 to `to`, carrying a flash message that survives exactly this redirect.
+pub fn redirect_with_flash(to: &str, tone: &str, text: &str) -> Response {
+    let mut res = axum::response::Redirect::to(to).into_response();
+    let value = crate::auth::urlencode(&format!("{tone}|{text}"));
+    res.headers_mut().append(header::SET_COOKIE, crate::auth::set_cookie(FLASH_COOKIE, &value, 60, true, false));
+    res
+}
+
+/// Renders a page for a signed-in (or anonymous) visitor; a flash shown here is then cleared.
+pub fn page(status: StatusCode, t: impl Template, pc: &PageCtx) -> Response {
+    let mut res = render(status, t);
+    if pc.flash.is_some() {
+        res.headers_mut().append(header::SET_COOKIE, crate::auth::set_cookie(FLASH_COOKIE, "", 0, true, false));
+    }
+    res
 }
 
 pub struct NavSection {
@@ -45,21 +122,45 @@ pub struct Flash {
 }
 
 impl Layout {
-    pub fn new(title: &str, current: &str) -> Layout {
-        // Until identity exists every visitor sees the system section only (UI.md §2 builds menus per role).
-        let nav = vec![NavSection {
-            title: "Système",
-            items: vec![NavItem { label: "État du système", href: "/", current: current == "/" }],
-        }];
+    /// The layout of a page without a signed-in user: no navigation, no user menu.
+    pub fn new(title: &str) -> Layout {
         Layout {
             title: title.to_string(),
             css: assets::url("css/app.css"),
             js: assets::url("js/app.js"),
             icon: assets::url("img/logo.svg"),
             company: "Manchengo Smart ERP".into(),
-            nav,
+            nav: Vec::new(),
             flash: Vec::new(),
+            user: None,
+            csrf: String::new(),
         }
+    }
+
+    /// The layout of a page: the role's navigation (built from the route table, UI.md §2), the user menu, the flash.
+    pub fn for_page(title: &str, current: &str, pc: &PageCtx) -> Layout {
+        let mut l = Layout::new(title);
+        l.csrf = pc.csrf.clone();
+        l.flash.extend(pc.flash.iter().map(|f| Flash { tone: f.tone, text: f.text.clone() }));
+        if let Some(id) = &pc.identity {
+            l.user = Some(UserMenu {
+                name: format!("{}. {}", id.user.first_name.chars().next().unwrap_or(' '), id.user.last_name),
+                role_label: id.role.label_fr(),
+            });
+            if !id.user.must_change_password {
+                l.nav = crate::access::menu(id.role)
+                    .into_iter()
+                    .map(|(title, items)| NavSection {
+                        title,
+                        items: items
+                            .into_iter()
+                            .map(|(label, href)| NavItem { label, href, current: current == href })
+                            .collect(),
+                    })
+                    .collect();
+            }
+        }
+        l
     }
 }
 
@@ -134,8 +235,8 @@ fn fmt_time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
     t.map(|t| datetime_algiers(t.timestamp())).unwrap_or_else(|| "—".into())
 }
 
-/// `/`: the system status (until the role dashboards exist), from the same probes as `/api/health/detailed`.
-async fn status_page(State(st): State<AppState>) -> Response {
+/// `/systeme/sante`: the system status, from the same probes as `/api/health/detailed`.
+async fn status_page(State(st): State<AppState>, pc: PageCtx) -> Response {
     let c = crate::api::health::run_checks(&st).await;
     let stats = st.cache.stats();
     let backend = match st.dbmon.db().backend() {
@@ -188,7 +289,7 @@ async fn status_page(State(st): State<AppState>) -> Response {
             JobRow { name: j.name, last_run: fmt_time(j.last_run_at), next_run: fmt_time(j.next_run_at), tone, badge }
         })
         .collect();
-    let mut layout = Layout::new("État du système", "/");
+    let mut layout = Layout::for_page("État du système", "/systeme/sante", &pc);
     match c.overall {
         Overall::Ready => {}
         Overall::Degraded => layout.flash.push(Flash {
@@ -214,7 +315,7 @@ async fn status_page(State(st): State<AppState>) -> Response {
         jobs,
         generated_at: datetime_algiers(chrono::Utc::now().timestamp()),
     };
-    render(StatusCode::OK, page)
+    self::page(StatusCode::OK, page, &pc)
 }
 
 #[derive(Template)]
@@ -230,7 +331,7 @@ pub fn unavailable_page(detail: &str) -> Response {
     render(
         StatusCode::SERVICE_UNAVAILABLE,
         MessagePage {
-            layout: Layout::new("Service momentanément indisponible", ""),
+            layout: Layout::new("Service momentanément indisponible"),
             heading: "Service momentanément indisponible".into(),
             text: detail.to_string(),
         },
@@ -241,13 +342,59 @@ pub async fn not_found() -> Response {
     render(
         StatusCode::NOT_FOUND,
         MessagePage {
-            layout: Layout::new("Page introuvable", ""),
+            layout: Layout::new("Page introuvable"),
             heading: "Page introuvable".into(),
             text: "Cette page n'existe pas ou a été déplacée. Revenez à l'accueil.".into(),
         },
     )
 }
 
+/// The 403 page (UI.md §3 row 7), with the request id to quote.
+pub fn forbidden_page(st: &AppState, id: &crate::auth::Identity, headers: &axum::http::HeaderMap) -> Response {
+    message_for(
+        st,
+        id,
+        headers,
+        StatusCode::FORBIDDEN,
+        "Accès refusé",
+        &format!(
+            "Votre rôle ({}) ne permet pas d'ouvrir cette page. Référence : {}.",
+            id.role.label_fr(),
+            crate::platform::errors::current_request_id()
+        ),
+    )
+}
+
+/// The page answered to a form posted without a valid CSRF token.
+pub fn csrf_page(st: &AppState, id: &crate::auth::Identity, headers: &axum::http::HeaderMap) -> Response {
+    message_for(
+        st,
+        id,
+        headers,
+        StatusCode::FORBIDDEN,
+        "Formulaire expiré",
+        "Le formulaire n'a pas pu être vérifié (jeton anti-falsification absent ou périmé). Rechargez la page et recommencez : rien n'a été enregistré.",
+    )
+}
+
+fn message_for(
+    st: &AppState,
+    id: &crate::auth::Identity,
+    headers: &axum::http::HeaderMap,
+    status: StatusCode,
+    heading: &str,
+    text: &str,
+) -> Response {
+    let mut ext = axum::http::Extensions::new();
+    ext.insert(id.clone());
+    let pc = PageCtx::from_parts(&ext, headers, st.config.is_production());
+    let page = MessagePage { layout: Layout::for_page(heading, "", &pc), heading: heading.into(), text: text.into() };
+    render(status, page)
+}
+
 pub fn router() -> Router<AppState> {
-    Router::new().route("/", get(status_page)).route("/assets/{hash}/{*path}", get(assets::serve))
+    Router::new()
+        .route("/systeme/sante", get(status_page))
+        .route("/assets/{hash}/{*path}", get(assets::serve))
+        .merge(identity::router())
 }

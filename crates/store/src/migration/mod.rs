@@ -7,13 +7,14 @@ use crate::db::Db;
 use crate::error::StoreError;
 
 mod m20261127_000001_platform;
+mod m20261127_000002_identity;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261127_000001_platform::Migration)]
+        vec![Box::new(m20261127_000001_platform::Migration), Box::new(m20261127_000002_identity::Migration)]
     }
 }
 

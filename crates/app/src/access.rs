@@ -1,0 +1,144 @@
+//! Who may call what: the one table every route of the product is declared in (PLATFORM.md §2.2 step 7, DOMAIN.md
+//! §2.2). The guard refuses a route missing from it to everyone; the OpenAPI document lists each API route's roles
+//! from it; the navigation menu of each role is built from its page entries, so a menu never offers a page the role
+//! cannot open.
+
+use domain::identity::Access::{self, AnySession, Public, Roles};
+use domain::identity::Role::{self, Admin, Comptable};
+
+pub struct Route {
+    pub method: &'static str,
+    /// The router's path template (`/api/admin/users/{id}`).
+    pub path: &'static str,
+    pub access: Access,
+    /// `(section, label)` when the page appears in the navigation.
+    pub nav: Option<(&'static str, &'static str)>,
+}
+
+const fn r(method: &'static str, path: &'static str, access: Access) -> Route {
+    Route { method, path, access, nav: None }
+}
+
+const fn page(path: &'static str, access: Access, section: &'static str, label: &'static str) -> Route {
+    Route { method: "GET", path, access, nav: Some((section, label)) }
+}
+
+const ADMIN: Access = Roles(&[Admin]);
+const AUDIT_READERS: Access = Roles(&[Admin, Comptable]);
+
+pub const ROUTES: &[Route] = &[
+    // Platform. Diagnostics are public routes whose handlers demand an allow-listed address or an ADMIN token.
+    r("GET", "/api/health", Public),
+    r("GET", "/api/health/ready", Public),
+    r("GET", "/api/health/detailed", Public),
+    r("GET", "/api/system/jobs", Public),
+    r("GET", "/api/openapi.json", Public),
+    r("GET", "/metrics", Public),
+    r("GET", "/assets/{hash}/{*path}", Public),
+    // Sessions (PLATFORM.md §4.1).
+    r("POST", "/api/auth/login", Public),
+    r("POST", "/api/auth/refresh", Public),
+    r("POST", "/api/auth/logout", AnySession),
+    r("GET", "/api/auth/me", AnySession),
+    r("POST", "/api/auth/change-password", AnySession),
+    // Devices (PLATFORM.md §4.5).
+    r("POST", "/api/devices/register", AnySession),
+    r("GET", "/api/admin/devices", ADMIN),
+    r("POST", "/api/admin/devices/{id}/revoke", ADMIN),
+    r("POST", "/api/admin/devices/{id}/reactivate", ADMIN),
+    // Users (DOMAIN.md §2.2 capability 1).
+    r("GET", "/api/admin/users", ADMIN),
+    r("POST", "/api/admin/users", ADMIN),
+    r("GET", "/api/admin/users/{id}", ADMIN),
+    r("PATCH", "/api/admin/users/{id}", ADMIN),
+    r("POST", "/api/admin/users/{id}/deactivate", ADMIN),
+    r("POST", "/api/admin/users/{id}/reactivate", ADMIN),
+    r("POST", "/api/admin/users/{id}/reset-password", ADMIN),
+    r("POST", "/api/admin/users/{id}/unlock", ADMIN),
+    // Audit (capabilities 38, 39).
+    r("GET", "/api/audit", AUDIT_READERS),
+    r("GET", "/api/audit/verify", AUDIT_READERS),
+    r("GET", "/api/audit/{seq}", AUDIT_READERS),
+    // Pages.
+    r("GET", "/", AnySession),
+    r("GET", "/connexion", Public),
+    r("POST", "/connexion", Public),
+    r("POST", "/deconnexion", AnySession),
+    r("GET", "/installation", Public),
+    r("POST", "/installation", Public),
+    r("GET", "/mot-de-passe", AnySession),
+    r("POST", "/mot-de-passe", AnySession),
+    r("GET", "/mon-compte", AnySession),
+    r("POST", "/mon-compte/sessions/{id}/fermer", AnySession),
+    page("/systeme/utilisateurs", ADMIN, "Système", "Utilisateurs"),
+    r("GET", "/systeme/utilisateurs/nouveau", ADMIN),
+    r("POST", "/systeme/utilisateurs/nouveau", ADMIN),
+    r("GET", "/systeme/utilisateurs/{id}", ADMIN),
+    r("POST", "/systeme/utilisateurs/{id}", ADMIN),
+    r("GET", "/systeme/utilisateurs/{id}/{action}", ADMIN),
+    r("POST", "/systeme/utilisateurs/{id}/{action}", ADMIN),
+    page("/systeme/appareils", ADMIN, "Système", "Appareils"),
+    r("GET", "/systeme/appareils/{id}/{action}", ADMIN),
+    r("POST", "/systeme/appareils/{id}/{action}", ADMIN),
+    page("/systeme/sante", ADMIN, "Système", "Santé"),
+    page("/systeme/audit", AUDIT_READERS, "Contrôle", "Journal d'audit"),
+    r("GET", "/systeme/audit/{seq}", AUDIT_READERS),
+];
+
+/// The declared access of a route, `None` when it was never declared (refused to everyone). Swagger UI, mounted
+/// only when `DOCS_ENABLED`, is public documentation.
+pub fn lookup(method: &str, template: &str) -> Option<Access> {
+    if template == "/docs" || template.starts_with("/docs/") {
+        return Some(Public);
+    }
+    let method = if method == "HEAD" { "GET" } else { method };
+    ROUTES.iter().find(|r| r.method == method && r.path == template).map(|r| r.access)
+}
+
+/// The pages of `role`'s navigation, grouped by section in table order.
+pub fn menu(role: Role) -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
+    let mut sections: Vec<(&'static str, Vec<(&'static str, &'static str)>)> = Vec::new();
+    for route in ROUTES {
+        let Some((section, label)) = route.nav else { continue };
+        if route.access.check(Some(role)).is_err() {
+            continue;
+        }
+        match sections.iter_mut().find(|(s, _)| *s == section) {
+            Some((_, items)) => items.push((label, route.path)),
+            None => sections.push((section, vec![(label, route.path)])),
+        }
+    }
+    sections
+}
+
+/// Whether `role` may open the page at `path` (a concrete path; only parameterless pages are matched).
+pub fn may_open(role: Role, path: &str) -> bool {
+    lookup("GET", path).is_some_and(|a| a.check(Some(role)).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_route_is_declared_once() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in &ROUTES[i + 1..] {
+                assert!(!(a.method == b.method && a.path == b.path), "{} {} declared twice", a.method, a.path);
+            }
+        }
+    }
+
+    #[test]
+    fn menus_follow_the_roles() {
+        let admin: Vec<_> = menu(Admin).into_iter().flat_map(|(_, i)| i).map(|(l, _)| l).collect();
+        assert_eq!(admin, vec!["Utilisateurs", "Appareils", "Santé", "Journal d'audit"]);
+        let comptable = menu(Comptable);
+        assert_eq!(comptable.len(), 1);
+        assert_eq!(comptable[0].0, "Contrôle");
+        assert!(menu(Role::Appro).is_empty());
+        assert!(may_open(Comptable, "/systeme/audit"));
+        assert!(!may_open(Comptable, "/systeme/utilisateurs"));
+        assert_eq!(lookup("DELETE", "/api/admin/users/{id}"), None);
+    }
+}
