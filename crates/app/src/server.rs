@@ -27,6 +27,8 @@ pub struct Options {
     pub extra_jobs: Vec<Job>,
     /// Extra routes behind the whole pipeline (tests add a slow route to prove the drain).
     pub extra_routes: Option<Router<AppState>>,
+    /// Role declarations of the extra routes: like every route, they are refused unless declared.
+    pub extra_access: Vec<(&'static str, &'static str, domain::identity::Access)>,
 }
 
 impl Default for Options {
@@ -36,6 +38,7 @@ impl Default for Options {
             job_tick: Duration::from_secs(1),
             extra_jobs: Vec::new(),
             extra_routes: None,
+            extra_access: Vec::new(),
         }
     }
 }
@@ -64,12 +67,17 @@ async fn load_secrets(db: &store::Db, config: &Config) -> Result<Secrets, store:
 
 /// While no user exists, prints the one-time token the first-run screen asks for (DOMAIN.md §20). It lives in the
 /// database so that every instance prints the same one, and is deleted when the first administrator is created.
-async fn announce_setup_token(db: &store::Db) -> Result<(), store::StoreError> {
+async fn announce_setup_token(db: &store::Db, pretty_logs: bool) -> Result<(), store::StoreError> {
     if store::identity::count_users(db).await? > 0 {
         return Ok(());
     }
     let token = store::secrets::get_or_create(db, store::secrets::SETUP_TOKEN).await?;
-    tracing::warn!("no user yet: first-run screen at /installation");
+    // In a JSON log stream the token is a field of one log line (`… | grep setup_token`); at a terminal it is also
+    // printed as a block a person can read.
+    tracing::warn!(setup_token = %token, "no user yet: create the first administrator at /installation with this token");
+    if !pretty_logs {
+        return Ok(());
+    }
     eprintln!(
         "\nAucun utilisateur : créez l'administrateur sur /installation avec le jeton d'installation\n\n    {token}\n\n\
          ou en ligne de commande : manchengo user create-admin --email …\n"
@@ -134,6 +142,7 @@ impl App {
             draining: AtomicBool::new(false),
             secrets: secrets.clone(),
             clock: options.clock.clone(),
+            extra_access: options.extra_access,
         }));
 
         let (stop, stop_rx) = watch::channel(false);
@@ -154,7 +163,7 @@ impl App {
                     }
                     let s = load_secrets(&db, &config).await?;
                     let _ = secrets.set(s);
-                    announce_setup_token(&db).await?;
+                    announce_setup_token(&db, config.log_format == crate::config::LogFormat::Pretty).await?;
                     cache.invalidate_prefix(crate::platform::jobs::JOBS_PREFIX).await;
                     Ok(())
                 })

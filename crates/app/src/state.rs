@@ -28,6 +28,8 @@ pub struct Inner {
     pub secrets: Arc<OnceLock<Secrets>>,
     /// The time every session and audit decision uses (tests move it).
     pub clock: Arc<dyn Clock>,
+    /// Declarations of routes added by tests (`server::Options::extra_access`).
+    pub extra_access: Vec<(&'static str, &'static str, domain::identity::Access)>,
 }
 
 #[derive(Clone)]

@@ -15,6 +15,22 @@ pub struct Snapshot {
     pub triggers: BTreeSet<String>,
 }
 
+impl Snapshot {
+    /// The shape both backends must share: SQLite stores every integer in 64 bits and sea-query declares
+    /// `big_integer` as `integer` there, so `bigint` and `integer` compare equal.
+    pub fn portable(&self) -> Snapshot {
+        let mut s = self.clone();
+        for t in s.tables.values_mut() {
+            for kind in t.columns.values_mut() {
+                if let Some(rest) = kind.strip_prefix("bigint") {
+                    *kind = format!("integer{rest}");
+                }
+            }
+        }
+        s
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableShape {
     /// column → `kind` or `kind?` when nullable.

@@ -100,6 +100,13 @@ pub fn allowed_by_ip(ext: &axum::http::Extensions, allow: &[domain::platform::ne
         .is_some_and(|c| !c.via_trusted_proxy && domain::platform::net::any_contains(allow, c.ip))
 }
 
+/// Diagnostics are readable from an allow-listed address, or with an ADMIN session whatever the address (through
+/// nginx, an operator presents a token).
+pub fn diagnostics_allowed(req: &axum::extract::Request, allow: &[domain::platform::net::Cidr]) -> bool {
+    allowed_by_ip(req.extensions(), allow)
+        || req.extensions().get::<crate::auth::Identity>().is_some_and(|i| i.role == domain::identity::Role::Admin)
+}
+
 pub fn diagnostics_refused() -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "Authentification requise (jeton administrateur).")
 }
@@ -149,17 +156,17 @@ pub async fn detailed_report(st: &AppState) -> Value {
 
 /// Everything an operator needs in one JSON (runbook: `curl -s http://localhost:3000/api/health/detailed | jq .`).
 #[utoipa::path(get, path = "/api/health/detailed", tag = "platform", responses(
-    (status = 200, description = "Rapport détaillé"), (status = 401, description = "Adresse non autorisée et pas de jeton")))]
+    (status = 200, description = "Rapport détaillé"), (status = 401, description = "Adresse non autorisée et pas de jeton ADMIN")))]
 pub async fn detailed(State(st): State<AppState>, req: axum::extract::Request) -> Response {
-    if !allowed_by_ip(req.extensions(), &st.config.health_detailed_allow) {
+    if !diagnostics_allowed(&req, &st.config.health_detailed_allow) {
         return diagnostics_refused().into_response();
     }
     no_store(StatusCode::OK, detailed_report(&st).await)
 }
 
-/// Prometheus text format (PLATFORM.md §9.2), from `METRICS_ALLOW`.
+/// Prometheus text format (PLATFORM.md §9.2), from `METRICS_ALLOW` or with an ADMIN token.
 pub async fn metrics(State(st): State<AppState>, req: axum::extract::Request) -> Response {
-    if !allowed_by_ip(req.extensions(), &st.config.metrics_allow) {
+    if !diagnostics_allowed(&req, &st.config.metrics_allow) {
         return diagnostics_refused().into_response();
     }
     // Instance gauges are set at scrape time from this instance's state.

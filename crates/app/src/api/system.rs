@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
-use super::health::{allowed_by_ip, diagnostics_refused};
+use super::health::{diagnostics_allowed, diagnostics_refused};
 use crate::platform::errors::ApiError;
 use crate::platform::jobs::{JOBS_PREFIX, JobView};
 use crate::state::AppState;
@@ -15,7 +15,7 @@ use crate::state::AppState;
 #[utoipa::path(get, path = "/api/system/jobs", tag = "platform", responses(
     (status = 200, description = "Tâches planifiées"), (status = 503, description = "Base de données indisponible")))]
 pub async fn jobs(State(st): State<AppState>, req: axum::extract::Request) -> Response {
-    if !allowed_by_ip(req.extensions(), &st.config.health_detailed_allow) {
+    if !diagnostics_allowed(&req, &st.config.health_detailed_allow) {
         return diagnostics_refused().into_response();
     }
     let loaded = st

@@ -182,7 +182,7 @@ pub struct FreshCsrf(pub String);
 /// What an authentication attempt found.
 enum Found {
     None,
-    Identity(Identity),
+    Identity(Box<Identity>),
     Refused(ApiError),
 }
 
@@ -214,7 +214,7 @@ async fn resolve(st: &AppState, token: &str, via_cookie: bool) -> Found {
         return Found::Refused(session_revoked());
     }
     let role = store::identity::role_of(&row.user);
-    Found::Identity(Identity {
+    Found::Identity(Box::new(Identity {
         user: row.user,
         role,
         session_id: sid,
@@ -222,7 +222,7 @@ async fn resolve(st: &AppState, token: &str, via_cookie: bool) -> Found {
         device_id: row.device_id,
         via_cookie,
         access_expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or(now),
-    })
+    }))
 }
 
 fn is_page(path: &str) -> bool {
@@ -292,7 +292,20 @@ pub async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Resp
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let page = is_page(&path);
-    let declared = crate::access::lookup(method.as_str(), &template);
+    let declared = crate::access::lookup(method.as_str(), &template).or_else(|| {
+        st.extra_access.iter().find(|(m, p, _)| *m == method.as_str() && *p == template).map(|(_, _, a)| *a)
+    });
+    // A declared path called with another method: 405 here, so an undeclared handler can never be reached.
+    if declared.is_none() {
+        let allow: Vec<&str> = crate::access::ROUTES.iter().filter(|r| r.path == template).map(|r| r.method).collect();
+        if !allow.is_empty() {
+            let mut res = ApiError::for_status(StatusCode::METHOD_NOT_ALLOWED).into_response();
+            if let Ok(v) = HeaderValue::from_str(&allow.join(",")) {
+                res.headers_mut().insert(header::ALLOW, v);
+            }
+            return res;
+        }
+    }
     let headers = req.headers().clone();
     let names = cookie_names(st.config.is_production());
 
@@ -336,13 +349,13 @@ pub async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Resp
     }
     if declared == Some(Access::Public) {
         if let Found::Identity(id) = found {
-            req.extensions_mut().insert(id);
+            req.extensions_mut().insert(*id);
         }
         return with_cookies(next.run(req).await, set_cookies);
     }
 
     let identity = match found {
-        Found::Identity(id) => Some(id),
+        Found::Identity(id) => Some(*id),
         Found::Refused(e) if !page => return with_cookies(e.into_response(), set_cookies),
         Found::Refused(e) if e.status.is_server_error() => return with_cookies(e.into_response(), set_cookies),
         _ => None,

@@ -171,22 +171,6 @@ pub async fn login(st: &AppState, input: LoginInput, ctx: &Ctx) -> Result<Logged
     let db = st.dbmon.db();
     let now = st.clock.now();
     let key = email_key(&input.email);
-    // The per-(IP, e-mail) limiter is a wider net than the account lockout (PLATFORM.md §5.1).
-    let ip = ctx.ip.clone().unwrap_or_default();
-    let d = st
-        .limiter
-        .hit("login", &format!("{ip}:{key}"), st.config.rate_limit_login_max, std::time::Duration::from_secs(900))
-        .await;
-    if !d.allowed {
-        tracing::warn!(limiter = "login", identity = %ip, "rate_limited");
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "RATE_LIMITED",
-            format!("Trop de tentatives depuis cette adresse. Réessayez dans {} s.", d.retry_after_secs),
-        )
-        .with_details(json!({"limiter": "login", "limit": d.limit, "windowSeconds": 900, "layer": "app"}))
-        .with_retry_after(d.retry_after_secs));
-    }
     let attempts = ids::attempts(db.conn(), &key).await.map_err(|e| store_err(st, e))?;
     let user = match normalize_email(&input.email) {
         Some(e) => ids::user_by_email(db.conn(), &e).await.map_err(|e| store_err(st, e))?,
@@ -201,6 +185,23 @@ pub async fn login(st: &AppState, input: LoginInput, ctx: &Ctx) -> Result<Logged
         )
         .await;
         return Err(account_locked(left));
+    }
+    // The per-(IP, e-mail) limiter is a wider net than the account lockout (PLATFORM.md §5.1); a locked account
+    // answers ACCOUNT_LOCKED first, whatever the limiter says.
+    let ip = ctx.ip.clone().unwrap_or_default();
+    let d = st
+        .limiter
+        .hit("login", &format!("{ip}:{key}"), st.config.rate_limit_login_max, std::time::Duration::from_secs(900))
+        .await;
+    if !d.allowed {
+        tracing::warn!(limiter = "login", identity = %ip, "rate_limited");
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMITED",
+            format!("Trop de tentatives depuis cette adresse. Réessayez dans {} s.", d.retry_after_secs),
+        )
+        .with_details(json!({"limiter": "login", "limit": d.limit, "windowSeconds": 900, "layer": "app"}))
+        .with_retry_after(d.retry_after_secs));
     }
     let (valid, rehash) =
         password::verify(input.password.clone(), user.as_ref().map(|u| u.password_hash.clone())).await?;
@@ -449,7 +450,7 @@ pub async fn change_password(
                 ids::set_password(&**tx, &user, hash, false, Some(sid), &actor, now).await?;
                 // This family continues with a fresh refresh token; the old ones die.
                 ids::revoke_refresh_tokens(&**tx, sid, now).await?;
-                Ok::<_, store::StoreError>(ids::issue_refresh(&**tx, sid, &refresh_hash, now, ttl).await?)
+                ids::issue_refresh(&**tx, sid, &refresh_hash, now, ttl).await
             })
         })
         .await

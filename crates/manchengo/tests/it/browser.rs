@@ -55,25 +55,48 @@ async fn browser(driver: &Driver, width: u32) -> WebDriver {
     WebDriver::new(format!("http://127.0.0.1:{}", driver.1), caps).await.expect("webdriver session")
 }
 
+async fn fill(web: &WebDriver, id: &str, value: &str) {
+    let el = web.find(By::Id(id)).await.unwrap();
+    el.clear().await.unwrap();
+    el.send_keys(value).await.unwrap();
+}
+
+async fn submit(web: &WebDriver, label: &str) {
+    web.find(By::XPath(format!("//button[normalize-space()='{label}']"))).await.unwrap().click().await.unwrap();
+}
+
+async fn body_text(web: &WebDriver) -> String {
+    web.find(By::Tag("body")).await.unwrap().text().await.unwrap()
+}
+
+async fn login(web: &WebDriver, srv: &TestServer, email: &str, password: &str) {
+    web.goto(srv.url("/connexion")).await.unwrap();
+    fill(web, "email", email).await;
+    fill(web, "password", password).await;
+    submit(web, "Se connecter").await;
+}
+
 #[tokio::test]
 async fn the_status_page_shows_the_system_health_in_french_on_desktop_and_phone() {
     let Some(driver) = start_chromedriver() else { return };
     let t = TestDb::new(Kind::Sqlite).await.unwrap();
     let srv = TestServer::start(&t, &[]).await;
+    crate::support::seed_user(&srv, "admin@test.dz", domain::identity::Role::Admin, false).await;
 
     let web = browser(&driver, 1366).await;
-    web.goto(srv.url("/")).await.unwrap();
+    login(&web, &srv, "admin@test.dz", crate::support::PASSWORD).await;
+    web.goto(srv.url("/systeme/sante")).await.unwrap();
     assert_eq!(web.title().await.unwrap(), "État du système · Manchengo Smart ERP");
     let h1 = web.find(By::Tag("h1")).await.unwrap().text().await.unwrap();
     assert!(h1.contains("État du système"), "{h1}");
     assert_eq!(web.find(By::Id("etat-global")).await.unwrap().text().await.unwrap(), "Prêt");
-    let body = web.find(By::Tag("body")).await.unwrap().text().await.unwrap();
+    let body = body_text(&web).await;
     assert!(body.contains("Base de données"));
     assert!(body.contains("SQLite (embarquée)"));
-    assert!(body.contains("Mémoire — taux de succès 0,0\u{202F}%"), "{body}");
+    assert!(body.contains("Mémoire — taux de succès"), "{body}");
     // The side navigation marks the current page; the stylesheet was applied (header is dark Cave).
     let current = web.find(By::Css(".navigation a[aria-current='page']")).await.unwrap();
-    assert_eq!(current.text().await.unwrap(), "État du système");
+    assert_eq!(current.text().await.unwrap(), "Santé");
     let bg = web.find(By::Css(".entete")).await.unwrap().css_value("background-color").await.unwrap();
     assert_eq!(bg, "rgba(43, 42, 39, 1)");
     // The skip link leads to the content.
@@ -83,14 +106,130 @@ async fn the_status_page_shows_the_system_health_in_french_on_desktop_and_phone(
 
     // On a 360-px phone the side navigation hides behind "Menu", which opens without script.
     let phone = browser(&driver, 360).await;
-    phone.goto(srv.url("/")).await.unwrap();
+    login(&phone, &srv, "admin@test.dz", crate::support::PASSWORD).await;
+    phone.goto(srv.url("/systeme/sante")).await.unwrap();
     assert!(!phone.find(By::Css(".navigation")).await.unwrap().is_displayed().await.unwrap());
     let menu = phone.find(By::Css(".menu-mobile summary")).await.unwrap();
     assert_eq!(menu.text().await.unwrap(), "Menu");
     menu.click().await.unwrap();
-    let link = phone.find(By::Css(".menu-mobile a[href='/']")).await.unwrap();
+    let link = phone.find(By::Css(".menu-mobile a[href='/systeme/sante']")).await.unwrap();
     assert!(link.is_displayed().await.unwrap());
     phone.quit().await.unwrap();
+    srv.stop().await;
+}
+
+/// First run, the administrator's first steps, a new user's forced password change, role menus, the lockout.
+#[tokio::test]
+async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
+    let Some(driver) = start_chromedriver() else { return };
+    let t = TestDb::new(Kind::Sqlite).await.unwrap();
+    // The per-address login limiter is a wider net than the lockout this test walks through.
+    let srv = TestServer::start(&t, &[("RATE_LIMIT_LOGIN_MAX", "20")]).await;
+    let web = browser(&driver, 1366).await;
+
+    // No user yet: the login page leads to the first-run screen, which wants the printed token.
+    web.goto(srv.url("/connexion")).await.unwrap();
+    assert!(web.current_url().await.unwrap().path().ends_with("/installation"));
+    let token = store::secrets::get(srv.state.dbmon.db(), store::secrets::SETUP_TOKEN).await.unwrap().unwrap();
+    fill(&web, "token", "mauvais-jeton").await;
+    fill(&web, "first_name", "Karim").await;
+    fill(&web, "last_name", "Benali").await;
+    fill(&web, "email", "k.benali@fromagerie.dz").await;
+    fill(&web, "new_password", "Fromage#2025!").await;
+    fill(&web, "confirm_password", "Fromage#2025!").await;
+    submit(&web, "Créer l'administrateur").await;
+    assert!(body_text(&web).await.contains("Jeton d'installation invalide"));
+    // Typed values are kept (not the passwords); a weak password lists the failed rules.
+    assert_eq!(
+        web.find(By::Id("email")).await.unwrap().value().await.unwrap().as_deref(),
+        Some("k.benali@fromagerie.dz")
+    );
+    fill(&web, "token", &token).await;
+    fill(&web, "new_password", "kbenali").await;
+    fill(&web, "confirm_password", "kbenali").await;
+    submit(&web, "Créer l'administrateur").await;
+    let failed = web.find_all(By::Css(".regle-echec")).await.unwrap();
+    let mut rules = Vec::new();
+    for f in failed {
+        rules.push(f.attr("data-regle").await.unwrap().unwrap());
+    }
+    assert_eq!(rules, vec!["MIN_LENGTH", "CHAR_CLASSES", "CONTAINS_EMAIL"]);
+    fill(&web, "new_password", "Fromage#2025!").await;
+    fill(&web, "confirm_password", "Fromage#2025!").await;
+    submit(&web, "Créer l'administrateur").await;
+    assert!(web.current_url().await.unwrap().path().ends_with("/connexion"));
+    assert!(body_text(&web).await.contains("Administrateur créé."));
+    web.goto(srv.url("/installation")).await.unwrap();
+    assert!(body_text(&web).await.contains("Page introuvable"), "first run is over");
+
+    // The administrator signs in and sees the system menu.
+    login(&web, &srv, "k.benali@fromagerie.dz", "Fromage#2025!").await;
+    assert!(body_text(&web).await.contains("Bienvenue, Karim"));
+    let mut labels = Vec::new();
+    for a in web.find_all(By::Css(".navigation a")).await.unwrap() {
+        labels.push(a.text().await.unwrap());
+    }
+    assert_eq!(labels, vec!["Utilisateurs", "Appareils", "Santé", "Journal d'audit"]);
+
+    // A new accountant, with a one-time password shown once.
+    web.goto(srv.url("/systeme/utilisateurs/nouveau")).await.unwrap();
+    fill(&web, "first_name", "Nadia").await;
+    fill(&web, "last_name", "Haddad").await;
+    fill(&web, "email", "n.haddad@fromagerie.dz").await;
+    web.find(By::Css("#role option[value='COMPTABLE']")).await.unwrap().click().await.unwrap();
+    submit(&web, "Créer").await;
+    let otp = web.find(By::Id("mot-de-passe-unique")).await.unwrap().text().await.unwrap();
+    assert_eq!(otp.len(), 16);
+    web.goto(srv.url("/systeme/utilisateurs")).await.unwrap();
+    let list = body_text(&web).await;
+    assert!(list.contains("n.haddad@fromagerie.dz") && list.contains("Doit changer son mot de passe"), "{list}");
+
+    // Log out through the user menu.
+    web.find(By::Css(".menu-utilisateur summary")).await.unwrap().click().await.unwrap();
+    submit(&web, "Déconnexion").await;
+    assert!(body_text(&web).await.contains("Vous êtes déconnecté."));
+    web.goto(srv.url("/systeme/utilisateurs")).await.unwrap();
+    assert!(web.current_url().await.unwrap().path().ends_with("/connexion"));
+
+    // The accountant must change the password before anything else.
+    login(&web, &srv, "n.haddad@fromagerie.dz", &otp).await;
+    assert!(web.current_url().await.unwrap().path().ends_with("/mot-de-passe"));
+    web.goto(srv.url("/systeme/audit")).await.unwrap();
+    assert!(web.current_url().await.unwrap().path().ends_with("/mot-de-passe"));
+    fill(&web, "current_password", &otp).await;
+    fill(&web, "new_password", &otp).await;
+    fill(&web, "confirm_password", &otp).await;
+    submit(&web, "Enregistrer").await;
+    assert!(body_text(&web).await.contains("Mot de passe trop faible"));
+    let failed = web.find(By::Css(".regle-echec")).await.unwrap();
+    assert_eq!(failed.attr("data-regle").await.unwrap().as_deref(), Some("SAME_AS_OLD"));
+    fill(&web, "current_password", &otp).await;
+    fill(&web, "new_password", "Comptable#2025!").await;
+    fill(&web, "confirm_password", "Comptable#2025!").await;
+    submit(&web, "Enregistrer").await;
+    assert!(body_text(&web).await.contains("Mot de passe changé."));
+    // Her menu holds the audit log only, where the chain is shown intact; the users page is refused.
+    let mut labels = Vec::new();
+    for a in web.find_all(By::Css(".navigation a")).await.unwrap() {
+        labels.push(a.text().await.unwrap());
+    }
+    assert_eq!(labels, vec!["Journal d'audit"]);
+    web.goto(srv.url("/systeme/audit")).await.unwrap();
+    assert_eq!(web.find(By::Id("etat-chaine")).await.unwrap().text().await.unwrap(), "Chaîne intacte");
+    assert!(body_text(&web).await.contains("PASSWORD_CHANGED"));
+    web.goto(srv.url("/systeme/utilisateurs")).await.unwrap();
+    assert!(body_text(&web).await.contains("Accès refusé"));
+    web.find(By::Css(".menu-utilisateur summary")).await.unwrap().click().await.unwrap();
+    submit(&web, "Déconnexion").await;
+
+    // Five wrong passwords: the sixth attempt is locked, with the time it lasts.
+    for _ in 0..5 {
+        login(&web, &srv, "n.haddad@fromagerie.dz", "Mauvais#2025x").await;
+        assert!(body_text(&web).await.contains("Identifiants invalides."));
+    }
+    login(&web, &srv, "n.haddad@fromagerie.dz", "Comptable#2025!").await;
+    assert!(body_text(&web).await.contains("Trop de tentatives de connexion. Réessayez dans 15 minutes."));
+    web.quit().await.unwrap();
     srv.stop().await;
 }
 

@@ -41,6 +41,7 @@ async fn a_leased_job_runs_once_per_slot_across_two_instances() {
                 job_tick: Duration::from_millis(50),
                 extra_jobs: vec![nightly(runs.clone())],
                 extra_routes: None,
+                extra_access: Vec::new(),
             };
             servers.push(TestServer::start_with(cfg, opts).await);
         }
@@ -77,6 +78,7 @@ async fn a_recorded_run_invalidates_the_cached_jobs_view() {
         job_tick: Duration::from_millis(50),
         extra_jobs: vec![nightly(runs.clone())],
         extra_routes: None,
+        extra_access: Vec::new(),
     };
     let srv = TestServer::start_with(config_for(&t.url, t.dir.path(), &[]), opts).await;
     let last_run = || async {

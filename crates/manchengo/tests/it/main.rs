@@ -5,6 +5,7 @@ mod browser;
 mod cache;
 mod cli;
 mod drills;
+mod identity;
 mod jobs;
 mod shutdown;
 mod storage;

@@ -15,7 +15,11 @@ async fn server_with_slow_route(t: &TestDb, shutdown_timeout: &str, slow: Durati
             "terminé"
         }),
     );
-    let opts = app::server::Options { extra_routes: Some(extra), ..Default::default() };
+    let opts = app::server::Options {
+        extra_routes: Some(extra),
+        extra_access: vec![("GET", "/api/test/lent", domain::identity::Access::Public)],
+        ..Default::default()
+    };
     TestServer::start_with(cfg, opts).await
 }
 
@@ -64,8 +68,12 @@ async fn a_panicking_handler_gets_the_internal_error_envelope_and_the_server_sur
             "jamais"
         }),
     );
-    let srv =
-        TestServer::start_with(cfg, app::server::Options { extra_routes: Some(extra), ..Default::default() }).await;
+    let opts = app::server::Options {
+        extra_routes: Some(extra),
+        extra_access: vec![("GET", "/api/test/panne", domain::identity::Access::Public)],
+        ..Default::default()
+    };
+    let srv = TestServer::start_with(cfg, opts).await;
     let r = client().get(srv.url("/api/test/panne")).header("x-request-id", "panne-1").send().await.unwrap();
     assert_eq!(r.status(), 500);
     let body: serde_json::Value = r.json().await.unwrap();

@@ -315,7 +315,9 @@ impl MigrationTrait for Migration {
             sea_orm::DbBackend::Postgres => &[
                 "CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ \
                  BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$",
-                "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log \
+                "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log \
+                 FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
+                "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log \
                  FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
             ],
             _ => &[

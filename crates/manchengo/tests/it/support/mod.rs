@@ -229,3 +229,85 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The password of every seeded test user (satisfies the policy).
+pub const PASSWORD: &str = "Fromage#2025!";
+
+/// Creates a user straight in the store, with [`PASSWORD`].
+pub async fn seed_user(
+    srv: &TestServer,
+    email: &str,
+    role: domain::identity::Role,
+    must_change: bool,
+) -> store::identity::User {
+    let db = srv.state.dbmon.db().clone();
+    let new = store::identity::NewUser {
+        email: email.into(),
+        first_name: "Karim".into(),
+        last_name: format!("Test {}", role.code()),
+        role,
+        password_hash: app::auth::password::hash_now(PASSWORD),
+        must_change_password: must_change,
+    };
+    let actor = store::audit::Actor::system("test");
+    db.write(|tx| {
+        let (new, actor) = (new.clone(), actor.clone());
+        Box::pin(async move { store::identity::create_user(&**tx, new, &actor, chrono::Utc::now(), false).await })
+    })
+    .await
+    .expect("seed user")
+}
+
+/// `role@test.dz` for each role.
+pub fn email_of(role: domain::identity::Role) -> String {
+    format!("{}@test.dz", role.code().to_lowercase())
+}
+
+/// A device login: returns the JSON body (accessToken, refreshToken …) after asserting 200.
+pub async fn device_login(srv: &TestServer, email: &str, device_id: Option<uuid::Uuid>) -> serde_json::Value {
+    let mut body = serde_json::json!({"email": email, "password": PASSWORD, "client": "device"});
+    if let Some(d) = device_id {
+        body["deviceId"] = serde_json::json!(d);
+    }
+    let r = client().post(srv.url("/api/auth/login")).json(&body).send().await.unwrap();
+    let status = r.status().as_u16();
+    let json: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "device login of {email}: {json}");
+    json
+}
+
+/// Seeds a user of `role` and returns a bearer access token for it.
+pub async fn bearer(srv: &TestServer, role: domain::identity::Role) -> String {
+    let email = email_of(role);
+    if store::identity::user_by_email(srv.state.dbmon.db().conn(), &email).await.unwrap().is_none() {
+        seed_user(srv, &email, role, false).await;
+    }
+    device_login(srv, &email, None).await["accessToken"].as_str().unwrap().to_string()
+}
+
+/// A browser-like client (cookie jar) signed in through the web login; returns it with its CSRF token.
+pub async fn web_session(srv: &TestServer, email: &str) -> (reqwest::Client, String) {
+    let c = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let r = c
+        .post(srv.url("/api/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": PASSWORD, "client": "web"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "web login of {email}");
+    let body: serde_json::Value = r.json().await.unwrap();
+    (c, body["csrfToken"].as_str().unwrap().to_string())
+}
+
+/// Rows of the audit log with this action, oldest first.
+pub async fn audit_actions(srv: &TestServer, action: &str) -> Vec<store::audit::Row> {
+    let f = store::audit::Filter { action: Some(action.into()), ..Default::default() };
+    let mut rows = store::audit::list(srv.state.dbmon.db(), &f, 1000).await.unwrap();
+    rows.reverse();
+    rows
+}
