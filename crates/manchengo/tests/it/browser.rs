@@ -61,8 +61,11 @@ async fn fill(web: &WebDriver, id: &str, value: &str) {
     el.send_keys(value).await.unwrap();
 }
 
+/// Clicks a submit button and waits for the next page (the old document goes stale).
 async fn submit(web: &WebDriver, label: &str) {
-    web.find(By::XPath(format!("//button[normalize-space()='{label}']"))).await.unwrap().click().await.unwrap();
+    let old = web.find(By::Tag("html")).await.unwrap();
+    web.find(By::XPath(format!("//button[normalize-space()=\"{label}\"]"))).await.unwrap().click().await.unwrap();
+    old.wait_until().stale().await.unwrap();
 }
 
 async fn body_text(web: &WebDriver) -> String {
@@ -145,8 +148,8 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
         Some("k.benali@fromagerie.dz")
     );
     fill(&web, "token", &token).await;
-    fill(&web, "new_password", "kbenali").await;
-    fill(&web, "confirm_password", "kbenali").await;
+    fill(&web, "new_password", "k.benali").await;
+    fill(&web, "confirm_password", "k.benali").await;
     submit(&web, "Créer l'administrateur").await;
     let failed = web.find_all(By::Css(".regle-echec")).await.unwrap();
     let mut rules = Vec::new();

@@ -83,3 +83,91 @@ fn a_second_serve_on_the_same_data_directory_exits_with_code_3() {
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
     drop(first);
 }
+
+fn with_stdin(mut c: Command, input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = c
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// DOMAIN.md §20 and PLATFORM.md §1: the first administrator from the command line (password from standard input,
+/// never an argument), a password reset with a one-time password, an unlock; each audited as `SYSTEM cli`.
+#[tokio::test]
+async fn user_commands_create_the_first_admin_reset_and_unlock_on_both_backends() {
+    on_both(|t| async move {
+        let cmd = |args: &[&str]| {
+            let mut c = manchengo(t.dir.path());
+            c.args(args).env("DATABASE_URL", &t.url).env("DATA_DIR", t.dir.path());
+            c
+        };
+        let create = ["user", "create-admin", "--email", "K.Benali@Fromagerie.dz", "--name", "Karim Benali"];
+        let out = with_stdin(cmd(&create), "court\n");
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("mot de passe trop faible : 12 à 128 caractères"));
+        let out = with_stdin(cmd(&create), "Fromage#2025!\nFromage#2025?\n");
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("diffèrent"));
+        let out = with_stdin(cmd(&create), "Fromage#2025!\nFromage#2025!\n");
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("administrateur créé : k.benali@fromagerie.dz (U0001)"));
+        let out = with_stdin(cmd(&create), "Fromage#2025!\n");
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("Cette adresse e-mail est déjà utilisée."));
+
+        let db = t.open().await;
+        let u = store::identity::user_by_email(db.conn(), "k.benali@fromagerie.dz").await.unwrap().unwrap();
+        assert_eq!((u.role.as_str(), u.must_change_password), ("ADMIN", false));
+        assert_eq!(app::auth::password::verify_now("Fromage#2025!", &u.password_hash), (true, false));
+        assert_eq!(store::secrets::get(&db, store::secrets::SETUP_TOKEN).await.unwrap(), None, "first run is over");
+
+        let out = cmd(&["user", "reset-password", "--email", "k.benali@fromagerie.dz"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let otp = text.lines().map(str::trim).find(|l| l.len() == 16).unwrap().to_string();
+        let u = store::identity::user_by_email(db.conn(), "k.benali@fromagerie.dz").await.unwrap().unwrap();
+        assert!(u.must_change_password);
+        assert_eq!(app::auth::password::verify_now(&otp, &u.password_hash).0, true);
+
+        let key = app::auth::session::email_key("k.benali@fromagerie.dz");
+        let locked = domain::identity::Attempts {
+            failures: 5,
+            first_failure_at: Some(0),
+            locked_until: Some(i64::from(i32::MAX)),
+        };
+        store::identity::save_attempts(db.conn(), &key, locked).await.unwrap();
+        let out = cmd(&["user", "unlock", "--email", "k.benali@fromagerie.dz"]).output().unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains("verrouillage levé"));
+        assert_eq!(store::identity::attempts(db.conn(), &key).await.unwrap(), domain::identity::Attempts::default());
+
+        let f = store::audit::Filter::default();
+        let actions: Vec<String> =
+            store::audit::list(&db, &f, 100).await.unwrap().into_iter().rev().map(|r| r.action).collect();
+        assert_eq!(actions, vec!["USER_CREATED", "PASSWORD_RESET", "ACCOUNT_UNLOCKED"]);
+        let out = cmd(&["check", "--audit"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("chaîne d'audit intacte : 3 entrées vérifiées"));
+        db.close().await;
+    })
+    .await;
+}
+
+/// The server prints the first-run token while no user exists, in its JSON log.
+#[test]
+fn serve_prints_the_setup_token_while_no_user_exists() {
+    let srv = crate::support::procs::Manchengo::spawn(&[]);
+    // The bootstrap (migrations, secrets, token) runs right after the listener opens.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !srv.logs().contains("setup_token") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let logs = srv.logs();
+    let line = logs.lines().find(|l| l.contains("setup_token")).unwrap_or_else(|| panic!("no setup token in:\n{logs}"));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["setup_token"].as_str().unwrap().len(), 64);
+}
