@@ -679,3 +679,156 @@ async fn audit_entries_are_listed_newest_first_with_a_cursor_and_filters() {
     assert_eq!(bad.status(), 400);
     srv.stop().await;
 }
+
+fn csrf_in(html: &str) -> String {
+    html.split("name=\"_csrf\" value=\"").nth(1).and_then(|s| s.split('"').next()).unwrap_or_default().to_string()
+}
+
+fn cookie_client() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+#[tokio::test]
+async fn a_page_refreshes_an_expired_session_transparently() {
+    on_both(|t| async move {
+        let clock = ManualClock::new(chrono::Utc::now());
+        let options = app::server::Options { clock: clock.clone(), ..Default::default() };
+        let srv = TestServer::start_with(config_for(&t.url, t.dir.path(), &[]), options).await;
+        seed_user(&srv, "k.benali@fromagerie.dz", Role::Admin, false).await;
+        let c = cookie_client();
+        let r = c
+            .post(srv.url("/connexion"))
+            .form(&[("email", "k.benali@fromagerie.dz"), ("password", PASSWORD), ("suite", "/systeme/appareils")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        assert_eq!(r.headers()["location"], "/systeme/appareils", "the suite parameter wins when the role may open it");
+        clock.advance(chrono::Duration::minutes(20));
+        // The API says the access token expired; a page rotates the cookies and answers.
+        let r = c.get(srv.url("/api/auth/me")).send().await.unwrap();
+        assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "TOKEN_EXPIRED");
+        let r = c.get(srv.url("/mon-compte")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let set: Vec<String> = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+        for name in ["mc_at=", "mc_rt=", "mc_csrf="] {
+            assert!(set.iter().any(|c| c.starts_with(name)), "{name} rotated: {set:?}");
+        }
+        let html = r.text().await.unwrap();
+        assert!(html.contains("Sessions ouvertes") && html.contains("Cette session"));
+        // The form on that very page carries the new CSRF token.
+        let csrf = csrf_in(&html);
+        let r = c.post(srv.url("/deconnexion")).form(&[("_csrf", csrf.as_str())]).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        assert_eq!(r.headers()["location"], "/connexion");
+        let r = c.get(srv.url("/mon-compte")).send().await.unwrap();
+        assert_eq!(r.status(), 303, "logged out");
+        srv.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn administrators_manage_users_and_devices_through_the_pages() {
+    on_both(|t| async move {
+        let srv = TestServer::start(&t, &[]).await;
+        seed_user(&srv, "k.benali@fromagerie.dz", Role::Admin, false).await;
+        let c = cookie_client();
+        c.post(srv.url("/connexion")).form(&[("email", "k.benali@fromagerie.dz"), ("password", PASSWORD)]).send().await.unwrap();
+        let page = |path: &str| {
+            let (c, url) = (c.clone(), srv.url(path));
+            async move {
+                let r = c.get(url).send().await.unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            }
+        };
+        let (_, html) = page("/systeme/utilisateurs/nouveau").await;
+        let csrf = csrf_in(&html);
+        assert_eq!(csrf.len(), 43);
+        // A refused creation keeps what was typed and says why.
+        let r = c
+            .post(srv.url("/systeme/utilisateurs/nouveau"))
+            .form(&[("_csrf", csrf.as_str()), ("first_name", "Samir"), ("last_name", "Ould"), ("email", "samir@"), ("role", "PRODUCTION")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422);
+        let html = r.text().await.unwrap();
+        assert!(html.contains("Adresse e-mail invalide.") && html.contains("value=\"Samir\""));
+        let r = c
+            .post(srv.url("/systeme/utilisateurs/nouveau"))
+            .form(&[("_csrf", csrf.as_str()), ("first_name", "Samir"), ("last_name", "Ould"), ("email", "s.ould@fromagerie.dz"), ("role", "PRODUCTION")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        assert!(r.text().await.unwrap().contains("affiché <strong>une seule fois</strong>"));
+        let samir = store::identity::user_by_email(srv.state.dbmon.db().conn(), "s.ould@fromagerie.dz").await.unwrap().unwrap();
+        assert_eq!((samir.role.as_str(), samir.must_change_password), ("PRODUCTION", true));
+
+        // Role change through the edit form, then deactivation through its confirmation view.
+        let r = c
+            .post(srv.url(&format!("/systeme/utilisateurs/{}", samir.id)))
+            .form(&[("_csrf", csrf.as_str()), ("first_name", "Samir"), ("last_name", "Ould-Ali"), ("role", "APPRO")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        let (_, html) = page(&format!("/systeme/utilisateurs/{}", samir.id)).await;
+        assert!(html.contains("Modifications enregistrées.") && html.contains("value=\"Ould-Ali\""));
+        let (s, html) = page(&format!("/systeme/utilisateurs/{}/desactiver", samir.id)).await;
+        assert_eq!(s, 200);
+        assert!(html.contains("Toutes ses sessions (navigateurs et appareils) seront fermées immédiatement"), "{html}");
+        let r = c.post(srv.url(&format!("/systeme/utilisateurs/{}/desactiver", samir.id))).form(&[("_csrf", csrf.as_str())]).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        let (_, html) = page("/systeme/utilisateurs").await;
+        assert!(html.contains("Inactif"));
+        // The last administrator: the page offers no deactivation of oneself, and a forged form is refused.
+        let me = store::identity::user_by_email(srv.state.dbmon.db().conn(), "k.benali@fromagerie.dz").await.unwrap().unwrap();
+        let (_, html) = page(&format!("/systeme/utilisateurs/{}", me.id)).await;
+        assert!(!html.contains("/desactiver\"") && html.contains("Vous ne pouvez pas changer votre propre rôle."));
+        let r = c.post(srv.url(&format!("/systeme/utilisateurs/{}/desactiver", me.id))).form(&[("_csrf", csrf.as_str())]).send().await.unwrap();
+        assert_eq!(r.status(), 403);
+        assert!(r.text().await.unwrap().contains("ni désactiver votre propre compte"));
+
+        // A device, revoked from its page with a reason.
+        seed_user(&srv, "driver@fromagerie.dz", Role::Commercial, false).await;
+        let device = uuid::Uuid::new_v4();
+        let tok = device_login(&srv, "driver@fromagerie.dz", Some(device)).await["accessToken"].as_str().unwrap().to_string();
+        client()
+            .post(srv.url("/api/devices/register"))
+            .bearer_auth(&tok)
+            .json(&json!({"id": device, "name": "Condor – Tournée Ouest", "platform": "android", "appVersion": "1.2.0"}))
+            .send()
+            .await
+            .unwrap();
+        let (_, html) = page("/systeme/appareils").await;
+        assert!(html.contains("Condor – Tournée Ouest") && html.contains(">Actif<"));
+        let r = c.post(srv.url(&format!("/systeme/appareils/{device}/revoquer"))).form(&[("_csrf", csrf.as_str()), ("reason", "vol")]).send().await.unwrap();
+        assert_eq!(r.status(), 422);
+        assert!(r.text().await.unwrap().replace("&#39;", "'").contains("Un motif d'au moins 5 caractères est obligatoire."));
+        let r = c
+            .post(srv.url(&format!("/systeme/appareils/{device}/revoquer")))
+            .form(&[("_csrf", csrf.as_str()), ("reason", "Téléphone volé au marché")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        let (_, html) = page("/systeme/appareils?statut=revoque").await;
+        assert!(html.contains("Condor – Tournée Ouest") && html.contains(">Révoqué<"));
+        let r = client().get(srv.url("/api/auth/me")).bearer_auth(&tok).send().await.unwrap();
+        assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "DEVICE_REVOKED");
+
+        // The audit page filters by severity; an entry shows its before and after.
+        let (_, html) = page("/systeme/audit?severity=SECURITY").await;
+        assert!(html.contains("DEVICE_REVOKED") && !html.contains("USER_CREATED"), "security entries only");
+        assert!(html.contains("Chaîne intacte"));
+        let role_change = audit_actions(&srv, "USER_ROLE_CHANGED").await;
+        let (_, html) = page(&format!("/systeme/audit/{}", role_change[0].seq)).await;
+        let text = html.replace("&#34;", "\"");
+        let (before, after) = text.split_once("<h2>Après</h2>").unwrap();
+        assert!(before.contains("\"role\": \"PRODUCTION\"") && after.contains("\"role\": \"APPRO\""), "{text}");
+        srv.stop().await;
+    })
+    .await;
+}
