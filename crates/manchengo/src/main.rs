@@ -4,6 +4,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use app::config::{Config, help_table};
+
+mod bench;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -55,8 +57,29 @@ enum Command {
         #[arg(long, value_name = "URL")]
         database_url: Option<String>,
     },
+    /// Mesures de performance écrites dans docs/BENCHMARKS.md (jamais des assertions).
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
     /// Affiche la version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// Durée d'une connexion : argon2id seul, puis des connexions HTTP complètes sur un serveur en mémoire.
+    Login {
+        /// Nombre de connexions mesurées.
+        #[arg(long, default_value_t = 40)]
+        logins: usize,
+        /// Fichier où écrire la section (ex. docs/BENCHMARKS.md).
+        #[arg(long)]
+        write: Option<std::path::PathBuf>,
+        /// Base à utiliser (défaut : une base SQLite temporaire).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -158,6 +181,18 @@ fn main() -> ExitCode {
                 config.database_url = url;
             }
             runtime().block_on(check(config, audit, from))
+        }
+        Command::Bench { what: BenchWhat::Login { logins, write, database_url } } => {
+            match runtime().block_on(bench::login_bench(database_url, logins.max(4), write)) {
+                Ok(section) => {
+                    println!("{section}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("échec du banc d'essai : {e}");
+                    ExitCode::from(1)
+                }
+            }
         }
         Command::Serve => {
             let config = match load_config() {

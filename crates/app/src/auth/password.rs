@@ -10,8 +10,9 @@ use tokio::sync::Semaphore;
 
 use crate::platform::errors::ApiError;
 
-/// m = 19 456 KiB, t = 2, p = 1: the OWASP minimum for argon2id; ≈ 25 ms on one core of the reference machine
-/// (docs/BENCHMARKS.md), so two cores sustain ≈ 80 logins/s and a guessing attacker gets little per core.
+/// m = 19 456 KiB, t = 2, p = 1: the OWASP minimum for argon2id; ≈ 15 ms per hash on one core of the reference
+/// machine, ≈ 18 ms for a whole login (docs/BENCHMARKS.md): two cores sustain 70–85 logins/s, and a guesser gets
+/// about 65 tries per second per core before the lockout and the limiter stop them anyway.
 pub const M_COST: u32 = 19_456;
 pub const T_COST: u32 = 2;
 pub const P_COST: u32 = 1;

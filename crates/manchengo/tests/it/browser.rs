@@ -117,6 +117,17 @@ async fn the_status_page_shows_the_system_health_in_french_on_desktop_and_phone(
     menu.click().await.unwrap();
     let link = phone.find(By::Css(".menu-mobile a[href='/systeme/sante']")).await.unwrap();
     assert!(link.is_displayed().await.unwrap());
+    // No horizontal scroll at 360 px on the identity pages either.
+    for path in ["/systeme/sante", "/systeme/utilisateurs", "/mon-compte", "/mot-de-passe", "/systeme/audit"] {
+        phone.goto(srv.url(path)).await.unwrap();
+        let wide = phone
+            .execute("return document.documentElement.scrollWidth > window.innerWidth;", Vec::new())
+            .await
+            .unwrap()
+            .json()
+            .clone();
+        assert_eq!(wide, serde_json::json!(false), "{path} scrolls sideways at 360 px");
+    }
     phone.quit().await.unwrap();
     srv.stop().await;
 }

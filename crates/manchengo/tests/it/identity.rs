@@ -710,7 +710,8 @@ async fn a_page_refreshes_an_expired_session_transparently() {
         assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "TOKEN_EXPIRED");
         let r = c.get(srv.url("/mon-compte")).send().await.unwrap();
         assert_eq!(r.status(), 200);
-        let set: Vec<String> = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+        let set: Vec<String> =
+            r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
         for name in ["mc_at=", "mc_rt=", "mc_csrf="] {
             assert!(set.iter().any(|c| c.starts_with(name)), "{name} rotated: {set:?}");
         }
@@ -734,7 +735,11 @@ async fn administrators_manage_users_and_devices_through_the_pages() {
         let srv = TestServer::start(&t, &[]).await;
         seed_user(&srv, "k.benali@fromagerie.dz", Role::Admin, false).await;
         let c = cookie_client();
-        c.post(srv.url("/connexion")).form(&[("email", "k.benali@fromagerie.dz"), ("password", PASSWORD)]).send().await.unwrap();
+        c.post(srv.url("/connexion"))
+            .form(&[("email", "k.benali@fromagerie.dz"), ("password", PASSWORD)])
+            .send()
+            .await
+            .unwrap();
         let page = |path: &str| {
             let (c, url) = (c.clone(), srv.url(path));
             async move {
@@ -748,7 +753,13 @@ async fn administrators_manage_users_and_devices_through_the_pages() {
         // A refused creation keeps what was typed and says why.
         let r = c
             .post(srv.url("/systeme/utilisateurs/nouveau"))
-            .form(&[("_csrf", csrf.as_str()), ("first_name", "Samir"), ("last_name", "Ould"), ("email", "samir@"), ("role", "PRODUCTION")])
+            .form(&[
+                ("_csrf", csrf.as_str()),
+                ("first_name", "Samir"),
+                ("last_name", "Ould"),
+                ("email", "samir@"),
+                ("role", "PRODUCTION"),
+            ])
             .send()
             .await
             .unwrap();
@@ -757,13 +768,20 @@ async fn administrators_manage_users_and_devices_through_the_pages() {
         assert!(html.contains("Adresse e-mail invalide.") && html.contains("value=\"Samir\""));
         let r = c
             .post(srv.url("/systeme/utilisateurs/nouveau"))
-            .form(&[("_csrf", csrf.as_str()), ("first_name", "Samir"), ("last_name", "Ould"), ("email", "s.ould@fromagerie.dz"), ("role", "PRODUCTION")])
+            .form(&[
+                ("_csrf", csrf.as_str()),
+                ("first_name", "Samir"),
+                ("last_name", "Ould"),
+                ("email", "s.ould@fromagerie.dz"),
+                ("role", "PRODUCTION"),
+            ])
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), 201);
         assert!(r.text().await.unwrap().contains("affiché <strong>une seule fois</strong>"));
-        let samir = store::identity::user_by_email(srv.state.dbmon.db().conn(), "s.ould@fromagerie.dz").await.unwrap().unwrap();
+        let samir =
+            store::identity::user_by_email(srv.state.dbmon.db().conn(), "s.ould@fromagerie.dz").await.unwrap().unwrap();
         assert_eq!((samir.role.as_str(), samir.must_change_password), ("PRODUCTION", true));
 
         // Role change through the edit form, then deactivation through its confirmation view.
@@ -779,34 +797,57 @@ async fn administrators_manage_users_and_devices_through_the_pages() {
         let (s, html) = page(&format!("/systeme/utilisateurs/{}/desactiver", samir.id)).await;
         assert_eq!(s, 200);
         assert!(html.contains("Toutes ses sessions (navigateurs et appareils) seront fermées immédiatement"), "{html}");
-        let r = c.post(srv.url(&format!("/systeme/utilisateurs/{}/desactiver", samir.id))).form(&[("_csrf", csrf.as_str())]).send().await.unwrap();
+        let r = c
+            .post(srv.url(&format!("/systeme/utilisateurs/{}/desactiver", samir.id)))
+            .form(&[("_csrf", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 303);
         let (_, html) = page("/systeme/utilisateurs").await;
         assert!(html.contains("Inactif"));
         // The last administrator: the page offers no deactivation of oneself, and a forged form is refused.
-        let me = store::identity::user_by_email(srv.state.dbmon.db().conn(), "k.benali@fromagerie.dz").await.unwrap().unwrap();
+        let me = store::identity::user_by_email(srv.state.dbmon.db().conn(), "k.benali@fromagerie.dz")
+            .await
+            .unwrap()
+            .unwrap();
         let (_, html) = page(&format!("/systeme/utilisateurs/{}", me.id)).await;
         assert!(!html.contains("/desactiver\"") && html.contains("Vous ne pouvez pas changer votre propre rôle."));
-        let r = c.post(srv.url(&format!("/systeme/utilisateurs/{}/desactiver", me.id))).form(&[("_csrf", csrf.as_str())]).send().await.unwrap();
+        let r = c
+            .post(srv.url(&format!("/systeme/utilisateurs/{}/desactiver", me.id)))
+            .form(&[("_csrf", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 403);
         assert!(r.text().await.unwrap().contains("ni désactiver votre propre compte"));
 
         // A device, revoked from its page with a reason.
         seed_user(&srv, "driver@fromagerie.dz", Role::Commercial, false).await;
         let device = uuid::Uuid::new_v4();
-        let tok = device_login(&srv, "driver@fromagerie.dz", Some(device)).await["accessToken"].as_str().unwrap().to_string();
+        let tok =
+            device_login(&srv, "driver@fromagerie.dz", Some(device)).await["accessToken"].as_str().unwrap().to_string();
         client()
             .post(srv.url("/api/devices/register"))
             .bearer_auth(&tok)
-            .json(&json!({"id": device, "name": "Condor – Tournée Ouest", "platform": "android", "appVersion": "1.2.0"}))
+            .json(
+                &json!({"id": device, "name": "Condor – Tournée Ouest", "platform": "android", "appVersion": "1.2.0"}),
+            )
             .send()
             .await
             .unwrap();
         let (_, html) = page("/systeme/appareils").await;
         assert!(html.contains("Condor – Tournée Ouest") && html.contains(">Actif<"));
-        let r = c.post(srv.url(&format!("/systeme/appareils/{device}/revoquer"))).form(&[("_csrf", csrf.as_str()), ("reason", "vol")]).send().await.unwrap();
+        let r = c
+            .post(srv.url(&format!("/systeme/appareils/{device}/revoquer")))
+            .form(&[("_csrf", csrf.as_str()), ("reason", "vol")])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 422);
-        assert!(r.text().await.unwrap().replace("&#39;", "'").contains("Un motif d'au moins 5 caractères est obligatoire."));
+        assert!(
+            r.text().await.unwrap().replace("&#39;", "'").contains("Un motif d'au moins 5 caractères est obligatoire.")
+        );
         let r = c
             .post(srv.url(&format!("/systeme/appareils/{device}/revoquer")))
             .form(&[("_csrf", csrf.as_str()), ("reason", "Téléphone volé au marché")])
@@ -831,4 +872,52 @@ async fn administrators_manage_users_and_devices_through_the_pages() {
         srv.stop().await;
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_hash_with_older_parameters_is_upgraded_at_the_next_login() {
+    on_both(|t| async move {
+        let srv = TestServer::start(&t, &[]).await;
+        let u = seed_user(&srv, "ancien@fromagerie.dz", Role::Appro, false).await;
+        // A hash made with weaker parameters, as an older release would have stored it.
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let weak = argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(8192, 1, 1, None).unwrap(),
+        );
+        let old =
+            weak.hash_password(PASSWORD.as_bytes(), &SaltString::encode_b64(&[3u8; 16]).unwrap()).unwrap().to_string();
+        store::identity::upgrade_hash(srv.state.dbmon.db(), u.id, old.clone()).await.unwrap();
+        device_login(&srv, "ancien@fromagerie.dz", None).await;
+        let now = store::identity::user_by_id(srv.state.dbmon.db().conn(), u.id).await.unwrap().unwrap().password_hash;
+        assert_ne!(now, old);
+        assert!(now.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{now}");
+        device_login(&srv, "ancien@fromagerie.dz", None).await;
+        srv.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_general_limiter_counts_signed_in_users_one_by_one_behind_a_shared_address() {
+    let t = TestDb::new(crate::support::Kind::Sqlite).await.unwrap();
+    let srv = TestServer::start(&t, &[("RATE_LIMIT_MAX", "3")]).await;
+    seed_user(&srv, "a@fromagerie.dz", Role::Appro, false).await;
+    seed_user(&srv, "b@fromagerie.dz", Role::Production, false).await;
+    // Logins count against the shared address; then each user has a budget of their own.
+    let a = device_login(&srv, "a@fromagerie.dz", None).await["accessToken"].as_str().unwrap().to_string();
+    let b = device_login(&srv, "b@fromagerie.dz", None).await["accessToken"].as_str().unwrap().to_string();
+    for _ in 0..3 {
+        assert_eq!(client().get(srv.url("/api/auth/me")).bearer_auth(&a).send().await.unwrap().status(), 200);
+    }
+    let r = client().get(srv.url("/api/auth/me")).bearer_auth(&a).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["details"]["limiter"], "general");
+    assert_eq!(
+        client().get(srv.url("/api/auth/me")).bearer_auth(&b).send().await.unwrap().status(),
+        200,
+        "b has its own budget"
+    );
+    srv.stop().await;
 }
