@@ -59,6 +59,31 @@ pub async fn pipeline(State(st): State<AppState>, mut req: Request, next: Next) 
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let is_api = path == "/api" || path.starts_with("/api/");
+    // CORS (PLATFORM.md §2.6): only for the exact origins of `CORS_ORIGINS`; others just get no CORS headers.
+    let cors_origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .filter(|o| st.config.cors_origins.iter().any(|c| c == o))
+        .map(str::to_string);
+    if method == axum::http::Method::OPTIONS
+        && let Some(origin) = &cors_origin
+        && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+    {
+        let mut res = StatusCode::NO_CONTENT.into_response();
+        cors_headers(&mut res, origin);
+        let h = res.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static(
+                "Content-Type, Authorization, X-CSRF-Token, X-Request-Id, X-Device-Id, Idempotency-Key",
+            ),
+        );
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        security_headers(&mut res, &path, is_api, st.config.is_production());
+        return res;
+    }
 
     let span = tracing::info_span!("request", request_id = %request_id);
     let inner = async {
@@ -118,6 +143,9 @@ pub async fn pipeline(State(st): State<AppState>, mut req: Request, next: Next) 
         }
     }
     security_headers(&mut res, &path, is_api, st.config.is_production());
+    if let Some(origin) = &cors_origin {
+        cors_headers(&mut res, origin);
+    }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(HeaderName::from_static("x-request-id"), v);
     }
@@ -157,6 +185,15 @@ fn gate_response(is_api: bool, err: ApiError) -> Response {
         res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
     }
     res
+}
+
+fn cors_headers(res: &mut Response, origin: &str) {
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(origin) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+    }
+    h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+    h.append(header::VARY, HeaderValue::from_static("Origin"));
 }
 
 fn put_limit_headers(res: &mut Response, d: &Decision) {

@@ -255,3 +255,27 @@ async fn swagger_ui_is_served_in_development_only_when_enabled_and_alone_has_a_r
     assert_eq!(client().get(srv.url("/docs/")).send().await.unwrap().status(), 404);
     srv.stop().await;
 }
+
+/// PLATFORM.md §2.6: CORS headers only for the configured exact origins, never an error for the others.
+#[tokio::test]
+async fn cors_answers_only_the_configured_origins() {
+    let t = crate::support::TestDb::new(crate::support::Kind::Sqlite).await.unwrap();
+    let srv = TestServer::start(&t, &[("CORS_ORIGINS", "https://app.fromagerie.dz")]).await;
+    let pre = client()
+        .request(reqwest::Method::OPTIONS, srv.url("/api/auth/login"))
+        .header("origin", "https://app.fromagerie.dz")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status(), 204);
+    assert_eq!(pre.headers()["access-control-allow-origin"], "https://app.fromagerie.dz");
+    assert_eq!(pre.headers()["access-control-allow-credentials"], "true");
+    assert!(pre.headers()["access-control-allow-headers"].to_str().unwrap().contains("X-CSRF-Token"));
+    let r = client().get(srv.url("/api/health")).header("origin", "https://app.fromagerie.dz").send().await.unwrap();
+    assert_eq!(r.headers()["access-control-allow-origin"], "https://app.fromagerie.dz");
+    let r = client().get(srv.url("/api/health")).header("origin", "https://ailleurs.example").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    srv.stop().await;
+}

@@ -243,6 +243,31 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
     }
     login(&web, &srv, "n.haddad@fromagerie.dz", "Comptable#2025!").await;
     assert!(body_text(&web).await.contains("Trop de tentatives de connexion. Réessayez dans 15 minutes."));
+
+    // The administrator sees her locked, unlocks her, then deactivates her through the confirmation view.
+    login(&web, &srv, "k.benali@fromagerie.dz", "Fromage#2025!").await;
+    web.goto(srv.url("/systeme/utilisateurs")).await.unwrap();
+    assert!(body_text(&web).await.contains("Verrouillé (15 min)"));
+    web.find(By::XPath("//tr[contains(., 'n.haddad@fromagerie.dz')]//a")).await.unwrap().click().await.unwrap();
+    web.find(By::LinkText("Déverrouiller")).await.unwrap().click().await.unwrap();
+    assert!(body_text(&web).await.contains("Lever le verrouillage de connexion de Nadia Haddad"));
+    submit(&web, "Déverrouiller").await;
+    assert!(body_text(&web).await.contains("Compte déverrouillé."));
+    web.find(By::LinkText("Désactiver")).await.unwrap().click().await.unwrap();
+    assert!(
+        body_text(&web).await.contains("Toutes ses sessions (navigateurs et appareils) seront fermées immédiatement")
+    );
+    // "Revenir" changes nothing.
+    web.find(By::LinkText("Revenir")).await.unwrap().click().await.unwrap();
+    assert!(body_text(&web).await.contains("Actif"));
+    web.find(By::LinkText("Désactiver")).await.unwrap().click().await.unwrap();
+    submit(&web, "Désactiver").await;
+    assert!(body_text(&web).await.contains("Utilisateur désactivé : ses sessions sont fermées."));
+    web.goto(srv.url("/systeme/appareils")).await.unwrap();
+    assert!(body_text(&web).await.contains("Aucun appareil enregistré."));
+    web.goto(srv.url("/mon-compte")).await.unwrap();
+    let account = body_text(&web).await;
+    assert!(account.contains("Cette session") && account.contains("Administrateur"), "{account}");
     web.quit().await.unwrap();
     srv.stop().await;
 }
