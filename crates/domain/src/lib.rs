@@ -7,6 +7,7 @@ pub mod audit;
 pub mod canonical;
 pub mod format;
 pub mod identity;
+pub mod inventory;
 pub mod money;
 pub mod parties;
 pub mod platform;
