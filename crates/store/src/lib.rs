@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod migration;
 pub mod schema;
 pub mod secrets;
+pub mod stock;
 
 pub use db::{Backend, Db, DbOptions, Transient, WriteTx};
 pub use error::{OpError, StoreError};

@@ -46,8 +46,11 @@ pub struct TableShape {
 /// Maps a backend's declared type to one logical kind.
 pub fn normalize_type(declared: &str) -> &'static str {
     let t = declared.to_ascii_lowercase();
-    if t.contains("timestamp") {
+    if t.contains("timestamp") || t.contains("datetime") {
         "timestamp"
+    } else if t.contains("date") {
+        // sea-query declares dates `date_text` on SQLite.
+        "date"
     } else if t.contains("uuid") {
         "uuid"
     } else if t.contains("json") {
@@ -69,8 +72,6 @@ pub fn normalize_type(declared: &str) -> &'static str {
         "real"
     } else if t.contains("blob") || t.contains("bytea") {
         "blob"
-    } else if t.contains("date") {
-        "date"
     } else {
         "other"
     }
@@ -224,6 +225,7 @@ mod tests {
     fn both_backends_map_to_the_same_kinds() {
         assert_eq!(normalize_type("timestamp with time zone"), normalize_type("timestamp_with_timezone_text"));
         assert_eq!(normalize_type("uuid"), normalize_type("uuid_text"));
+        assert_eq!(normalize_type("date"), normalize_type("date_text"));
         assert_eq!(normalize_type("jsonb"), normalize_type("json_text"));
         assert_eq!(normalize_type("bigint"), "bigint");
         assert_eq!(normalize_type("integer"), "integer");

@@ -8,5 +8,6 @@ mod drills;
 mod identity;
 mod jobs;
 mod shutdown;
+mod stock;
 mod storage;
 mod support;

@@ -8,13 +8,18 @@ use crate::error::StoreError;
 
 mod m20261127_000001_platform;
 mod m20261127_000002_identity;
+mod m20261128_000003_stock;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261127_000001_platform::Migration), Box::new(m20261127_000002_identity::Migration)]
+        vec![
+            Box::new(m20261127_000001_platform::Migration),
+            Box::new(m20261127_000002_identity::Migration),
+            Box::new(m20261128_000003_stock::Migration),
+        ]
     }
 }
 

@@ -1,0 +1,589 @@
+//! The stock ledger (DOMAIN.md §5, §15): lots and their balances, the append-only movements, gapless numbers, the one
+//! FEFO consumption, losses, and the invariant check. Every function takes the caller's transaction: a movement and
+//! its lot balance are written together or not at all.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use domain::rejection::Rejection;
+use domain::stock::{Allocation, LotFacts, LotStatus};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, Statement,
+};
+use uuid::Uuid;
+
+use crate::error::{OpError, StoreError};
+
+pub mod products {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "products")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub kind: String,
+        pub code: String,
+        pub name: String,
+        pub base_unit: String,
+        pub category: Option<String>,
+        pub perishable: bool,
+        pub qc_required: bool,
+        pub min_stock: i64,
+        pub safety_threshold: i64,
+        pub reorder_threshold: i64,
+        pub lead_time_days: i32,
+        pub criticite: Option<String>,
+        pub main_supplier_id: Option<Uuid>,
+        pub stock_tracked: bool,
+        pub brand_id: Option<Uuid>,
+        pub family_id: Option<Uuid>,
+        pub weight_g: Option<i32>,
+        pub packaging_type: Option<String>,
+        pub storage_type: Option<String>,
+        pub shelf_life_days: Option<i32>,
+        pub list_price_ht: i64,
+        pub tva_rate: i32,
+        pub active: bool,
+        pub created_at: ChronoDateTimeUtc,
+        pub updated_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod lots {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "lots")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub lot_number: String,
+        pub product_id: Uuid,
+        pub supplier_lot_number: Option<String>,
+        pub origin: String,
+        pub source_type: Option<String>,
+        pub source_id: Option<Uuid>,
+        pub initial_quantity: i64,
+        pub quantity_remaining: i64,
+        pub unit_cost: i64,
+        pub dlc: Option<ChronoDate>,
+        pub manufacture_date: Option<ChronoDate>,
+        pub status: String,
+        pub block_reason: Option<String>,
+        pub block_note: Option<String>,
+        pub blocked_by: Option<Uuid>,
+        pub blocked_at: Option<ChronoDateTimeUtc>,
+        pub consumed_at: Option<ChronoDateTimeUtc>,
+        pub created_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod movements {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "stock_movements")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub created_at: ChronoDateTimeUtc,
+        pub business_date: ChronoDate,
+        pub lot_id: Uuid,
+        pub product_id: Uuid,
+        pub direction: String,
+        pub quantity: i64,
+        pub origin: String,
+        pub unit_cost: i64,
+        pub source_type: Option<String>,
+        pub source_id: Option<Uuid>,
+        pub source_reference: Option<String>,
+        pub user_id: Option<Uuid>,
+        pub device_id: Option<String>,
+        pub ip: Option<String>,
+        pub idempotency_key: String,
+        pub remaining_after: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub type Product = products::Model;
+pub type Lot = lots::Model;
+pub type Movement = movements::Model;
+
+/// Converts `$1, $2 …` placeholders for SQLite, which wants `?`.
+fn stmt(backend: DbBackend, sql: &str, values: Vec<sea_orm::Value>) -> Statement {
+    let sql = if backend == DbBackend::Postgres {
+        sql.to_string()
+    } else {
+        let mut out = String::with_capacity(sql.len());
+        let mut chars = sql.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '$' && chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+                while chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+                    chars.next();
+                }
+                out.push('?');
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// The next number of a gapless sequence (DOMAIN.md §15), taken in the caller's transaction: a rollback gives it back.
+/// The row lock of the upsert serializes concurrent takers for the rest of their transaction.
+pub async fn next_number<C: ConnectionTrait>(c: &C, doc_type: &str, scope: &str) -> Result<i64, StoreError> {
+    let row = c
+        .query_one_raw(stmt(
+            c.get_database_backend(),
+            "INSERT INTO sequences (doc_type, scope, last_value) VALUES ($1, $2, 1) \
+             ON CONFLICT (doc_type, scope) DO UPDATE SET last_value = sequences.last_value + 1 RETURNING last_value",
+            vec![doc_type.into(), scope.into()],
+        ))
+        .await?
+        .ok_or_else(|| StoreError::Other("sequence upsert returned nothing".into()))?;
+    Ok(row.try_get("", "last_value")?)
+}
+
+pub fn lot_facts(l: &Lot) -> LotFacts {
+    LotFacts {
+        id: l.id.to_string(),
+        number: l.lot_number.clone(),
+        status: LotStatus::from_codes(&l.status, l.block_reason.as_deref()).unwrap_or(LotStatus::Consumed),
+        dlc: l.dlc,
+        remaining: l.quantity_remaining,
+        created_at: l.created_at.timestamp(),
+    }
+}
+
+/// Who causes a movement.
+#[derive(Debug, Clone, Default)]
+pub struct Mover {
+    pub user_id: Option<Uuid>,
+    pub device_id: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// Where a movement comes from.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub origin: &'static str,
+    pub source_type: Option<&'static str>,
+    pub source_id: Option<Uuid>,
+    pub reference: Option<String>,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_movement<C: ConnectionTrait>(
+    c: &C,
+    lot: &Lot,
+    direction: &str,
+    quantity: i64,
+    remaining_after: i64,
+    source: &Source,
+    key: String,
+    mover: &Mover,
+    now: DateTime<Utc>,
+) -> Result<Movement, StoreError> {
+    let m = Movement {
+        id: Uuid::now_v7(),
+        created_at: now,
+        business_date: domain::stock::today_algiers(now),
+        lot_id: lot.id,
+        product_id: lot.product_id,
+        direction: direction.into(),
+        quantity,
+        origin: source.origin.into(),
+        unit_cost: lot.unit_cost,
+        source_type: source.source_type.map(Into::into),
+        source_id: source.source_id,
+        source_reference: source.reference.clone(),
+        user_id: mover.user_id,
+        device_id: mover.device_id.clone(),
+        ip: mover.ip.clone(),
+        idempotency_key: key,
+        remaining_after,
+    };
+    movements::Entity::insert(movements::ActiveModel {
+        id: Set(m.id),
+        created_at: Set(m.created_at),
+        business_date: Set(m.business_date),
+        lot_id: Set(m.lot_id),
+        product_id: Set(m.product_id),
+        direction: Set(m.direction.clone()),
+        quantity: Set(m.quantity),
+        origin: Set(m.origin.clone()),
+        unit_cost: Set(m.unit_cost),
+        source_type: Set(m.source_type.clone()),
+        source_id: Set(m.source_id),
+        source_reference: Set(m.source_reference.clone()),
+        user_id: Set(m.user_id),
+        device_id: Set(m.device_id.clone()),
+        ip: Set(m.ip.clone()),
+        idempotency_key: Set(m.idempotency_key.clone()),
+        remaining_after: Set(m.remaining_after),
+    })
+    .exec_without_returning(c)
+    .await?;
+    Ok(m)
+}
+
+/// A new lot and its creating IN movement.
+#[derive(Debug, Clone)]
+pub struct NewLot {
+    pub number: String,
+    pub product_id: Uuid,
+    pub supplier_lot_number: Option<String>,
+    pub lot_origin: &'static str,
+    pub quantity: i64,
+    pub unit_cost: i64,
+    pub dlc: Option<NaiveDate>,
+    pub manufacture_date: Option<NaiveDate>,
+    pub status: LotStatus,
+}
+
+pub async fn create_lot<C: ConnectionTrait>(
+    c: &C,
+    new: NewLot,
+    source: &Source,
+    key: String,
+    mover: &Mover,
+    now: DateTime<Utc>,
+) -> Result<(Lot, Movement), OpError> {
+    domain::stock::check_quantity(new.quantity, false)?;
+    let (status, reason) = new.status.codes();
+    let lot = Lot {
+        id: Uuid::now_v7(),
+        lot_number: new.number,
+        product_id: new.product_id,
+        supplier_lot_number: new.supplier_lot_number,
+        origin: new.lot_origin.into(),
+        source_type: source.source_type.map(Into::into),
+        source_id: source.source_id,
+        initial_quantity: new.quantity,
+        quantity_remaining: new.quantity,
+        unit_cost: new.unit_cost,
+        dlc: new.dlc,
+        manufacture_date: new.manufacture_date,
+        status: status.into(),
+        block_reason: reason.map(Into::into),
+        block_note: None,
+        blocked_by: None,
+        blocked_at: reason.map(|_| now),
+        consumed_at: None,
+        created_at: now,
+    };
+    lots::Entity::insert(lots::ActiveModel {
+        id: Set(lot.id),
+        lot_number: Set(lot.lot_number.clone()),
+        product_id: Set(lot.product_id),
+        supplier_lot_number: Set(lot.supplier_lot_number.clone()),
+        origin: Set(lot.origin.clone()),
+        source_type: Set(lot.source_type.clone()),
+        source_id: Set(lot.source_id),
+        initial_quantity: Set(lot.initial_quantity),
+        quantity_remaining: Set(lot.quantity_remaining),
+        unit_cost: Set(lot.unit_cost),
+        dlc: Set(lot.dlc),
+        manufacture_date: Set(lot.manufacture_date),
+        status: Set(lot.status.clone()),
+        block_reason: Set(lot.block_reason.clone()),
+        block_note: Set(None),
+        blocked_by: Set(None),
+        blocked_at: Set(lot.blocked_at),
+        consumed_at: Set(None),
+        created_at: Set(now),
+    })
+    .exec_without_returning(c)
+    .await?;
+    let m = insert_movement(c, &lot, "IN", lot.initial_quantity, lot.initial_quantity, source, key, mover, now).await?;
+    Ok((lot, m))
+}
+
+/// Takes `quantity` out of one lot, re-read under lock: the balance and the movement change together.
+#[allow(clippy::too_many_arguments)]
+pub async fn take_from_lot<C: ConnectionTrait>(
+    c: &C,
+    lot_id: Uuid,
+    quantity: i64,
+    source: &Source,
+    key: String,
+    mover: &Mover,
+    now: DateTime<Utc>,
+) -> Result<(Lot, Movement), OpError> {
+    domain::stock::check_quantity(quantity, false)?;
+    let lot = lock_lot(c, lot_id).await?.ok_or_else(|| Rejection::non_trouve("Lot"))?;
+    if quantity > lot.quantity_remaining {
+        return Err(Rejection::new(
+            "STOCK_INSUFFISANT",
+            409,
+            format!(
+                "Stock insuffisant : lot {} requis {quantity}, disponible {}, manquant {}.",
+                lot.lot_number,
+                lot.quantity_remaining,
+                quantity - lot.quantity_remaining
+            ),
+        )
+        .into());
+    }
+    let remaining = lot.quantity_remaining - quantity;
+    let status = domain::stock::after_out(lot_facts(&lot).status, remaining);
+    let (code, reason) = status.codes();
+    let consumed_at = if remaining == 0 { Some(now) } else { None };
+    // Guarded update: a concurrent writer that slipped past the lock (none should) would make it touch no row.
+    let r = lots::Entity::update_many()
+        .col_expr(lots::Column::QuantityRemaining, Expr::value(remaining))
+        .col_expr(lots::Column::Status, Expr::value(code))
+        .col_expr(lots::Column::BlockReason, Expr::value(reason.map(str::to_string)))
+        .col_expr(lots::Column::ConsumedAt, Expr::value(consumed_at))
+        .filter(lots::Column::Id.eq(lot_id))
+        .filter(lots::Column::QuantityRemaining.eq(lot.quantity_remaining))
+        .exec(c)
+        .await?;
+    if r.rows_affected != 1 {
+        return Err(StoreError::Conflict(format!("lot {} changed under its lock", lot.lot_number)).into());
+    }
+    let m = insert_movement(c, &lot, "OUT", quantity, remaining, source, key, mover, now).await?;
+    let lot = Lot { quantity_remaining: remaining, status: code.into(), consumed_at, ..lot };
+    Ok((lot, m))
+}
+
+/// Reads one lot with a row lock (PostgreSQL `FOR UPDATE`; SQLite's writer is already exclusive).
+pub async fn lock_lot<C: ConnectionTrait>(c: &C, lot_id: Uuid) -> Result<Option<Lot>, StoreError> {
+    let backend = c.get_database_backend();
+    let lock = if backend == DbBackend::Postgres { " FOR UPDATE" } else { "" };
+    let row =
+        c.query_one_raw(stmt(backend, &format!("SELECT * FROM lots WHERE id = $1{lock}"), vec![lot_id.into()])).await?;
+    Ok(row.map(|r| Lot::from_query_result(&r, "")).transpose()?)
+}
+
+/// The FEFO candidates of a product, locked in FEFO order (§5.3): every consumer locks in the same order, so two
+/// consumers cannot deadlock. `usable_only` keeps AVAILABLE lots within their DLC.
+pub async fn lock_fefo<C: ConnectionTrait>(
+    c: &C,
+    product_id: Uuid,
+    today: NaiveDate,
+    usable_only: bool,
+) -> Result<Vec<Lot>, StoreError> {
+    let backend = c.get_database_backend();
+    let lock = if backend == DbBackend::Postgres { " FOR UPDATE" } else { "" };
+    let filter = if usable_only { " AND status = 'AVAILABLE' AND (dlc IS NULL OR dlc >= $2)" } else { "" };
+    let sql = format!(
+        "SELECT * FROM lots WHERE product_id = $1 AND quantity_remaining > 0{filter} \
+         ORDER BY (CASE WHEN dlc IS NULL THEN 1 ELSE 0 END), dlc, created_at, id{lock}"
+    );
+    let mut values: Vec<sea_orm::Value> = vec![product_id.into()];
+    if usable_only {
+        values.push(today.into());
+    }
+    let rows = c.query_all_raw(stmt(backend, &sql, values)).await?;
+    Ok(rows.iter().map(|r| Lot::from_query_result(r, "")).collect::<Result<_, _>>()?)
+}
+
+/// Consumes `quantity` of a product in FEFO order from usable lots, or nothing at all with `STOCK_INSUFFISANT`.
+/// `key_prefix` makes each movement's idempotency key (`{prefix}:{lot_id}`).
+#[allow(clippy::too_many_arguments)]
+pub async fn consume_fefo<C: ConnectionTrait>(
+    c: &C,
+    product: &Product,
+    quantity: i64,
+    source: &Source,
+    key_prefix: &str,
+    mover: &Mover,
+    now: DateTime<Utc>,
+) -> Result<Vec<Allocation>, OpError> {
+    domain::stock::check_quantity(quantity, false)?;
+    let today = domain::stock::today_algiers(now);
+    let lots = lock_fefo(c, product.id, today, true).await?;
+    let facts: Vec<LotFacts> = lots.iter().map(lot_facts).collect();
+    let plan = domain::stock::plan(&facts, quantity, today, true);
+    if !plan.sufficient {
+        return Err(domain::stock::stock_insuffisant(&[(product.code.clone(), quantity, plan.available)]).into());
+    }
+    for a in &plan.allocations {
+        let lot_id = Uuid::parse_str(&a.lot_id).map_err(|e| StoreError::Other(e.to_string()))?;
+        take_from_lot(c, lot_id, a.take, source, format!("{key_prefix}:{lot_id}"), mover, now).await?;
+    }
+    Ok(plan.allocations)
+}
+
+/// The dry-run plan (§5.3): same order, no lock, no write.
+pub async fn plan_fefo(
+    db: &crate::Db,
+    product_id: Uuid,
+    quantity: i64,
+    today: NaiveDate,
+) -> Result<domain::stock::Plan, StoreError> {
+    let lots = lock_fefo(db.conn(), product_id, today, true).await?;
+    let facts: Vec<LotFacts> = lots.iter().map(lot_facts).collect();
+    Ok(domain::stock::plan(&facts, quantity, today, true))
+}
+
+pub async fn product<C: ConnectionTrait>(c: &C, id: Uuid) -> Result<Option<Product>, StoreError> {
+    Ok(products::Entity::find_by_id(id).one(c).await?)
+}
+
+pub async fn lots_of<C: ConnectionTrait>(c: &C, product_id: Uuid) -> Result<Vec<Lot>, StoreError> {
+    Ok(lots::Entity::find().filter(lots::Column::ProductId.eq(product_id)).all(c).await?)
+}
+
+/// One violation of the ledger invariants (§5.4), as `manchengo check` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub lot_number: String,
+    pub what: String,
+    pub expected: i64,
+    pub actual: i64,
+}
+
+#[derive(Debug, FromQueryResult)]
+struct LotBalance {
+    lot_number: String,
+    quantity_remaining: i64,
+    status: String,
+    ledger: i64,
+    foreign: i64,
+}
+
+/// Recomputes every lot from the ledger: Σ IN − Σ OUT = remaining ≥ 0, CONSUMED ⇔ 0, movements on the lot's product.
+/// Reports, never repairs.
+pub async fn check(db: &crate::Db) -> Result<Vec<Violation>, StoreError> {
+    let sql = "SELECT l.lot_number, l.quantity_remaining, l.status, \
+               CAST(COALESCE(SUM(CASE WHEN m.direction = 'IN' THEN m.quantity ELSE -m.quantity END), 0) AS BIGINT) AS ledger, \
+               CAST(COALESCE(SUM(CASE WHEN m.product_id <> l.product_id THEN 1 ELSE 0 END), 0) AS BIGINT) AS \"foreign\" \
+               FROM lots l LEFT JOIN stock_movements m ON m.lot_id = l.id \
+               GROUP BY l.id, l.lot_number, l.quantity_remaining, l.status ORDER BY l.lot_number";
+    let rows = db.conn().query_all_raw(Statement::from_string(db.sea_backend(), sql)).await?;
+    let mut out = Vec::new();
+    for r in rows {
+        let b = LotBalance::from_query_result(&r, "")?;
+        if b.ledger != b.quantity_remaining {
+            out.push(Violation {
+                lot_number: b.lot_number.clone(),
+                what: "solde".into(),
+                expected: b.ledger,
+                actual: b.quantity_remaining,
+            });
+        }
+        if b.quantity_remaining < 0 {
+            out.push(Violation {
+                lot_number: b.lot_number.clone(),
+                what: "négatif".into(),
+                expected: 0,
+                actual: b.quantity_remaining,
+            });
+        }
+        if (b.status == "CONSUMED") != (b.quantity_remaining == 0) {
+            out.push(Violation {
+                lot_number: b.lot_number.clone(),
+                what: format!("statut {}", b.status),
+                expected: 0,
+                actual: b.quantity_remaining,
+            });
+        }
+        if b.foreign > 0 {
+            out.push(Violation {
+                lot_number: b.lot_number,
+                what: "produit des mouvements".into(),
+                expected: 0,
+                actual: b.foreign,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A product as the catalogue creates it (the catalogue module validates the fields first).
+#[derive(Debug, Clone)]
+pub struct NewProduct {
+    pub kind: &'static str,
+    pub code: String,
+    pub name: String,
+    pub base_unit: &'static str,
+    pub perishable: bool,
+    pub qc_required: bool,
+    pub shelf_life_days: Option<i32>,
+    pub min_stock: i64,
+}
+
+pub async fn create_product<C: ConnectionTrait>(
+    c: &C,
+    p: NewProduct,
+    now: DateTime<Utc>,
+) -> Result<Product, StoreError> {
+    let m = Product {
+        id: Uuid::now_v7(),
+        kind: p.kind.into(),
+        code: p.code,
+        name: p.name,
+        base_unit: p.base_unit.into(),
+        category: None,
+        perishable: p.perishable,
+        qc_required: p.qc_required,
+        min_stock: p.min_stock,
+        safety_threshold: p.min_stock,
+        reorder_threshold: domain::money::round_div(i128::from(p.min_stock) * 15, 10) as i64,
+        lead_time_days: 7,
+        criticite: (p.kind == "MP").then(|| "MOYENNE".to_string()),
+        main_supplier_id: None,
+        stock_tracked: true,
+        brand_id: None,
+        family_id: None,
+        weight_g: None,
+        packaging_type: None,
+        storage_type: None,
+        shelf_life_days: p.shelf_life_days,
+        list_price_ht: 0,
+        tva_rate: 1900,
+        active: true,
+        created_at: now,
+        updated_at: now,
+    };
+    products::Entity::insert(products::ActiveModel {
+        id: Set(m.id),
+        kind: Set(m.kind.clone()),
+        code: Set(m.code.clone()),
+        name: Set(m.name.clone()),
+        base_unit: Set(m.base_unit.clone()),
+        category: Set(None),
+        perishable: Set(m.perishable),
+        qc_required: Set(m.qc_required),
+        min_stock: Set(m.min_stock),
+        safety_threshold: Set(m.safety_threshold),
+        reorder_threshold: Set(m.reorder_threshold),
+        lead_time_days: Set(m.lead_time_days),
+        criticite: Set(m.criticite.clone()),
+        main_supplier_id: Set(None),
+        stock_tracked: Set(true),
+        brand_id: Set(None),
+        family_id: Set(None),
+        weight_g: Set(None),
+        packaging_type: Set(None),
+        storage_type: Set(None),
+        shelf_life_days: Set(m.shelf_life_days),
+        list_price_ht: Set(0),
+        tva_rate: Set(1900),
+        active: Set(true),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .exec_without_returning(c)
+    .await?;
+    Ok(m)
+}
