@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod canonical;
+pub mod catalogue;
 pub mod format;
 pub mod identity;
 pub mod inventory;
@@ -13,3 +14,4 @@ pub mod parties;
 pub mod platform;
 pub mod rejection;
 pub mod stock;
+pub mod validation;

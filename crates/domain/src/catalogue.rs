@@ -1,0 +1,358 @@
+//! Catalogue and parties (DOMAIN.md §3, §4): what a valid MP, PF, supplier or client is, with the defaults the
+//! domain gives. Every problem of a submission is listed at once (`validation::Fields`).
+
+use crate::rejection::Rejection;
+use crate::validation::Fields;
+
+pub const MP_CATEGORIES: [&str; 4] = ["RAW_MATERIAL", "PACKAGING", "ADDITIVE", "CONSUMABLE"];
+pub const CRITICITES: [&str; 4] = ["FAIBLE", "MOYENNE", "HAUTE", "BLOQUANTE"];
+pub const PACKAGING_TYPES: [&str; 7] = ["SAC_THERMO", "SEAU", "BARQUETTE", "BOITE", "FILM", "VRAC", "AUTRE"];
+pub const STORAGE_TYPES: [&str; 4] = ["REFRIGERE", "FRAIS", "SEC", "CONGELE"];
+pub const TVA_RATES: [i32; 3] = [0, 900, 1900];
+pub const FORMES_JURIDIQUES: [&str; 6] = ["SARL", "EURL", "SPA", "SNC", "EI", "AUTRE"];
+pub const CLIENT_TYPES: [&str; 4] = ["DISTRIBUTEUR", "GROSSISTE", "SUPERETTE", "FAST_FOOD"];
+pub const PAYMENT_METHODS: [&str; 3] = ["ESPECES", "CHEQUE", "VIREMENT"];
+
+/// `MP-` / `PF-` followed by 3–30 of [A-Z0-9-]; upper-cased and trimmed first.
+pub fn product_code(f: &mut Fields, prefix: &str, raw: &str) -> String {
+    let v = raw.trim().to_uppercase();
+    let rest = v.strip_prefix(prefix).unwrap_or("");
+    let ok = (3..=30).contains(&rest.chars().count())
+        && rest.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-');
+    if !ok {
+        f.add("code", "CODE_INVALIDE", format!("Code attendu : {prefix} suivi de 3 à 30 caractères (A-Z, 0-9, -)."));
+    }
+    v
+}
+
+fn one_of(f: &mut Fields, field: &str, value: &str, allowed: &[&str]) -> String {
+    if !allowed.contains(&value) {
+        f.add(field, "VALEUR_INVALIDE", format!("Valeur attendue : {}.", allowed.join(", ")));
+    }
+    value.to_string()
+}
+
+fn non_negative(f: &mut Fields, field: &str, v: i64) -> i64 {
+    if v < 0 {
+        f.add(field, "HORS_LIMITES", "Valeur positive ou nulle attendue.");
+    }
+    v
+}
+
+pub fn tva(f: &mut Fields, field: &str, v: i32) -> i32 {
+    if !TVA_RATES.contains(&v) {
+        f.reject(field, Rejection::new("TVA_INVALIDE", 422, "Taux de TVA invalide (0 %, 9 % ou 19 %)."));
+    }
+    v
+}
+
+/// An MP as submitted (quantities in milli-units; `None` takes the domain's default).
+#[derive(Debug, Clone, Default)]
+pub struct MpInput {
+    pub code: String,
+    pub name: String,
+    pub category: String,
+    pub base_unit: String,
+    pub perishable: Option<bool>,
+    pub qc_required: Option<bool>,
+    pub min_stock: Option<i64>,
+    pub safety_threshold: Option<i64>,
+    pub reorder_threshold: Option<i64>,
+    pub lead_time_days: Option<i32>,
+    pub criticite: Option<String>,
+    pub stock_tracked: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mp {
+    pub code: String,
+    pub name: String,
+    pub category: String,
+    pub base_unit: String,
+    pub perishable: bool,
+    pub qc_required: bool,
+    pub min_stock: i64,
+    pub safety_threshold: i64,
+    pub reorder_threshold: i64,
+    pub lead_time_days: i32,
+    pub criticite: String,
+    pub stock_tracked: bool,
+}
+
+/// §3.3 with its defaults: perishable for raw materials and additives, safety = min, reorder = min × 1.5 (half-up).
+pub fn check_mp(i: &MpInput) -> Result<Mp, Rejection> {
+    let mut f = Fields::new();
+    let code = product_code(&mut f, "MP-", &i.code);
+    let name = f.text("name", &i.name, 2, 120);
+    let category = one_of(&mut f, "category", &i.category, &MP_CATEGORIES);
+    let base_unit = i.base_unit.clone();
+    if crate::stock::Unit::parse(&base_unit).is_none() {
+        f.add("baseUnit", "VALEUR_INVALIDE", "Unité attendue : KG, G, L, ML, U, CRT ou RLX.");
+    }
+    let min_stock = non_negative(&mut f, "minStock", i.min_stock.unwrap_or(0));
+    let safety_threshold = non_negative(&mut f, "safetyThreshold", i.safety_threshold.unwrap_or(min_stock));
+    let reorder_default = crate::money::round_div(i128::from(min_stock) * 15, 10) as i64;
+    let reorder_threshold = i.reorder_threshold.unwrap_or(reorder_default.max(safety_threshold));
+    if reorder_threshold < safety_threshold {
+        f.add("reorderThreshold", "HORS_LIMITES", "Le seuil de commande doit être au moins égal au seuil de sécurité.");
+    }
+    let lead_time_days = i.lead_time_days.unwrap_or(7);
+    f.range("leadTimeDays", i64::from(lead_time_days), 1, 365);
+    let criticite = one_of(&mut f, "criticite", i.criticite.as_deref().unwrap_or("MOYENNE"), &CRITICITES);
+    f.into_result()?;
+    Ok(Mp {
+        perishable: i.perishable.unwrap_or(matches!(category.as_str(), "RAW_MATERIAL" | "ADDITIVE")),
+        qc_required: i.qc_required.unwrap_or(false),
+        stock_tracked: i.stock_tracked.unwrap_or(true),
+        code,
+        name,
+        category,
+        base_unit,
+        min_stock,
+        safety_threshold,
+        reorder_threshold,
+        lead_time_days,
+        criticite,
+    })
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PfInput {
+    pub code: String,
+    pub name: String,
+    pub base_unit: String,
+    pub weight_g: Option<i32>,
+    pub packaging_type: String,
+    pub storage_type: String,
+    pub shelf_life_days: i32,
+    pub list_price_ht: i64,
+    pub tva_rate: Option<i32>,
+    pub min_stock: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pf {
+    pub code: String,
+    pub name: String,
+    pub base_unit: String,
+    pub weight_g: Option<i32>,
+    pub packaging_type: String,
+    pub storage_type: String,
+    pub shelf_life_days: i32,
+    pub list_price_ht: i64,
+    pub tva_rate: i32,
+    pub min_stock: i64,
+}
+
+/// §3.4: pieces (U, with a weight) or kilograms; shelf life 1–730 days; TVA 0, 9 or 19 %.
+pub fn check_pf(i: &PfInput) -> Result<Pf, Rejection> {
+    let mut f = Fields::new();
+    let code = product_code(&mut f, "PF-", &i.code);
+    let name = f.text("name", &i.name, 2, 120);
+    let base_unit = one_of(&mut f, "baseUnit", &i.base_unit, &["U", "KG"]);
+    if base_unit == "U" && i.weight_g.is_none_or(|w| w < 1) {
+        f.add(
+            "weightG",
+            "OBLIGATOIRE",
+            "Le poids d'une pièce (en grammes, ≥ 1) est obligatoire pour un produit à la pièce.",
+        );
+    }
+    let packaging_type = one_of(&mut f, "packagingType", &i.packaging_type, &PACKAGING_TYPES);
+    let storage_type = one_of(&mut f, "storageType", &i.storage_type, &STORAGE_TYPES);
+    f.range("shelfLifeDays", i64::from(i.shelf_life_days), 1, 730);
+    let list_price_ht = non_negative(&mut f, "listPriceHt", i.list_price_ht);
+    let tva_rate = tva(&mut f, "tvaRate", i.tva_rate.unwrap_or(1900));
+    let min_stock = non_negative(&mut f, "minStock", i.min_stock.unwrap_or(0));
+    f.into_result()?;
+    Ok(Pf {
+        code,
+        name,
+        base_unit,
+        weight_g: i.weight_g,
+        packaging_type,
+        storage_type,
+        shelf_life_days: i.shelf_life_days,
+        list_price_ht,
+        tva_rate,
+        min_stock,
+    })
+}
+
+/// Identity fields common to suppliers and clients (§4.1).
+#[derive(Debug, Clone, Default)]
+pub struct PartyInput {
+    pub raison_sociale: String,
+    pub forme_juridique: Option<String>,
+    pub adresse: Option<String>,
+    pub wilaya: Option<String>,
+    pub commune: Option<String>,
+    pub telephone: Option<String>,
+    pub email: Option<String>,
+    pub rc: Option<String>,
+    pub nif: Option<String>,
+    pub ai: Option<String>,
+    pub nis: Option<String>,
+    pub contact_name: Option<String>,
+    pub notes: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Party {
+    pub raison_sociale: String,
+    pub forme_juridique: Option<String>,
+    pub adresse: Option<String>,
+    pub wilaya: Option<String>,
+    pub commune: Option<String>,
+    pub telephone: Option<String>,
+    pub email: Option<String>,
+    pub rc: Option<String>,
+    pub nif: Option<String>,
+    pub ai: Option<String>,
+    pub nis: Option<String>,
+    pub contact_name: Option<String>,
+    pub notes: Option<String>,
+}
+
+fn present(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Normalises and checks the identity of a party; returns it with the accepted warnings (`AI_FORMAT_INHABITUEL`).
+pub fn check_party(i: &PartyInput) -> Result<(Party, Vec<Rejection>), Rejection> {
+    let mut f = Fields::new();
+    let mut warnings = Vec::new();
+    let raison_sociale = f.text("raisonSociale", &i.raison_sociale, 2, 120);
+    let forme_juridique = present(&i.forme_juridique).map(|v| one_of(&mut f, "formeJuridique", v, &FORMES_JURIDIQUES));
+    let wilaya = present(&i.wilaya).map(|w| {
+        let ok = w.len() == 2 && w.parse::<u8>().is_ok_and(|n| (1..=58).contains(&n));
+        if !ok {
+            f.add("wilaya", "VALEUR_INVALIDE", "Wilaya attendue : 01 à 58.");
+        }
+        w.to_string()
+    });
+    let telephone = present(&i.telephone).and_then(|v| f.take("telephone", crate::parties::phone(v)));
+    let email = present(&i.email).and_then(|v| f.take("email", crate::parties::email(v)));
+    let rc = present(&i.rc).and_then(|v| f.take("rc", crate::parties::rc(v)));
+    let nif = present(&i.nif).and_then(|v| f.take("nif", crate::parties::nif(v)));
+    let nis = present(&i.nis).and_then(|v| f.take("nis", crate::parties::nis(v)));
+    let ai = present(&i.ai).and_then(|v| f.take("ai", crate::parties::ai(v))).map(|c| {
+        warnings.extend(c.warning);
+        c.value
+    });
+    f.into_result()?;
+    let keep = |v: &Option<String>| present(v).map(str::to_string);
+    Ok((
+        Party {
+            raison_sociale,
+            forme_juridique,
+            adresse: keep(&i.adresse),
+            wilaya,
+            commune: keep(&i.commune),
+            telephone,
+            email,
+            rc,
+            nif,
+            ai,
+            nis,
+            contact_name: keep(&i.contact_name),
+            notes: keep(&i.notes),
+        },
+        warnings,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mp() -> MpInput {
+        MpInput {
+            code: "mp-lait-cru".into(),
+            name: "Lait cru".into(),
+            category: "RAW_MATERIAL".into(),
+            base_unit: "L".into(),
+            min_stock: Some(1_000_000),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn mp_defaults_follow_the_domain() {
+        let m = check_mp(&mp()).unwrap();
+        assert_eq!(m.code, "MP-LAIT-CRU");
+        assert!(m.perishable, "raw materials are perishable by default");
+        assert_eq!((m.safety_threshold, m.reorder_threshold, m.lead_time_days), (1_000_000, 1_500_000, 7));
+        assert_eq!(m.criticite, "MOYENNE");
+        let carton = check_mp(&MpInput { category: "PACKAGING".into(), base_unit: "U".into(), ..mp() }).unwrap();
+        assert!(!carton.perishable);
+    }
+
+    #[test]
+    fn mp_problems_are_all_listed() {
+        let e = check_mp(&MpInput {
+            code: "MP-X".into(),
+            name: "L".into(),
+            category: "LAIT".into(),
+            base_unit: "TONNE".into(),
+            safety_threshold: Some(100),
+            reorder_threshold: Some(50),
+            lead_time_days: Some(0),
+            ..Default::default()
+        })
+        .unwrap_err();
+        let fields: Vec<&str> =
+            e.details["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+        assert_eq!(fields, vec!["code", "name", "category", "baseUnit", "reorderThreshold", "leadTimeDays"]);
+        assert_eq!(e.status, 400);
+    }
+
+    #[test]
+    fn pf_in_pieces_needs_a_weight_and_a_known_tva() {
+        let base = PfInput {
+            code: "PF-EDAM-400".into(),
+            name: "Edam 400 g".into(),
+            base_unit: "U".into(),
+            weight_g: Some(400),
+            packaging_type: "SAC_THERMO".into(),
+            storage_type: "REFRIGERE".into(),
+            shelf_life_days: 180,
+            list_price_ht: 65_000,
+            ..Default::default()
+        };
+        assert_eq!(check_pf(&base).unwrap().tva_rate, 1900);
+        let e = check_pf(&PfInput { weight_g: None, ..base.clone() }).unwrap_err();
+        assert_eq!(e.details["fields"][0]["field"], "weightG");
+        let e = check_pf(&PfInput { tva_rate: Some(700), ..base.clone() }).unwrap_err();
+        assert_eq!((e.code, e.status), ("TVA_INVALIDE", 422));
+        assert!(check_pf(&PfInput { base_unit: "KG".into(), weight_g: None, ..base }).is_ok());
+    }
+
+    #[test]
+    fn parties_are_normalised_with_warnings() {
+        let (p, w) = check_party(&PartyInput {
+            raison_sociale: "Laiterie du Djurdjura SARL".into(),
+            telephone: Some("+213 555 12 34 56".into()),
+            rc: Some("25 b  1204921 16/00".into()),
+            nif: Some("0016 1234 5678 901".into()),
+            ai: Some("1601234".into()),
+            email: Some(" Contact@Djurdjura.DZ".into()),
+            wilaya: Some("15".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(p.telephone.as_deref(), Some("0555123456"));
+        assert_eq!(p.rc.as_deref(), Some("25 B 1204921 16/00"));
+        assert_eq!(p.nif.as_deref(), Some("001612345678901"));
+        assert_eq!(p.email.as_deref(), Some("contact@djurdjura.dz"));
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].code, "AI_FORMAT_INHABITUEL");
+        let e =
+            check_party(&PartyInput { raison_sociale: "X".into(), wilaya: Some("59".into()), ..Default::default() })
+                .unwrap_err();
+        assert_eq!(e.details["fields"].as_array().unwrap().len(), 2);
+        // Identifiers are optional when creating a party.
+        assert!(
+            check_party(&PartyInput { raison_sociale: "Supérette El Baraka".into(), ..Default::default() }).is_ok()
+        );
+    }
+}
