@@ -4,7 +4,7 @@
 //! cannot open.
 
 use domain::identity::Access::{self, AnySession, Public, Roles};
-use domain::identity::Role::{self, Admin, Comptable};
+use domain::identity::Role::{self, Admin, Appro, Commercial, Comptable, Production};
 
 pub struct Route {
     pub method: &'static str,
@@ -25,6 +25,14 @@ const fn page(path: &'static str, access: Access, section: &'static str, label: 
 
 const ADMIN: Access = Roles(&[Admin]);
 const AUDIT_READERS: Access = Roles(&[Admin, Comptable]);
+// DOMAIN.md §2.2, capabilities 4, 5, 7 and 9.
+const MP_READERS: Access = Roles(&[Admin, Appro, Production, Comptable]);
+const MP_WRITERS: Access = Roles(&[Admin, Appro]);
+const PF_READERS: Access = Roles(&[Admin, Appro, Production, Commercial, Comptable]);
+const SUPPLIER_READERS: Access = Roles(&[Admin, Appro, Comptable]);
+const SUPPLIER_WRITERS: Access = Roles(&[Admin, Appro]);
+const CLIENT_READERS: Access = Roles(&[Admin, Commercial, Comptable]);
+const CLIENT_WRITERS: Access = Roles(&[Admin, Commercial]);
 
 pub const ROUTES: &[Route] = &[
     // Platform. Diagnostics are public routes whose handlers demand an allow-listed address or an ADMIN token.
@@ -59,6 +67,23 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/api/audit", AUDIT_READERS),
     r("GET", "/api/audit/verify", AUDIT_READERS),
     r("GET", "/api/audit/{seq}", AUDIT_READERS),
+    // Catalogue and parties.
+    r("GET", "/api/catalogue/mp", MP_READERS),
+    r("POST", "/api/catalogue/mp", MP_WRITERS),
+    r("GET", "/api/catalogue/mp/{code}", MP_READERS),
+    r("PUT", "/api/catalogue/mp/{code}", MP_WRITERS),
+    r("GET", "/api/catalogue/pf", PF_READERS),
+    r("POST", "/api/catalogue/pf", ADMIN),
+    r("GET", "/api/catalogue/pf/{code}", PF_READERS),
+    r("PUT", "/api/catalogue/pf/{code}", ADMIN),
+    r("GET", "/api/suppliers", SUPPLIER_READERS),
+    r("POST", "/api/suppliers", SUPPLIER_WRITERS),
+    r("GET", "/api/suppliers/{code}", SUPPLIER_READERS),
+    r("PUT", "/api/suppliers/{code}", SUPPLIER_WRITERS),
+    r("GET", "/api/clients", CLIENT_READERS),
+    r("POST", "/api/clients", CLIENT_WRITERS),
+    r("GET", "/api/clients/{code}", CLIENT_READERS),
+    r("PUT", "/api/clients/{code}", CLIENT_WRITERS),
     // Pages.
     r("GET", "/", AnySession),
     r("GET", "/connexion", Public),

@@ -3,6 +3,7 @@
 //! One module per area; the platform's own tables (secrets, job leases, schema metadata) live in `platform`.
 
 pub mod audit;
+pub mod catalogue;
 pub mod db;
 pub mod error;
 pub mod identity;

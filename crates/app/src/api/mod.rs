@@ -14,6 +14,7 @@ use crate::state::AppState;
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod catalogue;
 pub mod health;
 pub mod system;
 
@@ -23,7 +24,9 @@ pub mod system;
     tags((name = "platform", description = "Santé, supervision et tâches planifiées"),
          (name = "auth", description = "Sessions : connexion, renouvellement, déconnexion, mot de passe"),
          (name = "identity", description = "Utilisateurs et appareils (ADMIN)"),
-         (name = "audit", description = "Journal d'audit chaîné (ADMIN, COMPTABLE)"))
+         (name = "audit", description = "Journal d'audit chaîné (ADMIN, COMPTABLE)"),
+         (name = "catalogue", description = "Matières premières et produits finis"),
+         (name = "parties", description = "Fournisseurs et clients"))
 )]
 struct ApiDoc;
 
@@ -52,6 +55,14 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(audit::list))
         .routes(routes!(audit::verify))
         .routes(routes!(audit::get))
+        .routes(routes!(catalogue::list_mp, catalogue::create_mp))
+        .routes(routes!(catalogue::get_mp, catalogue::update_mp))
+        .routes(routes!(catalogue::list_pf, catalogue::create_pf))
+        .routes(routes!(catalogue::get_pf, catalogue::update_pf))
+        .routes(routes!(catalogue::list_suppliers, catalogue::create_supplier))
+        .routes(routes!(catalogue::get_supplier, catalogue::update_supplier))
+        .routes(routes!(catalogue::list_clients, catalogue::create_client))
+        .routes(routes!(catalogue::get_client, catalogue::update_client))
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     annotate_roles(&mut doc);

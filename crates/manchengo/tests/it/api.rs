@@ -131,7 +131,9 @@ async fn openapi_lists_every_route_and_every_listed_route_exists() {
     }
     for (p, item) in doc["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
-            let url = srv.url(&p.replace("{id}", &uuid::Uuid::now_v7().to_string()).replace("{seq}", "1"));
+            let url = srv.url(
+                &p.replace("{id}", &uuid::Uuid::now_v7().to_string()).replace("{seq}", "1").replace("{code}", "X-1"),
+            );
             let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let r = client().request(m, url).json(&serde_json::json!({})).send().await.unwrap();
             let status = r.status().as_u16();

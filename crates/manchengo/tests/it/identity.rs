@@ -38,6 +38,22 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("GET", "/api/audit", "ADMIN,COMPTABLE"),
     ("GET", "/api/audit/verify", "ADMIN,COMPTABLE"),
     ("GET", "/api/audit/{seq}", "ADMIN,COMPTABLE"),
+    ("GET", "/api/catalogue/mp", "ADMIN,APPRO,PRODUCTION,COMPTABLE"),
+    ("POST", "/api/catalogue/mp", "ADMIN,APPRO"),
+    ("GET", "/api/catalogue/mp/{code}", "ADMIN,APPRO,PRODUCTION,COMPTABLE"),
+    ("PUT", "/api/catalogue/mp/{code}", "ADMIN,APPRO"),
+    ("GET", "/api/catalogue/pf", "ADMIN,APPRO,PRODUCTION,COMMERCIAL,COMPTABLE"),
+    ("POST", "/api/catalogue/pf", "ADMIN"),
+    ("GET", "/api/catalogue/pf/{code}", "ADMIN,APPRO,PRODUCTION,COMMERCIAL,COMPTABLE"),
+    ("PUT", "/api/catalogue/pf/{code}", "ADMIN"),
+    ("GET", "/api/suppliers", "ADMIN,APPRO,COMPTABLE"),
+    ("POST", "/api/suppliers", "ADMIN,APPRO"),
+    ("GET", "/api/suppliers/{code}", "ADMIN,APPRO,COMPTABLE"),
+    ("PUT", "/api/suppliers/{code}", "ADMIN,APPRO"),
+    ("GET", "/api/clients", "ADMIN,COMMERCIAL,COMPTABLE"),
+    ("POST", "/api/clients", "ADMIN,COMMERCIAL"),
+    ("GET", "/api/clients/{code}", "ADMIN,COMMERCIAL,COMPTABLE"),
+    ("PUT", "/api/clients/{code}", "ADMIN,COMMERCIAL"),
     // Last: it closes the session it is called with.
     ("POST", "/api/auth/logout", "AUTHENTICATED"),
 ];
@@ -47,7 +63,10 @@ fn allowed(who: &str, role: Role) -> bool {
 }
 
 async fn call(srv: &TestServer, method: &str, path: &str, token: Option<&str>) -> (u16, Value) {
-    let concrete = path.replace("{id}", &uuid::Uuid::now_v7().to_string()).replace("{seq}", "999999");
+    let concrete = path
+        .replace("{id}", &uuid::Uuid::now_v7().to_string())
+        .replace("{seq}", "999999")
+        .replace("{code}", "X-INCONNU");
     let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
     let mut req = client().request(m.clone(), srv.url(&concrete));
     if m != reqwest::Method::GET {
@@ -122,7 +141,7 @@ async fn the_authorization_matrix_holds_for_every_route_and_role() {
         assert_eq!(denials.len() - denials_before, denied);
         let last = denials.last().unwrap();
         assert_eq!(last.severity, "SECURITY");
-        assert!(last.after.as_deref().unwrap().contains("\"route\":\"/api/audit/{seq}\""), "{:?}", last.after);
+        assert!(last.after.as_deref().unwrap().contains("\"route\":\"/api/clients/{code}\""), "{:?}", last.after);
         srv.stop().await;
     })
     .await;

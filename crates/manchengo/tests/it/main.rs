@@ -3,6 +3,7 @@
 mod api;
 mod browser;
 mod cache;
+mod catalogue;
 mod cli;
 mod drills;
 mod identity;

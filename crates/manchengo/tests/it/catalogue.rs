@@ -1,0 +1,116 @@
+//! Catalogue and parties through the API, on both backends (DOMAIN.md §3, §4, scenarios 3–5).
+
+use domain::identity::Role;
+use serde_json::{Value, json};
+
+use crate::support::{TestServer, audit_actions, bearer, client, on_both};
+
+async fn send(srv: &TestServer, method: &str, path: &str, token: &str, body: Value) -> (u16, Value) {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = client().request(m.clone(), srv.url(path)).bearer_auth(token);
+    if m != reqwest::Method::GET {
+        req = req.json(&body);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn products_are_created_with_domain_defaults_and_read_per_role() {
+    on_both(|t| async move {
+        let srv = TestServer::start(&t, &[]).await;
+        let appro = bearer(&srv, Role::Appro).await;
+        let admin = bearer(&srv, Role::Admin).await;
+        let production = bearer(&srv, Role::Production).await;
+        let commercial = bearer(&srv, Role::Commercial).await;
+
+        let mp = json!({"code": "mp-lait-cru", "name": "Lait cru", "category": "RAW_MATERIAL", "baseUnit": "L", "minStock": 1_000_000});
+        let (s, b) = send(&srv, "POST", "/api/catalogue/mp", &appro, mp.clone()).await;
+        assert_eq!(s, 201, "{b}");
+        assert_eq!(b["code"], "MP-LAIT-CRU");
+        assert_eq!((b["perishable"].clone(), b["reorderThreshold"].clone(), b["leadTimeDays"].clone()), (json!(true), json!(1_500_000), json!(7)));
+        let (s, b) = send(&srv, "POST", "/api/catalogue/mp", &appro, mp).await;
+        assert_eq!((s, b["error"]["code"].as_str()), (409, Some("CODE_DEJA_UTILISE")));
+        // Every problem of a submission at once, in French, next to its field.
+        let (s, b) = send(&srv, "POST", "/api/catalogue/mp", &appro, json!({"code": "MP-X", "name": "L", "category": "LAIT", "baseUnit": "L", "leadTimeDays": 0})).await;
+        assert_eq!((s, b["error"]["code"].as_str()), (400, Some("VALIDATION_ERROR")));
+        let fields: Vec<&str> = b["error"]["details"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+        assert_eq!(fields, vec!["code", "name", "category", "leadTimeDays"]);
+        assert_eq!(b["error"]["details"]["fields"][2]["message"], "Valeur attendue : RAW_MATERIAL, PACKAGING, ADDITIVE, CONSUMABLE.");
+        // PRODUCTION reads the MP catalogue; an edit by APPRO is audited with before and after.
+        let (s, list) = send(&srv, "GET", "/api/catalogue/mp?q=lait", &production, Value::Null).await;
+        assert_eq!((s, list["total"].clone()), (200, json!(1)));
+        let (s, b) = send(&srv, "PUT", "/api/catalogue/mp/MP-LAIT-CRU", &appro, json!({"code": "MP-LAIT-CRU", "name": "Lait cru de vache", "category": "RAW_MATERIAL", "baseUnit": "L", "leadTimeDays": 2})).await;
+        assert_eq!((s, b["name"].as_str(), b["leadTimeDays"].as_i64()), (200, Some("Lait cru de vache"), Some(2)));
+        assert_eq!(audit_actions(&srv, "PRODUCT_UPDATED").await.len(), 1);
+
+        let pf = json!({"code": "PF-EDAM-400", "name": "Edam 400 g", "baseUnit": "U", "weightG": 400, "packagingType": "SAC_THERMO",
+                        "storageType": "REFRIGERE", "shelfLifeDays": 180, "listPriceHt": 65_000});
+        let (s, b) = send(&srv, "POST", "/api/catalogue/pf", &appro, pf.clone()).await;
+        assert_eq!((s, b["error"]["code"].as_str()), (403, Some("ACCES_REFUSE")), "PF catalogue is ADMIN's");
+        let (s, b) = send(&srv, "POST", "/api/catalogue/pf", &admin, pf).await;
+        assert_eq!((s, b["tvaRate"].as_i64()), (201, Some(1900)));
+        // R−: APPRO and PRODUCTION never receive a price; COMMERCIAL does.
+        let (_, b) = send(&srv, "GET", "/api/catalogue/pf/PF-EDAM-400", &production, Value::Null).await;
+        assert!(b.get("listPriceHt").is_none(), "{b}");
+        let (_, b) = send(&srv, "GET", "/api/catalogue/pf", &appro, Value::Null).await;
+        assert!(b["items"][0].get("listPriceHt").is_none());
+        let (_, b) = send(&srv, "GET", "/api/catalogue/pf/PF-EDAM-400", &commercial, Value::Null).await;
+        assert_eq!(b["listPriceHt"], 65_000);
+        let (s, b) = send(&srv, "POST", "/api/catalogue/pf", &admin, json!({"code": "PF-BRIE", "name": "Brie", "baseUnit": "U", "packagingType": "BOITE", "storageType": "FRAIS", "shelfLifeDays": 60, "listPriceHt": 1, "tvaRate": 700})).await;
+        assert_eq!(s, 400);
+        let codes: Vec<&str> = b["error"]["details"]["fields"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
+        assert_eq!(codes, vec!["OBLIGATOIRE", "TVA_INVALIDE"]);
+        srv.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn parties_store_normalised_identifiers_and_keep_terms_for_admin() {
+    on_both(|t| async move {
+        let srv = TestServer::start(&t, &[]).await;
+        let appro = bearer(&srv, Role::Appro).await;
+        let admin = bearer(&srv, Role::Admin).await;
+        let commercial = bearer(&srv, Role::Commercial).await;
+        let supplier = json!({"raisonSociale": "Laiterie du Djurdjura SARL", "formeJuridique": "SARL", "wilaya": "15",
+            "telephone": "+213 661 23 45 67", "rc": "25 b  1204921 16/00", "nif": "0016 1234 5678 901", "ai": "1601234",
+            "email": "Contact@Djurdjura.DZ"});
+        let (s, b) = send(&srv, "POST", "/api/suppliers", &appro, supplier.clone()).await;
+        assert_eq!(s, 201, "{b}");
+        let sup = &b["supplier"];
+        assert_eq!(sup["code"], "FOUR-0001");
+        assert_eq!((sup["telephone"].as_str(), sup["rc"].as_str(), sup["nif"].as_str()), (Some("0661234567"), Some("25 B 1204921 16/00"), Some("001612345678901")));
+        assert_eq!(b["warnings"][0]["code"], "AI_FORMAT_INHABITUEL");
+        // The same NIF for another active supplier is refused; a malformed one keeps its DOMAIN code.
+        let (s, b) = send(&srv, "POST", "/api/suppliers", &appro, json!({"raisonSociale": "Autre SARL", "nif": "001612345678901"})).await;
+        assert_eq!((s, b["error"]["code"].as_str()), (409, Some("NIF_DEJA_UTILISE")));
+        assert_eq!(b["error"]["message"], "Ce NIF est déjà utilisé par Laiterie du Djurdjura SARL.");
+        let (s, b) = send(&srv, "POST", "/api/suppliers", &appro, json!({"raisonSociale": "Autre SARL", "nif": "000000000000000"})).await;
+        assert_eq!((s, b["error"]["code"].as_str()), (422, Some("NIF_INVALIDE")));
+        let (s, b) = send(&srv, "POST", "/api/suppliers", &appro, json!({"raisonSociale": "Emballages Sétif", "telephone": "0812345678", "rc": "B*12"})).await;
+        assert_eq!((s, b["error"]["code"].as_str()), (422, Some("TELEPHONE_INVALIDE")));
+        assert_eq!(b["error"]["details"]["fields"].as_array().unwrap().len(), 2);
+        let (s, b) = send(&srv, "POST", "/api/suppliers", &appro, json!({"raisonSociale": "Emballages Sétif", "telephone": "023 45 67 89"})).await;
+        assert_eq!((s, b["supplier"]["code"].as_str(), b["supplier"]["telephone"].as_str()), (201, Some("FOUR-0002"), Some("023456789")));
+
+        // A COMMERCIAL creates a client but never its terms.
+        let (s, b) = send(&srv, "POST", "/api/clients", &commercial, json!({"raisonSociale": "Supérette El Baraka", "creditLimit": 10_000_000})).await;
+        assert_eq!((s, b["error"]["code"].as_str()), (403, Some("ACCES_REFUSE")));
+        let (s, b) = send(&srv, "POST", "/api/clients", &commercial, json!({"raisonSociale": "Supérette El Baraka", "wilaya": "16"})).await;
+        assert_eq!(s, 201, "{b}");
+        let c = &b["client"];
+        assert_eq!((c["code"].as_str(), c["clientType"].as_str(), c["creditLimit"].as_i64(), c["defaultPaymentMethod"].as_str()), (Some("CLI-0001"), Some("SUPERETTE"), Some(0), Some("ESPECES")));
+        let (s, b) = send(&srv, "PUT", "/api/clients/CLI-0001", &admin, json!({"raisonSociale": "Supérette El Baraka", "wilaya": "16", "clientType": "GROSSISTE", "creditLimit": 50_000_000, "paymentTermsDays": 30, "defaultPaymentMethod": "CHEQUE"})).await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!((b["client"]["clientType"].as_str(), b["client"]["creditLimit"].as_i64()), (Some("GROSSISTE"), Some(50_000_000)));
+        // Editing the identity later keeps the terms the ADMIN set.
+        let (s, b) = send(&srv, "PUT", "/api/clients/CLI-0001", &commercial, json!({"raisonSociale": "Supérette El Baraka Sarl", "wilaya": "16"})).await;
+        assert_eq!((s, b["client"]["creditLimit"].as_i64(), b["client"]["paymentTermsDays"].as_i64()), (200, Some(50_000_000), Some(30)));
+        let updates = audit_actions(&srv, "CLIENT_UPDATED").await;
+        assert_eq!(updates.len(), 2);
+        assert!(updates[0].before.as_deref().unwrap().contains("\"clientType\":\"SUPERETTE\""));
+        srv.stop().await;
+    })
+    .await;
+}

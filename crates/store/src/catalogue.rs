@@ -1,0 +1,506 @@
+//! Products (MP and PF), suppliers and clients (DOMAIN.md §3, §4): creation, edits under the immutability rules,
+//! lists. Inputs arrive checked by `domain::catalogue`; every change is audited in its transaction.
+
+use chrono::{DateTime, Utc};
+use domain::catalogue::{Mp, Party, Pf};
+use domain::rejection::Rejection;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::audit::{self, Actor, Change};
+use crate::error::{OpError, StoreError};
+use crate::stock::{Product, products};
+
+macro_rules! party_entity {
+    ($module:ident, $table:literal, $($extra:ident : $ty:ty),*) => {
+        pub mod $module {
+            use sea_orm::entity::prelude::*;
+
+            #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+            #[sea_orm(table_name = $table)]
+            pub struct Model {
+                #[sea_orm(primary_key, auto_increment = false)]
+                pub id: Uuid,
+                pub code: String,
+                pub raison_sociale: String,
+                pub forme_juridique: Option<String>,
+                pub adresse: Option<String>,
+                pub wilaya: Option<String>,
+                pub commune: Option<String>,
+                pub telephone: Option<String>,
+                pub email: Option<String>,
+                pub rc: Option<String>,
+                pub nif: Option<String>,
+                pub ai: Option<String>,
+                pub nis: Option<String>,
+                pub contact_name: Option<String>,
+                pub notes: Option<String>,
+                pub active: bool,
+                pub created_at: ChronoDateTimeUtc,
+                pub updated_at: ChronoDateTimeUtc,
+                $(pub $extra: $ty,)*
+            }
+
+            #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+            pub enum Relation {}
+
+            impl ActiveModelBehavior for ActiveModel {}
+        }
+    };
+}
+
+party_entity!(suppliers, "suppliers", payment_terms_days: i32);
+party_entity!(clients, "clients", client_type: String, credit_limit: Option<i64>, payment_terms_days: i32,
+    default_payment_method: String, delivery_address: Option<String>);
+
+pub type Supplier = suppliers::Model;
+pub type Client = clients::Model;
+
+pub fn product_json(p: &Product) -> serde_json::Value {
+    json!({"code": p.code, "name": p.name, "kind": p.kind, "baseUnit": p.base_unit, "category": p.category,
+           "perishable": p.perishable, "qcRequired": p.qc_required, "minStock": p.min_stock,
+           "safetyThreshold": p.safety_threshold, "reorderThreshold": p.reorder_threshold,
+           "leadTimeDays": p.lead_time_days, "criticite": p.criticite, "stockTracked": p.stock_tracked,
+           "weightG": p.weight_g, "packagingType": p.packaging_type, "storageType": p.storage_type,
+           "shelfLifeDays": p.shelf_life_days, "listPriceHt": p.list_price_ht, "tvaRate": p.tva_rate,
+           "active": p.active})
+}
+
+pub async fn product_by_code<C: ConnectionTrait>(c: &C, code: &str) -> Result<Option<Product>, StoreError> {
+    Ok(products::Entity::find().filter(products::Column::Code.eq(code.to_uppercase())).one(c).await?)
+}
+
+pub async fn list_products(db: &crate::Db, kind: &str) -> Result<Vec<Product>, StoreError> {
+    Ok(products::Entity::find()
+        .filter(products::Column::Kind.eq(kind))
+        .order_by_asc(products::Column::Code)
+        .all(db.conn())
+        .await?)
+}
+
+fn code_taken(code: &str) -> Rejection {
+    Rejection::new("CODE_DEJA_UTILISE", 409, format!("Le code {code} est déjà utilisé."))
+}
+
+async fn has_movements<C: ConnectionTrait>(c: &C, product_id: Uuid) -> Result<bool, StoreError> {
+    Ok(crate::stock::lots::Entity::find().filter(crate::stock::lots::Column::ProductId.eq(product_id)).count(c).await?
+        > 0)
+}
+
+/// Creates or updates an MP. The code and the base unit are immutable once the product has stock history.
+pub async fn save_mp<C: ConnectionTrait>(
+    c: &C,
+    existing: Option<Product>,
+    m: Mp,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Product, OpError> {
+    let mut p = match &existing {
+        Some(p) => p.clone(),
+        None => {
+            if product_by_code(c, &m.code).await?.is_some() {
+                return Err(code_taken(&m.code).into());
+            }
+            crate::stock::create_product(
+                c,
+                crate::stock::NewProduct {
+                    kind: "MP",
+                    code: m.code.clone(),
+                    name: m.name.clone(),
+                    base_unit: "KG",
+                    perishable: m.perishable,
+                    qc_required: m.qc_required,
+                    shelf_life_days: None,
+                    min_stock: m.min_stock,
+                },
+                now,
+            )
+            .await?
+        }
+    };
+    if let Some(old) = &existing
+        && (old.code != m.code || old.base_unit != m.base_unit)
+        && has_movements(c, old.id).await?
+    {
+        return Err(Rejection::new(
+            "PRODUIT_UTILISE",
+            409,
+            "Le code et l'unité ne se modifient plus une fois des mouvements enregistrés.",
+        )
+        .into());
+    }
+    let before = existing.as_ref().map(product_json);
+    p.code = m.code;
+    p.name = m.name;
+    p.category = Some(m.category);
+    p.base_unit = m.base_unit;
+    p.perishable = m.perishable;
+    p.qc_required = m.qc_required;
+    p.min_stock = m.min_stock;
+    p.safety_threshold = m.safety_threshold;
+    p.reorder_threshold = m.reorder_threshold;
+    p.lead_time_days = m.lead_time_days;
+    p.criticite = Some(m.criticite);
+    p.stock_tracked = m.stock_tracked;
+    p.updated_at = now;
+    write_product(c, &p).await?;
+    let action = if existing.is_some() { "PRODUCT_UPDATED" } else { "PRODUCT_CREATED" };
+    let mut change = Change::new(action).entity("product", p.id).after(product_json(&p));
+    if let Some(b) = before {
+        change = change.before(b);
+    }
+    audit::append(c, actor, change, now).await?;
+    Ok(p)
+}
+
+/// Creates or updates a PF (code and unit immutable once a lot exists).
+pub async fn save_pf<C: ConnectionTrait>(
+    c: &C,
+    existing: Option<Product>,
+    f: Pf,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Product, OpError> {
+    let mut p = match &existing {
+        Some(p) => p.clone(),
+        None => {
+            if product_by_code(c, &f.code).await?.is_some() {
+                return Err(code_taken(&f.code).into());
+            }
+            crate::stock::create_product(
+                c,
+                crate::stock::NewProduct {
+                    kind: "PF",
+                    code: f.code.clone(),
+                    name: f.name.clone(),
+                    base_unit: "U",
+                    perishable: true,
+                    qc_required: false,
+                    shelf_life_days: Some(f.shelf_life_days),
+                    min_stock: f.min_stock,
+                },
+                now,
+            )
+            .await?
+        }
+    };
+    if let Some(old) = &existing
+        && (old.code != f.code || old.base_unit != f.base_unit)
+        && has_movements(c, old.id).await?
+    {
+        return Err(Rejection::new(
+            "PRODUIT_UTILISE",
+            409,
+            "Le code et l'unité ne se modifient plus une fois un lot créé.",
+        )
+        .into());
+    }
+    let before = existing.as_ref().map(product_json);
+    p.code = f.code;
+    p.name = f.name;
+    p.base_unit = f.base_unit;
+    p.weight_g = f.weight_g;
+    p.packaging_type = Some(f.packaging_type);
+    p.storage_type = Some(f.storage_type);
+    p.shelf_life_days = Some(f.shelf_life_days);
+    p.list_price_ht = f.list_price_ht;
+    p.tva_rate = f.tva_rate;
+    p.min_stock = f.min_stock;
+    p.perishable = true;
+    p.updated_at = now;
+    write_product(c, &p).await?;
+    let action = if existing.is_some() { "PRODUCT_UPDATED" } else { "PRODUCT_CREATED" };
+    let mut change = Change::new(action).entity("product", p.id).after(product_json(&p));
+    if let Some(b) = before {
+        change = change.before(b);
+    }
+    audit::append(c, actor, change, now).await?;
+    Ok(p)
+}
+
+async fn write_product<C: ConnectionTrait>(c: &C, p: &Product) -> Result<(), StoreError> {
+    products::Entity::update(products::ActiveModel {
+        id: Set(p.id),
+        kind: Set(p.kind.clone()),
+        code: Set(p.code.clone()),
+        name: Set(p.name.clone()),
+        base_unit: Set(p.base_unit.clone()),
+        category: Set(p.category.clone()),
+        perishable: Set(p.perishable),
+        qc_required: Set(p.qc_required),
+        min_stock: Set(p.min_stock),
+        safety_threshold: Set(p.safety_threshold),
+        reorder_threshold: Set(p.reorder_threshold),
+        lead_time_days: Set(p.lead_time_days),
+        criticite: Set(p.criticite.clone()),
+        main_supplier_id: Set(p.main_supplier_id),
+        stock_tracked: Set(p.stock_tracked),
+        brand_id: Set(p.brand_id),
+        family_id: Set(p.family_id),
+        weight_g: Set(p.weight_g),
+        packaging_type: Set(p.packaging_type.clone()),
+        storage_type: Set(p.storage_type.clone()),
+        shelf_life_days: Set(p.shelf_life_days),
+        list_price_ht: Set(p.list_price_ht),
+        tva_rate: Set(p.tva_rate),
+        active: Set(p.active),
+        created_at: Set(p.created_at),
+        updated_at: Set(p.updated_at),
+    })
+    .exec(c)
+    .await?;
+    Ok(())
+}
+
+// ---- parties ---------------------------------------------------------------------------------------------------
+
+pub fn supplier_json(s: &Supplier) -> serde_json::Value {
+    json!({"code": s.code, "raisonSociale": s.raison_sociale, "formeJuridique": s.forme_juridique,
+           "adresse": s.adresse, "wilaya": s.wilaya, "commune": s.commune, "telephone": s.telephone,
+           "email": s.email, "rc": s.rc, "nif": s.nif, "ai": s.ai, "nis": s.nis, "contactName": s.contact_name,
+           "notes": s.notes, "paymentTermsDays": s.payment_terms_days, "active": s.active})
+}
+
+pub fn client_json(c: &Client) -> serde_json::Value {
+    json!({"code": c.code, "raisonSociale": c.raison_sociale, "formeJuridique": c.forme_juridique,
+           "adresse": c.adresse, "wilaya": c.wilaya, "commune": c.commune, "telephone": c.telephone,
+           "email": c.email, "rc": c.rc, "nif": c.nif, "ai": c.ai, "nis": c.nis, "contactName": c.contact_name,
+           "notes": c.notes, "clientType": c.client_type, "creditLimit": c.credit_limit,
+           "paymentTermsDays": c.payment_terms_days, "defaultPaymentMethod": c.default_payment_method,
+           "deliveryAddress": c.delivery_address, "active": c.active})
+}
+
+fn nif_taken(nif: &str, owner: &str) -> Rejection {
+    Rejection::new("NIF_DEJA_UTILISE", 409, format!("Ce NIF est déjà utilisé par {owner}."))
+        .with_details(json!({"nif": nif, "tiers": owner}))
+}
+
+pub async fn supplier_by_code<C: ConnectionTrait>(c: &C, code: &str) -> Result<Option<Supplier>, StoreError> {
+    Ok(suppliers::Entity::find().filter(suppliers::Column::Code.eq(code.to_uppercase())).one(c).await?)
+}
+
+pub async fn client_by_code<C: ConnectionTrait>(c: &C, code: &str) -> Result<Option<Client>, StoreError> {
+    Ok(clients::Entity::find().filter(clients::Column::Code.eq(code.to_uppercase())).one(c).await?)
+}
+
+pub async fn list_suppliers(db: &crate::Db) -> Result<Vec<Supplier>, StoreError> {
+    Ok(suppliers::Entity::find().order_by_asc(suppliers::Column::Code).all(db.conn()).await?)
+}
+
+pub async fn list_clients(db: &crate::Db) -> Result<Vec<Client>, StoreError> {
+    Ok(clients::Entity::find().order_by_asc(clients::Column::Code).all(db.conn()).await?)
+}
+
+/// Creates or updates a supplier; the NIF is unique among active suppliers.
+pub async fn save_supplier<C: ConnectionTrait>(
+    c: &C,
+    existing: Option<Supplier>,
+    p: Party,
+    payment_terms_days: i32,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Supplier, OpError> {
+    if let Some(nif) = &p.nif
+        && let Some(other) = suppliers::Entity::find()
+            .filter(suppliers::Column::Nif.eq(nif.clone()))
+            .filter(suppliers::Column::Active.eq(true))
+            .one(c)
+            .await?
+        && existing.as_ref().is_none_or(|e| e.id != other.id)
+    {
+        return Err(nif_taken(nif, &other.raison_sociale).into());
+    }
+    let (id, code, created_at, active) = match &existing {
+        Some(e) => (e.id, e.code.clone(), e.created_at, e.active),
+        None => {
+            let n = crate::stock::next_number(c, "FOUR", "global").await?;
+            (Uuid::now_v7(), domain::stock::party_code("FOUR", n), now, true)
+        }
+    };
+    let s = Supplier {
+        id,
+        code,
+        raison_sociale: p.raison_sociale,
+        forme_juridique: p.forme_juridique,
+        adresse: p.adresse,
+        wilaya: p.wilaya,
+        commune: p.commune,
+        telephone: p.telephone,
+        email: p.email,
+        rc: p.rc,
+        nif: p.nif,
+        ai: p.ai,
+        nis: p.nis,
+        contact_name: p.contact_name,
+        notes: p.notes,
+        active,
+        created_at,
+        updated_at: now,
+        payment_terms_days,
+    };
+    let am = suppliers::ActiveModel {
+        id: Set(s.id),
+        code: Set(s.code.clone()),
+        raison_sociale: Set(s.raison_sociale.clone()),
+        forme_juridique: Set(s.forme_juridique.clone()),
+        adresse: Set(s.adresse.clone()),
+        wilaya: Set(s.wilaya.clone()),
+        commune: Set(s.commune.clone()),
+        telephone: Set(s.telephone.clone()),
+        email: Set(s.email.clone()),
+        rc: Set(s.rc.clone()),
+        nif: Set(s.nif.clone()),
+        ai: Set(s.ai.clone()),
+        nis: Set(s.nis.clone()),
+        contact_name: Set(s.contact_name.clone()),
+        notes: Set(s.notes.clone()),
+        active: Set(s.active),
+        created_at: Set(s.created_at),
+        updated_at: Set(now),
+        payment_terms_days: Set(s.payment_terms_days),
+    };
+    if existing.is_some() {
+        suppliers::Entity::update(am).exec(c).await?;
+    } else {
+        suppliers::Entity::insert(am).exec_without_returning(c).await?;
+    }
+    let action = if existing.is_some() { "SUPPLIER_UPDATED" } else { "SUPPLIER_CREATED" };
+    let mut change = Change::new(action).entity("supplier", s.id).after(supplier_json(&s));
+    if let Some(e) = &existing {
+        change = change.before(supplier_json(e));
+    }
+    audit::append(c, actor, change, now).await?;
+    Ok(s)
+}
+
+/// Commercial terms of a client (ADMIN-only fields, DOMAIN.md §2.2 capability 10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTerms {
+    pub client_type: String,
+    pub credit_limit: Option<i64>,
+    pub payment_terms_days: i32,
+    pub default_payment_method: String,
+}
+
+/// Creates or updates a client; the NIF is unique among active clients.
+pub async fn save_client<C: ConnectionTrait>(
+    c: &C,
+    existing: Option<Client>,
+    p: Party,
+    terms: ClientTerms,
+    delivery_address: Option<String>,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Client, OpError> {
+    if let Some(nif) = &p.nif
+        && let Some(other) = clients::Entity::find()
+            .filter(clients::Column::Nif.eq(nif.clone()))
+            .filter(clients::Column::Active.eq(true))
+            .one(c)
+            .await?
+        && existing.as_ref().is_none_or(|e| e.id != other.id)
+    {
+        return Err(nif_taken(nif, &other.raison_sociale).into());
+    }
+    let (id, code, created_at, active) = match &existing {
+        Some(e) => (e.id, e.code.clone(), e.created_at, e.active),
+        None => {
+            let n = crate::stock::next_number(c, "CLI", "global").await?;
+            (Uuid::now_v7(), domain::stock::party_code("CLI", n), now, true)
+        }
+    };
+    let cl = Client {
+        id,
+        code,
+        raison_sociale: p.raison_sociale,
+        forme_juridique: p.forme_juridique,
+        adresse: p.adresse,
+        wilaya: p.wilaya,
+        commune: p.commune,
+        telephone: p.telephone,
+        email: p.email,
+        rc: p.rc,
+        nif: p.nif,
+        ai: p.ai,
+        nis: p.nis,
+        contact_name: p.contact_name,
+        notes: p.notes,
+        active,
+        created_at,
+        updated_at: now,
+        client_type: terms.client_type,
+        credit_limit: terms.credit_limit,
+        payment_terms_days: terms.payment_terms_days,
+        default_payment_method: terms.default_payment_method,
+        delivery_address,
+    };
+    let am = clients::ActiveModel {
+        id: Set(cl.id),
+        code: Set(cl.code.clone()),
+        raison_sociale: Set(cl.raison_sociale.clone()),
+        forme_juridique: Set(cl.forme_juridique.clone()),
+        adresse: Set(cl.adresse.clone()),
+        wilaya: Set(cl.wilaya.clone()),
+        commune: Set(cl.commune.clone()),
+        telephone: Set(cl.telephone.clone()),
+        email: Set(cl.email.clone()),
+        rc: Set(cl.rc.clone()),
+        nif: Set(cl.nif.clone()),
+        ai: Set(cl.ai.clone()),
+        nis: Set(cl.nis.clone()),
+        contact_name: Set(cl.contact_name.clone()),
+        notes: Set(cl.notes.clone()),
+        active: Set(cl.active),
+        created_at: Set(cl.created_at),
+        updated_at: Set(now),
+        client_type: Set(cl.client_type.clone()),
+        credit_limit: Set(cl.credit_limit),
+        payment_terms_days: Set(cl.payment_terms_days),
+        default_payment_method: Set(cl.default_payment_method.clone()),
+        delivery_address: Set(cl.delivery_address.clone()),
+    };
+    if existing.is_some() {
+        clients::Entity::update(am).exec(c).await?;
+    } else {
+        clients::Entity::insert(am).exec_without_returning(c).await?;
+    }
+    let action = if existing.is_some() { "CLIENT_UPDATED" } else { "CLIENT_CREATED" };
+    let mut change = Change::new(action).entity("client", cl.id).after(client_json(&cl));
+    if let Some(e) = &existing {
+        change = change.before(client_json(e));
+    }
+    audit::append(c, actor, change, now).await?;
+    Ok(cl)
+}
+
+/// Deactivates or reactivates a product (the blocking checks of §3.3/3.4 join with recipes, BCs and invoices).
+pub async fn set_product_active<C: ConnectionTrait>(
+    c: &C,
+    p: &Product,
+    active: bool,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<(), OpError> {
+    if !active && p.kind == "PF" {
+        let stock: i64 = crate::stock::lots_of(c, p.id).await?.iter().map(|l| l.quantity_remaining).sum();
+        if stock > 0 {
+            return Err(Rejection::new(
+                "PRODUIT_UTILISE",
+                409,
+                format!("Produit utilisé par du stock restant : désactivation impossible ({}).", p.code),
+            )
+            .into());
+        }
+    }
+    products::Entity::update_many()
+        .col_expr(products::Column::Active, Expr::value(active))
+        .col_expr(products::Column::UpdatedAt, Expr::value(now))
+        .filter(products::Column::Id.eq(p.id))
+        .exec(c)
+        .await?;
+    let action = if active { "PRODUCT_REACTIVATED" } else { "PRODUCT_DEACTIVATED" };
+    audit::append(c, actor, Change::new(action).entity("product", p.id), now).await?;
+    Ok(())
+}
