@@ -383,7 +383,7 @@ fn describe(e: store::OpError) -> String {
     }
 }
 
-async fn check(config: Config, _audit_only: bool, from: Option<i64>) -> ExitCode {
+async fn check(config: Config, audit_only: bool, from: Option<i64>) -> ExitCode {
     let db = match store::Db::open(&app::server::db_options(&config, Duration::from_secs(120))).await {
         Ok(db) => db,
         Err(e) => {
@@ -391,30 +391,44 @@ async fn check(config: Config, _audit_only: bool, from: Option<i64>) -> ExitCode
             return ExitCode::from(1);
         }
     };
-    // The ledger and numbering checks join this command with the stock and sales modules; today the audit chain is
-    // the only invariant there is to check.
-    let result = store::audit::verify(&db, from).await;
-    db.close().await;
-    match result {
+    let mut clean = true;
+    match store::audit::verify(&db, from).await {
         Ok(v) => match v.broken {
-            None => {
-                println!(
-                    "chaîne d'audit intacte : {} entrées vérifiées, dernière n° {}, empreinte {}",
-                    v.verified, v.last_seq, v.last_hash
-                );
-                ExitCode::SUCCESS
-            }
+            None => println!(
+                "chaîne d'audit intacte : {} entrées vérifiées, dernière n° {}, empreinte {}",
+                v.verified, v.last_seq, v.last_hash
+            ),
             Some(b) => {
+                clean = false;
                 println!("chaîne d'audit ROMPUE à l'entrée {} : {}", b.seq(), b.describe_fr());
                 println!("{} entrées vérifiées avant la rupture, dernière intacte n° {}", v.verified, v.last_seq);
-                ExitCode::from(1)
             }
         },
         Err(e) => {
             eprintln!("vérification impossible : {e}");
-            ExitCode::from(1)
+            db.close().await;
+            return ExitCode::from(1);
         }
     }
+    if !audit_only {
+        // Every lot recomputed from the ledger (DOMAIN.md §5.4); reported, never repaired.
+        match store::stock::check(&db).await {
+            Ok(v) if v.is_empty() => println!("registre des stocks cohérent : chaque lot = entrées − sorties"),
+            Ok(v) => {
+                clean = false;
+                println!("registre des stocks : {} écart(s)", v.len());
+                for x in v {
+                    println!("  lot {} — {} : attendu {}, constaté {}", x.lot_number, x.what, x.expected, x.actual);
+                }
+            }
+            Err(e) => {
+                eprintln!("vérification du registre impossible : {e}");
+                clean = false;
+            }
+        }
+    }
+    db.close().await;
+    if clean { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
 async fn serve(config: Config) -> ExitCode {

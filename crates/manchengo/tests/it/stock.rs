@@ -144,6 +144,17 @@ async fn fefo_consumption_moves_balances_and_ledger_together() {
         let v = stock::check(&db).await.unwrap();
         assert_eq!(v.len(), 1);
         assert_eq!((v[0].lot_number.as_str(), v[0].expected, v[0].actual), ("L250303-001", 70_000, 65_000));
+        // The operator's command says the same and fails.
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_manchengo"))
+            .args(["check", "--database-url", &t.url])
+            .env("DATA_DIR", t.dir.path())
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("lot L250303-001 — solde : attendu 70000, constaté 65000"), "{text}");
+        assert!(text.contains("chaîne d'audit intacte"), "{text}");
         db.close().await;
     })
     .await;
