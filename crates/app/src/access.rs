@@ -33,6 +33,8 @@ const SUPPLIER_READERS: Access = Roles(&[Admin, Appro, Comptable]);
 const SUPPLIER_WRITERS: Access = Roles(&[Admin, Appro]);
 const CLIENT_READERS: Access = Roles(&[Admin, Commercial, Comptable]);
 const CLIENT_WRITERS: Access = Roles(&[Admin, Commercial]);
+// Capability 13: receptions W ADMIN, APPRO; R− PRODUCTION; R COMPTABLE.
+const RECEPTION_READERS: Access = Roles(&[Admin, Appro, Production, Comptable]);
 
 pub const ROUTES: &[Route] = &[
     // Platform. Diagnostics are public routes whose handlers demand an allow-listed address or an ADMIN token.
@@ -84,6 +86,10 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/api/clients", CLIENT_WRITERS),
     r("GET", "/api/clients/{code}", CLIENT_READERS),
     r("PUT", "/api/clients/{code}", CLIENT_WRITERS),
+    // Stock.
+    r("GET", "/api/receptions", RECEPTION_READERS),
+    r("POST", "/api/receptions", MP_WRITERS),
+    r("GET", "/api/receptions/{reference}", RECEPTION_READERS),
     // Pages.
     r("GET", "/", AnySession),
     r("GET", "/connexion", Public),

@@ -12,6 +12,7 @@ pub mod inventory;
 pub mod money;
 pub mod parties;
 pub mod platform;
+pub mod procurement;
 pub mod rejection;
 pub mod stock;
 pub mod validation;

@@ -9,6 +9,7 @@ pub mod error;
 pub mod identity;
 pub mod jobs;
 pub mod migration;
+pub mod procurement;
 pub mod schema;
 pub mod secrets;
 pub mod stock;

@@ -16,6 +16,7 @@ pub mod audit;
 pub mod auth;
 pub mod catalogue;
 pub mod health;
+pub mod stock;
 pub mod system;
 
 #[derive(OpenApi)]
@@ -26,7 +27,8 @@ pub mod system;
          (name = "identity", description = "Utilisateurs et appareils (ADMIN)"),
          (name = "audit", description = "Journal d'audit chaîné (ADMIN, COMPTABLE)"),
          (name = "catalogue", description = "Matières premières et produits finis"),
-         (name = "parties", description = "Fournisseurs et clients"))
+         (name = "parties", description = "Fournisseurs et clients"),
+         (name = "stock", description = "Réceptions, lots, mouvements, pertes, comptages"))
 )]
 struct ApiDoc;
 
@@ -63,6 +65,8 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(catalogue::get_supplier, catalogue::update_supplier))
         .routes(routes!(catalogue::list_clients, catalogue::create_client))
         .routes(routes!(catalogue::get_client, catalogue::update_client))
+        .routes(routes!(stock::list_receptions, stock::create_reception))
+        .routes(routes!(stock::get_reception))
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     annotate_roles(&mut doc);

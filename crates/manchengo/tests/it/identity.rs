@@ -54,6 +54,9 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("POST", "/api/clients", "ADMIN,COMMERCIAL"),
     ("GET", "/api/clients/{code}", "ADMIN,COMMERCIAL,COMPTABLE"),
     ("PUT", "/api/clients/{code}", "ADMIN,COMMERCIAL"),
+    ("GET", "/api/receptions", "ADMIN,APPRO,PRODUCTION,COMPTABLE"),
+    ("POST", "/api/receptions", "ADMIN,APPRO"),
+    ("GET", "/api/receptions/{reference}", "ADMIN,APPRO,PRODUCTION,COMPTABLE"),
     // Last: it closes the session it is called with.
     ("POST", "/api/auth/logout", "AUTHENTICATED"),
 ];
@@ -66,7 +69,8 @@ async fn call(srv: &TestServer, method: &str, path: &str, token: Option<&str>) -
     let concrete = path
         .replace("{id}", &uuid::Uuid::now_v7().to_string())
         .replace("{seq}", "999999")
-        .replace("{code}", "X-INCONNU");
+        .replace("{code}", "X-INCONNU")
+        .replace("{reference}", "REC-1900-00001");
     let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
     let mut req = client().request(m.clone(), srv.url(&concrete));
     if m != reqwest::Method::GET {
@@ -141,7 +145,11 @@ async fn the_authorization_matrix_holds_for_every_route_and_role() {
         assert_eq!(denials.len() - denials_before, denied);
         let last = denials.last().unwrap();
         assert_eq!(last.severity, "SECURITY");
-        assert!(last.after.as_deref().unwrap().contains("\"route\":\"/api/clients/{code}\""), "{:?}", last.after);
+        assert!(
+            last.after.as_deref().unwrap().contains("\"route\":\"/api/receptions/{reference}\""),
+            "{:?}",
+            last.after
+        );
         srv.stop().await;
     })
     .await;

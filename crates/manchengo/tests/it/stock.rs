@@ -249,3 +249,89 @@ async fn concurrent_consumers_never_lose_or_invent_a_gram() {
     })
     .await;
 }
+
+mod api {
+    use app::platform::jobs::ManualClock;
+    use domain::identity::Role;
+    use serde_json::{Value, json};
+
+    use crate::support::{TestServer, audit_actions, bearer, client, config_for, on_both};
+
+    async fn post(srv: &TestServer, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let r = client().post(srv.url(path)).bearer_auth(token).json(&body).send().await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(srv: &TestServer, path: &str, token: &str) -> (u16, Value) {
+        let r = client().get(srv.url(path)).bearer_auth(token).send().await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A server whose clock reads 2025-03-14 10:00 in Algiers (the day of DOMAIN.md §22).
+    async fn server(t: &crate::support::TestDb) -> TestServer {
+        let clock = ManualClock::new(super::now());
+        let options = app::server::Options { clock, ..Default::default() };
+        TestServer::start_with(config_for(&t.url, t.dir.path(), &[]), options).await
+    }
+
+    #[tokio::test]
+    async fn scenario_18_19_a_direct_reception_creates_its_lots_numbers_and_totals() {
+        on_both(|t| async move {
+            let srv = server(&t).await;
+            let appro = bearer(&srv, Role::Appro).await;
+            let production = bearer(&srv, Role::Production).await;
+            post(&srv, "/api/suppliers", &appro, json!({"raisonSociale": "Laiterie du Djurdjura SARL"})).await;
+            post(&srv, "/api/catalogue/mp", &appro, json!({"code": "MP-LAIT", "name": "Lait cru", "category": "RAW_MATERIAL", "baseUnit": "KG"})).await;
+            post(&srv, "/api/catalogue/mp", &appro, json!({"code": "MP-FERMENT", "name": "Ferments", "category": "ADDITIVE", "baseUnit": "G", "qcRequired": true})).await;
+
+            let line = |dlc: Option<&str>| {
+                let mut l = json!({"productCode": "MP-LAIT", "quantity": 100_000, "unitCostHt": 5_000, "tvaRate": 900});
+                if let Some(d) = dlc {
+                    l["dlc"] = json!(d);
+                }
+                l
+            };
+            // Scenario 18: perishable without DLC, DLC in the past → refused, nothing written.
+            let (s, b) = post(&srv, "/api/receptions", &appro, json!({"supplierCode": "FOUR-0001", "lines": [line(None)]})).await;
+            assert_eq!((s, b["error"]["code"].as_str()), (422, Some("DLC_OBLIGATOIRE")));
+            assert_eq!(b["error"]["message"], "La DLC est obligatoire pour un produit périssable (MP-LAIT).");
+            assert_eq!(b["error"]["details"]["fields"][0]["field"], "lines[0].dlc");
+            let (s, b) = post(&srv, "/api/receptions", &appro, json!({"supplierCode": "FOUR-0001", "lines": [line(Some("2025-03-13"))]})).await;
+            assert_eq!((s, b["error"]["code"].as_str()), (422, Some("DLC_DEPASSEE")));
+            let (s, b) = post(&srv, "/api/receptions", &appro, json!({"supplierCode": "FOUR-0001", "receptionDate": "2025-03-01", "lines": [line(Some("2025-04-01"))]})).await;
+            assert_eq!((s, b["error"]["code"].as_str()), (422, Some("DATE_RECEPTION_INVALIDE")));
+            assert!(audit_actions(&srv, "RECEPTION_CREATED").await.is_empty());
+
+            // Scenario 19: the first reception of the year and of the day.
+            let (s, b) = post(&srv, "/api/receptions", &appro, json!({"supplierCode": "FOUR-0001", "supplierDeliveryNote": "BL-7781", "lines": [line(Some("2025-03-20"))]})).await;
+            assert_eq!(s, 201, "{b}");
+            let r = &b["reception"];
+            assert_eq!(r["reference"], "REC-2025-00001");
+            assert_eq!((r["totalHt"].as_i64(), r["totalTva"].as_i64(), r["totalTtc"].as_i64()), (Some(500_000), Some(45_000), Some(545_000)));
+            assert_eq!((r["lines"][0]["lotNumber"].as_str(), r["lines"][0]["lotStatus"].as_str()), (Some("L250314-001"), Some("AVAILABLE")));
+            assert_eq!(b["warnings"], json!([]));
+            // DLC = today is accepted with a warning; a QC product lands in QUARANTINE; lot numbers follow the day.
+            let (s, b) = post(&srv, "/api/receptions", &appro, json!({"supplierCode": "FOUR-0001", "lines": [
+                line(Some("2025-03-14")),
+                {"productCode": "MP-FERMENT", "quantity": 500_000, "unitCostHt": 12, "dlc": "2025-09-01"}
+            ]})).await;
+            assert_eq!(s, 201, "{b}");
+            assert_eq!(b["reception"]["reference"], "REC-2025-00002");
+            assert_eq!(b["warnings"][0]["code"], "DLC_JOUR");
+            let lots: Vec<(&str, &str)> = b["reception"]["lines"].as_array().unwrap().iter().map(|l| (l["lotNumber"].as_str().unwrap(), l["lotStatus"].as_str().unwrap())).collect();
+            assert_eq!(lots, vec![("L250314-002", "AVAILABLE"), ("L250314-003", "QUARANTINE")]);
+            // PRODUCTION reads receptions without any amount (R−).
+            let (s, b) = get(&srv, "/api/receptions/REC-2025-00001", &production).await;
+            assert_eq!(s, 200);
+            assert!(b.get("totalHt").is_none() && b["lines"][0].get("unitCostHt").is_none(), "{b}");
+            assert_eq!(b["lines"][0]["quantity"], 100_000);
+            let (_, list) = get(&srv, "/api/receptions", &appro).await;
+            assert_eq!(list["total"], 2);
+            // One RECEPTION IN per line, and the ledger agrees with the lots.
+            assert!(store::stock::check(srv.state.dbmon.db()).await.unwrap().is_empty());
+            assert_eq!(audit_actions(&srv, "RECEPTION_CREATED").await.len(), 2);
+            srv.stop().await;
+        })
+        .await;
+    }
+}

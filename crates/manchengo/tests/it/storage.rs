@@ -39,9 +39,17 @@ async fn migrating_twice_applies_nothing_the_second_time() {
     on_both(|t| async move {
         let db = t.open().await;
         let first = store::migration::migrate(&db).await.unwrap();
-        assert_eq!(first, vec!["m20261127_000001_platform", "m20261127_000002_identity", "m20261128_000003_stock"]);
+        assert_eq!(
+            first,
+            vec![
+                "m20261127_000001_platform",
+                "m20261127_000002_identity",
+                "m20261128_000003_stock",
+                "m20261128_000004_receptions"
+            ]
+        );
         assert!(store::migration::migrate(&db).await.unwrap().is_empty());
-        assert_eq!(store::migration::schema_version(&db).await.unwrap(), 3);
+        assert_eq!(store::migration::schema_version(&db).await.unwrap(), 4);
         let status = store::migration::status(&db).await.unwrap();
         assert!(status.iter().all(|m| m.applied));
     })

@@ -9,6 +9,7 @@ use crate::error::StoreError;
 mod m20261127_000001_platform;
 mod m20261127_000002_identity;
 mod m20261128_000003_stock;
+mod m20261128_000004_receptions;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_platform::Migration),
             Box::new(m20261127_000002_identity::Migration),
             Box::new(m20261128_000003_stock::Migration),
+            Box::new(m20261128_000004_receptions::Migration),
         ]
     }
 }
