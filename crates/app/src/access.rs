@@ -35,6 +35,13 @@ const CLIENT_READERS: Access = Roles(&[Admin, Commercial, Comptable]);
 const CLIENT_WRITERS: Access = Roles(&[Admin, Commercial]);
 // Capability 13: receptions W ADMIN, APPRO; R− PRODUCTION; R COMPTABLE.
 const RECEPTION_READERS: Access = Roles(&[Admin, Appro, Production, Comptable]);
+// Capabilities 17–23: lots are read by every role (COMMERCIAL: PF lots only, filtered by the handler); QC release by
+// ADMIN and PRODUCTION; manual block by ADMIN; losses by ADMIN, APPRO (MP) and PRODUCTION (PF); FEFO simulation by
+// all but COMPTABLE.
+const LOT_READERS: Access = Roles(&[Admin, Appro, Production, Commercial, Comptable]);
+const QC: Access = Roles(&[Admin, Production]);
+const LOSS_WRITERS: Access = Roles(&[Admin, Appro, Production]);
+const FEFO_READERS: Access = Roles(&[Admin, Appro, Production, Commercial]);
 
 pub const ROUTES: &[Route] = &[
     // Platform. Diagnostics are public routes whose handlers demand an allow-listed address or an ADMIN token.
@@ -90,6 +97,13 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/api/receptions", RECEPTION_READERS),
     r("POST", "/api/receptions", MP_WRITERS),
     r("GET", "/api/receptions/{reference}", RECEPTION_READERS),
+    r("GET", "/api/stock/lots", LOT_READERS),
+    r("GET", "/api/stock/lots/{number}", LOT_READERS),
+    r("POST", "/api/stock/lots/{number}/qc", QC),
+    r("POST", "/api/stock/lots/{number}/block", ADMIN),
+    r("POST", "/api/stock/lots/{number}/unblock", ADMIN),
+    r("POST", "/api/stock/losses", LOSS_WRITERS),
+    r("GET", "/api/stock/fefo-plan", FEFO_READERS),
     // Pages.
     r("GET", "/", AnySession),
     r("GET", "/connexion", Public),

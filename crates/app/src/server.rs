@@ -128,6 +128,32 @@ impl App {
                 }),
             }
         }];
+        jobs.push({
+            // DOMAIN.md §5.6: every day at 00:05 Algiers, lots past their DLC become BLOCKED(EXPIRED). A missed slot
+            // (server down at 00:05) runs at start-up: the scheduler catches up the latest slot.
+            let db = dbmon.db().clone();
+            let clock = options.clock.clone();
+            Job {
+                name: "stock-expiry",
+                schedule: Schedule::At(domain::platform::schedule::Calendar::Daily { hour: 0, minute: 5 }),
+                lease_ttl: Duration::from_secs(300),
+                leased: true,
+                run: Arc::new(move || {
+                    let (db, clock) = (db.clone(), clock.clone());
+                    Box::pin(async move {
+                        let now = clock.now();
+                        let blocked = db
+                            .write(|tx| Box::pin(async move { store::stock::expire_lots(&**tx, now).await }))
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        if !blocked.is_empty() {
+                            tracing::warn!(lots = blocked.len(), "expired lots blocked");
+                        }
+                        Ok(())
+                    })
+                }),
+            }
+        });
         jobs.extend(options.extra_jobs);
         let scheduler =
             Scheduler::new(jobs, options.clock.clone(), &config.instance_name, options.job_tick, Some(cache.clone()));

@@ -2,6 +2,7 @@
 //!
 //! One module per area; the platform's own tables (secrets, job leases, schema metadata) live in `platform`.
 
+pub mod alerts;
 pub mod audit;
 pub mod catalogue;
 pub mod db;

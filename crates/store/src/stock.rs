@@ -587,3 +587,233 @@ pub async fn create_product<C: ConnectionTrait>(
     .await?;
     Ok(m)
 }
+
+pub mod losses {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "losses")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub reference: String,
+        pub lot_id: Uuid,
+        pub product_id: Uuid,
+        pub quantity: i64,
+        pub reason: String,
+        pub note: Option<String>,
+        pub value: i64,
+        pub declared_by: Option<Uuid>,
+        pub declared_at: ChronoDateTimeUtc,
+        pub business_date: ChronoDate,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub type Loss = losses::Model;
+
+pub async fn lot_by_number<C: ConnectionTrait>(c: &C, number: &str) -> Result<Option<Lot>, StoreError> {
+    Ok(lots::Entity::find().filter(lots::Column::LotNumber.eq(number.to_uppercase())).one(c).await?)
+}
+
+pub fn lot_json(l: &Lot, product_code: &str) -> serde_json::Value {
+    serde_json::json!({"lotNumber": l.lot_number, "productCode": product_code, "origin": l.origin,
+        "supplierLotNumber": l.supplier_lot_number, "initialQuantity": l.initial_quantity,
+        "quantityRemaining": l.quantity_remaining, "unitCost": l.unit_cost, "dlc": l.dlc,
+        "manufactureDate": l.manufacture_date, "status": l.status, "blockReason": l.block_reason,
+        "blockNote": l.block_note, "createdAt": l.created_at})
+}
+
+/// A status change decided by a person (QC decision, manual block or unblock): the lot re-read under lock, the rule
+/// applied by `decide`, the change audited with before and after.
+pub async fn change_status<C: ConnectionTrait>(
+    c: &C,
+    number: &str,
+    action: &'static str,
+    note: &str,
+    decide: impl FnOnce(&LotFacts) -> Result<LotStatus, Rejection>,
+    actor: &crate::audit::Actor,
+    now: DateTime<Utc>,
+) -> Result<Lot, OpError> {
+    let found = lot_by_number(c, number).await?.ok_or_else(|| Rejection::non_trouve("Lot"))?;
+    let lot = lock_lot(c, found.id).await?.ok_or_else(|| Rejection::non_trouve("Lot"))?;
+    let new = decide(&lot_facts(&lot))?;
+    let (code, reason) = new.codes();
+    let blocked = matches!(new, LotStatus::Blocked(_));
+    let note = note.trim().to_string();
+    lots::Entity::update_many()
+        .col_expr(lots::Column::Status, Expr::value(code))
+        .col_expr(lots::Column::BlockReason, Expr::value(reason.map(str::to_string)))
+        .col_expr(lots::Column::BlockNote, Expr::value(if blocked { Some(note.clone()) } else { None }))
+        .col_expr(lots::Column::BlockedBy, Expr::value(if blocked { actor.user_id } else { None }))
+        .col_expr(lots::Column::BlockedAt, Expr::value(if blocked { Some(now) } else { None }))
+        .filter(lots::Column::Id.eq(lot.id))
+        .exec(c)
+        .await?;
+    crate::audit::append(
+        c,
+        actor,
+        crate::audit::Change::new(action)
+            .entity("lot", &lot.lot_number)
+            .before(serde_json::json!({"status": lot.status, "blockReason": lot.block_reason}))
+            .after(serde_json::json!({"status": code, "blockReason": reason}))
+            .reason(note.clone()),
+        now,
+    )
+    .await?;
+    Ok(Lot {
+        status: code.into(),
+        block_reason: reason.map(Into::into),
+        block_note: blocked.then_some(note),
+        blocked_by: if blocked { actor.user_id } else { None },
+        blocked_at: blocked.then_some(now),
+        ..lot
+    })
+}
+
+/// Declares a loss on one lot (§14): `PER-YYYY-NNNNN`, one LOSS movement, value at lot cost.
+pub async fn declare_loss<C: ConnectionTrait>(
+    c: &C,
+    number: &str,
+    quantity: i64,
+    reason: domain::stock::LossReason,
+    note: &str,
+    actor: &crate::audit::Actor,
+    now: DateTime<Utc>,
+) -> Result<(Loss, Lot), OpError> {
+    let today = domain::stock::today_algiers(now);
+    let found = lot_by_number(c, number).await?.ok_or_else(|| Rejection::non_trouve("Lot"))?;
+    let lot = lock_lot(c, found.id).await?.ok_or_else(|| Rejection::non_trouve("Lot"))?;
+    domain::stock::check_loss(&lot_facts(&lot), quantity, reason, note, today)?;
+    let n = next_number(c, "PER", &chrono::Datelike::year(&today).to_string()).await?;
+    let reference = domain::stock::doc_ref("PER", chrono::Datelike::year(&today), n);
+    let id = Uuid::now_v7();
+    let value = domain::money::amount(quantity, lot.unit_cost)?;
+    let mover = Mover { user_id: actor.user_id, device_id: actor.device_id.clone(), ip: actor.ip.clone() };
+    let source =
+        Source { origin: "LOSS", source_type: Some("LOSS"), source_id: Some(id), reference: Some(reference.clone()) };
+    let (after, _) = take_from_lot(c, lot.id, quantity, &source, format!("PER:{id}"), &mover, now).await?;
+    let note = Some(note.trim().to_string()).filter(|n| !n.is_empty());
+    let loss = Loss {
+        id,
+        reference: reference.clone(),
+        lot_id: lot.id,
+        product_id: lot.product_id,
+        quantity,
+        reason: reason.code().into(),
+        note: note.clone(),
+        value,
+        declared_by: actor.user_id,
+        declared_at: now,
+        business_date: today,
+    };
+    losses::Entity::insert(losses::ActiveModel {
+        id: Set(id),
+        reference: Set(reference.clone()),
+        lot_id: Set(lot.id),
+        product_id: Set(lot.product_id),
+        quantity: Set(quantity),
+        reason: Set(loss.reason.clone()),
+        note: Set(note),
+        value: Set(value),
+        declared_by: Set(actor.user_id),
+        declared_at: Set(now),
+        business_date: Set(today),
+    })
+    .exec_without_returning(c)
+    .await?;
+    crate::audit::append(
+        c,
+        actor,
+        crate::audit::Change::new("LOSS_DECLARED").entity("loss", &reference).after(serde_json::json!({
+            "lot": lot.lot_number, "quantity": quantity, "reason": loss.reason, "value": value,
+            "remainingAfter": after.quantity_remaining
+        })),
+        now,
+    )
+    .await?;
+    Ok((loss, after))
+}
+
+/// The nightly expiry run (§5.6): every lot past its DLC with something left becomes BLOCKED(EXPIRED), one audit
+/// entry each, and one consolidated `LOTS_PERIMES` alert. Running it twice the same day changes nothing.
+pub async fn expire_lots<C: ConnectionTrait>(c: &C, now: DateTime<Utc>) -> Result<Vec<Lot>, StoreError> {
+    let today = domain::stock::today_algiers(now);
+    let backend = c.get_database_backend();
+    let lock = if backend == DbBackend::Postgres { " FOR UPDATE" } else { "" };
+    let rows = c
+        .query_all_raw(stmt(
+            backend,
+            &format!(
+                "SELECT * FROM lots WHERE quantity_remaining > 0 AND dlc < $1 AND status <> 'CONSUMED' \
+                 AND NOT (status = 'BLOCKED' AND block_reason = 'EXPIRED') ORDER BY product_id, dlc, created_at, id{lock}"
+            ),
+            vec![today.into()],
+        ))
+        .await?;
+    let lots: Vec<Lot> = rows.iter().map(|r| Lot::from_query_result(r, "")).collect::<Result<_, _>>()?;
+    let system = crate::audit::Actor::system("expiry");
+    let mut blocked = Vec::new();
+    for lot in lots {
+        if !domain::stock::expires_now(&lot_facts(&lot), today) {
+            continue;
+        }
+        lots::Entity::update_many()
+            .col_expr(lots::Column::Status, Expr::value("BLOCKED"))
+            .col_expr(lots::Column::BlockReason, Expr::value("EXPIRED"))
+            .col_expr(lots::Column::BlockedAt, Expr::value(now))
+            .filter(lots::Column::Id.eq(lot.id))
+            .exec(c)
+            .await?;
+        crate::audit::append(
+            c,
+            &system,
+            crate::audit::Change::new("LOT_EXPIRED")
+                .entity("lot", &lot.lot_number)
+                .before(serde_json::json!({"status": lot.status, "blockReason": lot.block_reason}))
+                .after(serde_json::json!({"status": "BLOCKED", "blockReason": "EXPIRED"})),
+            now,
+        )
+        .await?;
+        blocked.push(Lot {
+            status: "BLOCKED".into(),
+            block_reason: Some("EXPIRED".into()),
+            blocked_at: Some(now),
+            ..lot
+        });
+    }
+    if !blocked.is_empty() {
+        // The consolidated alert counts every expired lot still in stock, not only today's.
+        let all: Vec<Lot> = lots::Entity::find()
+            .filter(lots::Column::Status.eq("BLOCKED"))
+            .filter(lots::Column::BlockReason.eq("EXPIRED"))
+            .filter(lots::Column::QuantityRemaining.gt(0))
+            .all(c)
+            .await?;
+        let value: i64 =
+            all.iter().map(|l| domain::money::amount(l.quantity_remaining, l.unit_cost).unwrap_or(0)).sum();
+        let listed: Vec<&str> = all.iter().take(50).map(|l| l.lot_number.as_str()).collect();
+        crate::alerts::raise(
+            c,
+            crate::alerts::Raise {
+                alert_type: "LOTS_PERIMES",
+                severity: "CRITICAL",
+                entity_type: "stock",
+                entity_id: "lots-perimes",
+                message: format!(
+                    "{} lot(s) périmé(s) en stock, valeur {} : déclarez la perte.",
+                    all.len(),
+                    domain::money::fmt_money(value)
+                ),
+                data: serde_json::json!({"count": all.len(), "value": value, "lots": listed}),
+            },
+            now,
+        )
+        .await?;
+    }
+    Ok(blocked)
+}

@@ -67,6 +67,13 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(catalogue::get_client, catalogue::update_client))
         .routes(routes!(stock::list_receptions, stock::create_reception))
         .routes(routes!(stock::get_reception))
+        .routes(routes!(stock::list_lots))
+        .routes(routes!(stock::get_lot))
+        .routes(routes!(stock::qc_lot))
+        .routes(routes!(stock::block_lot))
+        .routes(routes!(stock::unblock_lot))
+        .routes(routes!(stock::declare_loss))
+        .routes(routes!(stock::fefo_plan))
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     annotate_roles(&mut doc);

@@ -228,3 +228,287 @@ pub async fn list_receptions(State(st): State<AppState>, id: Identity, Query(q):
         .collect();
     Json(json!({"items": items, "total": total, "page": page, "pageSize": size})).into_response()
 }
+
+// ---- lots -----------------------------------------------------------------------------------------------------------
+
+/// What a role may see of a lot (DOMAIN.md §2.2 capabilities 19–20): COMMERCIAL sees PF lots only; costs are
+/// removed for R− readers (PRODUCTION, COMMERCIAL, and APPRO on PF).
+fn lot_view(role: Role, kind: &str, v: Value) -> Option<Value> {
+    if role == Role::Commercial && kind != "PF" {
+        return None;
+    }
+    let hide_cost = matches!(role, Role::Production | Role::Commercial) || (role == Role::Appro && kind == "PF");
+    let mut v = v;
+    if hide_cost {
+        v.as_object_mut().map(|o| o.remove("unitCost"));
+    }
+    Some(v)
+}
+
+#[derive(Deserialize, utoipa::IntoParams, Debug, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LotQuery {
+    /// Product code.
+    pub product: Option<String>,
+    /// AVAILABLE, QUARANTINE, BLOCKED, CONSUMED.
+    pub status: Option<String>,
+    pub page: Option<u64>,
+    pub page_size: Option<u64>,
+}
+
+#[utoipa::path(get, path = "/api/stock/lots", tag = "stock", params(LotQuery), responses((status = 200, description = "Lots, par DLC")))]
+pub async fn list_lots(State(st): State<AppState>, id: Identity, Query(q): Query<LotQuery>) -> Response {
+    let (page, size) = match (super::admin::PageQuery { page: q.page, page_size: q.page_size }).resolve() {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let db = st.dbmon.db();
+    let products =
+        match (store::catalogue::list_products(db, "MP").await, store::catalogue::list_products(db, "PF").await) {
+            (Ok(mut a), Ok(b)) => {
+                a.extend(b);
+                a
+            }
+            (Err(e), _) | (_, Err(e)) => return ApiError::from(e).into_response(),
+        };
+    let mut items = Vec::new();
+    for p in products.iter().filter(|p| q.product.as_deref().is_none_or(|c| c.eq_ignore_ascii_case(&p.code))) {
+        let mut lots = match store::stock::lots_of(db.conn(), p.id).await {
+            Ok(l) => l,
+            Err(e) => return ApiError::from(e).into_response(),
+        };
+        lots.sort_by_key(|l| domain::stock::fefo_key(&store::stock::lot_facts(l)));
+        for l in lots.iter().filter(|l| q.status.as_deref().is_none_or(|s| s.eq_ignore_ascii_case(&l.status))) {
+            if let Some(v) = lot_view(id.role, &p.kind, store::stock::lot_json(l, &p.code)) {
+                items.push(v);
+            }
+        }
+    }
+    let total = items.len() as u64;
+    let items: Vec<Value> = items.into_iter().skip(((page - 1) * size) as usize).take(size as usize).collect();
+    Json(json!({"items": items, "total": total, "page": page, "pageSize": size})).into_response()
+}
+
+async fn lot_and_product(st: &AppState, number: &str) -> Result<(store::stock::Lot, store::stock::Product), ApiError> {
+    let db = st.dbmon.db();
+    let lot = store::stock::lot_by_number(db.conn(), number)
+        .await?
+        .ok_or_else(|| ApiError::from(Rejection::non_trouve("Lot")))?;
+    let p = store::stock::product(db.conn(), lot.product_id)
+        .await?
+        .ok_or_else(|| ApiError::from(Rejection::non_trouve("Produit")))?;
+    Ok((lot, p))
+}
+
+#[utoipa::path(get, path = "/api/stock/lots/{number}", tag = "stock", responses((status = 200, description = "Lot"), (status = 404, description = "NON_TROUVE")))]
+pub async fn get_lot(State(st): State<AppState>, id: Identity, Path(number): Path<String>) -> Response {
+    match lot_and_product(&st, &number).await {
+        Ok((l, p)) => match lot_view(id.role, &p.kind, store::stock::lot_json(&l, &p.code)) {
+            Some(v) => Json(v).into_response(),
+            None => ApiError::from(Rejection::non_trouve("Lot")).into_response(),
+        },
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoteBody {
+    #[serde(default)]
+    note: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QcBody {
+    /// CONFORME or NON_CONFORME.
+    decision: String,
+    #[serde(default)]
+    note: String,
+}
+
+async fn lot_change(
+    st: &AppState,
+    number: &str,
+    action: &'static str,
+    note: &str,
+    decide: impl FnOnce(&domain::stock::LotFacts) -> Result<domain::stock::LotStatus, Rejection> + Clone + Send + 'static,
+    id: &Identity,
+    ctx: &Ctx,
+) -> Response {
+    let (actor, now) = (id.actor(ctx), st.clock.now());
+    let (number, note) = (number.to_string(), note.to_string());
+    let res = st
+        .dbmon
+        .db()
+        .write(|tx| {
+            let (number, note, actor, decide) = (number.clone(), note.clone(), actor.clone(), decide.clone());
+            Box::pin(
+                async move { store::stock::change_status(&**tx, &number, action, &note, decide, &actor, now).await },
+            )
+        })
+        .await;
+    match res {
+        Ok(l) => {
+            Json(json!({"lotNumber": l.lot_number, "status": l.status, "blockReason": l.block_reason})).into_response()
+        }
+        Err(e) => op_err(st, e).into_response(),
+    }
+}
+
+/// QC decision on a QUARANTINE lot (ADMIN, PRODUCTION).
+#[utoipa::path(post, path = "/api/stock/lots/{number}/qc", tag = "stock", request_body = QcBody, responses(
+    (status = 200, description = "Lot libéré ou bloqué"), (status = 409, description = "LOT_PERIME, LOT_STATUT_INVALIDE"), (status = 422, description = "MOTIF_OBLIGATOIRE")))]
+pub async fn qc_lot(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    id: Identity,
+    Path(number): Path<String>,
+    ApiJson(b): ApiJson<QcBody>,
+) -> Response {
+    let conforme = match b.decision.as_str() {
+        "CONFORME" => true,
+        "NON_CONFORME" => false,
+        _ => {
+            return super::admin::field_error(
+                "decision",
+                "VALEUR_INVALIDE",
+                "Décision attendue : CONFORME ou NON_CONFORME.",
+            )
+            .into_response();
+        }
+    };
+    let today = domain::stock::today_algiers(st.clock.now());
+    let note = b.note.clone();
+    let action = if conforme { "LOT_QC_RELEASED" } else { "LOT_QC_REFUSED" };
+    lot_change(&st, &number, action, &b.note, move |l| domain::stock::qc_release(l, conforme, &note, today), &id, &ctx)
+        .await
+}
+
+#[utoipa::path(post, path = "/api/stock/lots/{number}/block", tag = "stock", request_body = NoteBody, responses((status = 200, description = "Lot bloqué"), (status = 422, description = "MOTIF_OBLIGATOIRE")))]
+pub async fn block_lot(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    id: Identity,
+    Path(number): Path<String>,
+    ApiJson(b): ApiJson<NoteBody>,
+) -> Response {
+    let note = b.note.clone();
+    lot_change(&st, &number, "LOT_BLOCKED", &b.note, move |l| domain::stock::block(l, &note), &id, &ctx).await
+}
+
+#[utoipa::path(post, path = "/api/stock/lots/{number}/unblock", tag = "stock", request_body = NoteBody, responses(
+    (status = 200, description = "Lot débloqué (dérogation)"), (status = 409, description = "LOT_PERIME_DEFINITIF, LOT_PERIME")))]
+pub async fn unblock_lot(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    id: Identity,
+    Path(number): Path<String>,
+    ApiJson(b): ApiJson<NoteBody>,
+) -> Response {
+    let today = domain::stock::today_algiers(st.clock.now());
+    let note = b.note.clone();
+    lot_change(&st, &number, "LOT_UNBLOCKED", &b.note, move |l| domain::stock::unblock(l, &note, today), &id, &ctx)
+        .await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LossBody {
+    lot_number: String,
+    quantity: i64,
+    /// EXPIRED, DAMAGED, QC_FAILED, OTHER.
+    reason: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// A loss on one lot: MP lots by ADMIN or APPRO, PF lots by ADMIN or PRODUCTION (DOMAIN.md §14).
+#[utoipa::path(post, path = "/api/stock/losses", tag = "stock", request_body = LossBody, responses(
+    (status = 201, description = "Perte enregistrée"), (status = 403, description = "ACCES_REFUSE"),
+    (status = 409, description = "STOCK_INSUFFISANT"), (status = 422, description = "MOTIF_PERTE_INVALIDE, MOTIF_OBLIGATOIRE")))]
+pub async fn declare_loss(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    id: Identity,
+    ApiJson(b): ApiJson<LossBody>,
+) -> Response {
+    let Some(reason) = domain::stock::LossReason::parse(&b.reason) else {
+        return super::admin::field_error(
+            "reason",
+            "VALEUR_INVALIDE",
+            "Motif attendu : EXPIRED, DAMAGED, QC_FAILED ou OTHER.",
+        )
+        .into_response();
+    };
+    let (_, p) = match lot_and_product(&st, &b.lot_number).await {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    let allowed = match p.kind.as_str() {
+        "MP" => matches!(id.role, Role::Admin | Role::Appro),
+        _ => matches!(id.role, Role::Admin | Role::Production),
+    };
+    if !allowed {
+        crate::auth::audit_refusal(
+            &st,
+            id.actor(&ctx),
+            store::audit::Change::new("ACCESS_DENIED").security().after(json!({"action": "LOSS", "lot": b.lot_number})),
+        )
+        .await;
+        return crate::auth::acces_refuse().into_response();
+    }
+    let (actor, now) = (id.actor(&ctx), st.clock.now());
+    let res = st
+        .dbmon
+        .db()
+        .write(|tx| {
+            let (number, note, actor) = (b.lot_number.clone(), b.note.clone(), actor.clone());
+            let qty = b.quantity;
+            Box::pin(async move { store::stock::declare_loss(&**tx, &number, qty, reason, &note, &actor, now).await })
+        })
+        .await;
+    match res {
+        Ok((loss, lot)) => (
+            StatusCode::CREATED,
+            Json(json!({"reference": loss.reference, "lotNumber": lot.lot_number, "quantity": loss.quantity,
+                        "reason": loss.reason, "value": loss.value, "lotStatus": lot.status,
+                        "remainingAfter": lot.quantity_remaining})),
+        )
+            .into_response(),
+        Err(e) => op_err(&st, e).into_response(),
+    }
+}
+
+#[derive(Deserialize, utoipa::IntoParams, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanQuery {
+    pub product: String,
+    /// Milli-units.
+    pub quantity: i64,
+}
+
+/// The FEFO dry run (§5.3): which usable lots would serve the quantity today; nothing is locked or written.
+#[utoipa::path(get, path = "/api/stock/fefo-plan", tag = "stock", params(PlanQuery), responses((status = 200, description = "{sufficient, available, missing, allocations}")))]
+pub async fn fefo_plan(State(st): State<AppState>, Query(q): Query<PlanQuery>) -> Response {
+    if q.quantity <= 0 {
+        return super::admin::field_error("quantity", "QUANTITE_INVALIDE", "Quantité invalide (doit être > 0).")
+            .into_response();
+    }
+    let db = st.dbmon.db();
+    let p = match store::catalogue::product_by_code(db.conn(), &q.product).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return ApiError::from(Rejection::non_trouve("Produit")).into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let today = domain::stock::today_algiers(st.clock.now());
+    match store::stock::plan_fefo(db, p.id, q.quantity, today).await {
+        Ok(plan) => Json(json!({
+            "productCode": p.code, "quantity": q.quantity, "sufficient": plan.sufficient, "available": plan.available,
+            "missing": plan.missing,
+            "allocations": plan.allocations.iter().map(|a| json!({"lotNumber": a.lot_number, "dlc": a.dlc, "take": a.take, "remainingAfter": a.remaining_after})).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}

@@ -334,4 +334,117 @@ mod api {
         })
         .await;
     }
+
+    async fn setup(srv: &TestServer) -> (String, String, String) {
+        let appro = bearer(srv, Role::Appro).await;
+        let admin = bearer(srv, Role::Admin).await;
+        let production = bearer(srv, Role::Production).await;
+        post(srv, "/api/suppliers", &appro, json!({"raisonSociale": "Laiterie du Djurdjura SARL"})).await;
+        post(
+            srv,
+            "/api/catalogue/mp",
+            &appro,
+            json!({"code": "MP-LAIT", "name": "Lait cru", "category": "RAW_MATERIAL", "baseUnit": "KG"}),
+        )
+        .await;
+        post(srv, "/api/catalogue/mp", &appro, json!({"code": "MP-FERMENT", "name": "Ferments", "category": "ADDITIVE", "baseUnit": "G", "qcRequired": true})).await;
+        (appro, admin, production)
+    }
+
+    #[tokio::test]
+    async fn scenarios_13_to_15_and_61_lot_decisions_and_losses() {
+        on_both(|t| async move {
+            let srv = server(&t).await;
+            let (appro, admin, production) = setup(&srv).await;
+            let commercial = bearer(&srv, Role::Commercial).await;
+            let (s, b) = post(&srv, "/api/receptions", &appro, json!({"supplierCode": "FOUR-0001", "lines": [
+                {"productCode": "MP-LAIT", "quantity": 20_000, "unitCostHt": 300, "dlc": "2025-03-30"},
+                {"productCode": "MP-FERMENT", "quantity": 5_000, "unitCostHt": 10, "dlc": "2025-03-20"}
+            ]})).await;
+            assert_eq!(s, 201, "{b}");
+            // 14: QC release by PRODUCTION; by COMMERCIAL refused.
+            let (s, b) = post(&srv, "/api/stock/lots/L250314-002/qc", &commercial, json!({"decision": "CONFORME"})).await;
+            assert_eq!((s, b["error"]["code"].as_str()), (403, Some("ACCES_REFUSE")));
+            let (s, b) = post(&srv, "/api/stock/lots/L250314-002/qc", &production, json!({"decision": "CONFORME"})).await;
+            assert_eq!((s, b["status"].as_str()), (200, Some("AVAILABLE")));
+            let (s, b) = post(&srv, "/api/stock/lots/L250314-002/qc", &production, json!({"decision": "CONFORME"})).await;
+            assert_eq!((s, b["error"]["code"].as_str()), (409, Some("LOT_STATUT_INVALIDE")));
+            // 15: manual block needs ADMIN and a 10-character note.
+            let (s, b) = post(&srv, "/api/stock/lots/L250314-001/block", &admin, json!({"note": "abc"})).await;
+            assert_eq!((s, b["error"]["code"].as_str()), (422, Some("MOTIF_OBLIGATOIRE")));
+            let (s, _) = post(&srv, "/api/stock/lots/L250314-001/block", &appro, json!({"note": "Odeur suspecte au contrôle"})).await;
+            assert_eq!(s, 403);
+            let (s, b) = post(&srv, "/api/stock/lots/L250314-001/block", &admin, json!({"note": "Odeur suspecte au contrôle"})).await;
+            assert_eq!((s, b["status"].as_str(), b["blockReason"].as_str()), (200, Some("BLOCKED"), Some("MANUAL")));
+            // A blocked lot is not offered by the FEFO plan.
+            let (_, plan) = get(&srv, "/api/stock/fefo-plan?product=MP-LAIT&quantity=1000", &production).await;
+            assert_eq!((plan["sufficient"].clone(), plan["available"].clone()), (json!(false), json!(0)));
+            // 13: unblock with a note → AVAILABLE.
+            let (s, b) = post(&srv, "/api/stock/lots/L250314-001/unblock", &admin, json!({"note": "Contrôle refait OK"})).await;
+            assert_eq!((s, b["status"].as_str()), (200, Some("AVAILABLE")));
+            let (_, plan) = get(&srv, "/api/stock/fefo-plan?product=MP-LAIT&quantity=25000", &production).await;
+            assert_eq!((plan["available"].as_i64(), plan["missing"].as_i64()), (Some(20_000), Some(5_000)));
+            assert_eq!(plan["allocations"][0]["lotNumber"], "L250314-001");
+            // 61: a PF loss is PRODUCTION's, not APPRO's; an MP loss by APPRO with the wrong reason is refused.
+            let (s, b) = post(&srv, "/api/stock/losses", &appro, json!({"lotNumber": "L250314-001", "quantity": 1000, "reason": "EXPIRED"})).await;
+            assert_eq!((s, b["error"]["code"].as_str()), (422, Some("MOTIF_PERTE_INVALIDE")));
+            let (s, b) = post(&srv, "/api/stock/losses", &production, json!({"lotNumber": "L250314-001", "quantity": 1000, "reason": "DAMAGED", "note": "Bidon percé au déchargement"})).await;
+            assert_eq!((s, b["error"]["code"].as_str()), (403, Some("ACCES_REFUSE")), "MP losses are APPRO's");
+            let (s, b) = post(&srv, "/api/stock/losses", &appro, json!({"lotNumber": "L250314-001", "quantity": 20_000, "reason": "DAMAGED", "note": "Bidon percé au déchargement"})).await;
+            assert_eq!(s, 201, "{b}");
+            assert_eq!((b["reference"].as_str(), b["value"].as_i64(), b["lotStatus"].as_str()), (Some("PER-2025-00001"), Some(6_000), Some("CONSUMED")));
+            let (s, b) = post(&srv, "/api/stock/losses", &appro, json!({"lotNumber": "L250314-001", "quantity": 1, "reason": "OTHER", "note": "Retour fournisseur"})).await;
+            assert_eq!((s, b["error"]["code"].as_str()), (409, Some("LOT_STATUT_INVALIDE")));
+            // COMMERCIAL never sees MP lots; PRODUCTION sees lots without costs.
+            let (_, lots) = get(&srv, "/api/stock/lots", &commercial).await;
+            assert_eq!(lots["total"], 0);
+            let (_, lot) = get(&srv, "/api/stock/lots/L250314-002", &production).await;
+            assert!(lot.get("unitCost").is_none() && lot["quantityRemaining"] == 5_000, "{lot}");
+            assert!(store::stock::check(srv.state.dbmon.db()).await.unwrap().is_empty());
+            srv.stop().await;
+        })
+        .await;
+    }
+
+    /// Scenario 11: the run of 2025-03-15 00:05 blocks the lot whose DLC was the 14th; one alert; a second run the same
+    /// day changes nothing. Scenario 13: such a lot is never unblocked.
+    #[tokio::test]
+    async fn scenario_11_the_expiry_run_blocks_expired_lots_once() {
+        on_both(|t| async move {
+            let srv = server(&t).await;
+            let (appro, admin, _) = setup(&srv).await;
+            post(
+                &srv,
+                "/api/receptions",
+                &appro,
+                json!({"supplierCode": "FOUR-0001", "lines": [
+                    {"productCode": "MP-LAIT", "quantity": 20_000, "unitCostHt": 300, "dlc": "2025-03-14"},
+                    {"productCode": "MP-LAIT", "quantity": 10_000, "unitCostHt": 300, "dlc": "2025-03-15"}
+                ]}),
+            )
+            .await;
+            let db = srv.state.dbmon.db().clone();
+            let run = |at: &'static str| {
+                let db = db.clone();
+                async move {
+                    let now = chrono::DateTime::parse_from_rfc3339(at).unwrap().with_timezone(&chrono::Utc);
+                    db.write(|tx| Box::pin(async move { store::stock::expire_lots(&**tx, now).await })).await.unwrap()
+                }
+            };
+            // 2025-03-14 23:05 UTC is 00:05 on the 15th in Algiers.
+            let first = run("2025-03-14T23:05:00Z").await;
+            assert_eq!(first.iter().map(|l| l.lot_number.as_str()).collect::<Vec<_>>(), vec!["L250314-001"]);
+            assert!(run("2025-03-14T23:35:00Z").await.is_empty(), "idempotent the same day");
+            let alerts = store::alerts::open_of_type(&db, "LOTS_PERIMES").await.unwrap();
+            assert_eq!(alerts.len(), 1);
+            assert_eq!(alerts[0].severity, "CRITICAL");
+            assert_eq!(alerts[0].message, "1 lot(s) périmé(s) en stock, valeur 60,00\u{00A0}DA : déclarez la perte.");
+            let (s, b) =
+                post(&srv, "/api/stock/lots/L250314-001/unblock", &admin, json!({"note": "Contrôle refait OK"})).await;
+            assert_eq!((s, b["error"]["code"].as_str()), (409, Some("LOT_PERIME_DEFINITIF")));
+            assert_eq!(crate::support::audit_actions(&srv, "LOT_EXPIRED").await.len(), 1);
+            srv.stop().await;
+        })
+        .await;
+    }
 }

@@ -45,11 +45,12 @@ async fn migrating_twice_applies_nothing_the_second_time() {
                 "m20261127_000001_platform",
                 "m20261127_000002_identity",
                 "m20261128_000003_stock",
-                "m20261128_000004_receptions"
+                "m20261128_000004_receptions",
+                "m20261128_000005_losses_alerts"
             ]
         );
         assert!(store::migration::migrate(&db).await.unwrap().is_empty());
-        assert_eq!(store::migration::schema_version(&db).await.unwrap(), 4);
+        assert_eq!(store::migration::schema_version(&db).await.unwrap(), 5);
         let status = store::migration::status(&db).await.unwrap();
         assert!(status.iter().all(|m| m.applied));
     })

@@ -10,6 +10,7 @@ mod m20261127_000001_platform;
 mod m20261127_000002_identity;
 mod m20261128_000003_stock;
 mod m20261128_000004_receptions;
+mod m20261128_000005_losses_alerts;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_identity::Migration),
             Box::new(m20261128_000003_stock::Migration),
             Box::new(m20261128_000004_receptions::Migration),
+            Box::new(m20261128_000005_losses_alerts::Migration),
         ]
     }
 }
