@@ -42,6 +42,10 @@ const LOT_READERS: Access = Roles(&[Admin, Appro, Production, Commercial, Compta
 const QC: Access = Roles(&[Admin, Production]);
 const LOSS_WRITERS: Access = Roles(&[Admin, Appro, Production]);
 const FEFO_READERS: Access = Roles(&[Admin, Appro, Production, Commercial]);
+// Capabilities 24–25: counts declared by ADMIN, APPRO, PRODUCTION; validated or rejected by ADMIN, COMPTABLE.
+const COUNT_READERS: Access = Roles(&[Admin, Appro, Production, Comptable]);
+const COUNT_DECLARERS: Access = Roles(&[Admin, Appro, Production]);
+const COUNT_VALIDATORS: Access = Roles(&[Admin, Comptable]);
 
 pub const ROUTES: &[Route] = &[
     // Platform. Diagnostics are public routes whose handlers demand an allow-listed address or an ADMIN token.
@@ -104,6 +108,11 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/api/stock/lots/{number}/unblock", ADMIN),
     r("POST", "/api/stock/losses", LOSS_WRITERS),
     r("GET", "/api/stock/fefo-plan", FEFO_READERS),
+    r("GET", "/api/stock/counts", COUNT_READERS),
+    r("POST", "/api/stock/counts", COUNT_DECLARERS),
+    r("GET", "/api/stock/counts/{reference}", COUNT_READERS),
+    r("POST", "/api/stock/counts/{reference}/validate", COUNT_VALIDATORS),
+    r("POST", "/api/stock/counts/{reference}/reject", COUNT_VALIDATORS),
     // Pages.
     r("GET", "/", AnySession),
     r("GET", "/connexion", Public),

@@ -154,6 +154,27 @@ impl App {
                 }),
             }
         });
+        jobs.push({
+            // DOMAIN.md §13: counts still waiting 48 h after their declaration expire, every hour.
+            let db = dbmon.db().clone();
+            let clock = options.clock.clone();
+            Job {
+                name: "inventory-expiry",
+                schedule: Schedule::At(domain::platform::schedule::Calendar::Hourly { minute: 15 }),
+                lease_ttl: Duration::from_secs(120),
+                leased: true,
+                run: Arc::new(move || {
+                    let (db, clock) = (db.clone(), clock.clone());
+                    Box::pin(async move {
+                        let now = clock.now();
+                        db.write(|tx| Box::pin(async move { store::inventory::expire(&**tx, now).await }))
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                    })
+                }),
+            }
+        });
         jobs.extend(options.extra_jobs);
         let scheduler =
             Scheduler::new(jobs, options.clock.clone(), &config.instance_name, options.job_tick, Some(cache.clone()));

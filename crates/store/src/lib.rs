@@ -8,6 +8,7 @@ pub mod catalogue;
 pub mod db;
 pub mod error;
 pub mod identity;
+pub mod inventory;
 pub mod jobs;
 pub mod migration;
 pub mod procurement;

@@ -74,6 +74,10 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(stock::unblock_lot))
         .routes(routes!(stock::declare_loss))
         .routes(routes!(stock::fefo_plan))
+        .routes(routes!(stock::list_counts, stock::declare_count))
+        .routes(routes!(stock::get_count))
+        .routes(routes!(stock::validate_count))
+        .routes(routes!(stock::reject_count))
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     annotate_roles(&mut doc);

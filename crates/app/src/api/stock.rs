@@ -512,3 +512,171 @@ pub async fn fefo_plan(State(st): State<AppState>, Query(q): Query<PlanQuery>) -
         Err(e) => ApiError::from(e).into_response(),
     }
 }
+
+// ---- inventory counts -----------------------------------------------------------------------------------------------
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CountBody {
+    product_code: String,
+    /// Milli-units counted (≥ 0).
+    declared_quantity: i64,
+    /// DLC of a surplus of a perishable product.
+    #[schema(value_type = Option<String>, format = Date)]
+    dlc: Option<NaiveDate>,
+    note: Option<String>,
+}
+
+fn count_view(c: &store::inventory::Count, code: &str, role: Role) -> Value {
+    let mut v = store::inventory::count_json(c, code);
+    if matches!(role, Role::Appro | Role::Production) && code.starts_with("PF-") || role == Role::Production {
+        v.as_object_mut().map(|o| {
+            o.remove("unitValue");
+            o.remove("value")
+        });
+    }
+    v
+}
+
+/// Declares a count (ADMIN, APPRO, PRODUCTION); LOW counts are approved and posted at once.
+#[utoipa::path(post, path = "/api/stock/counts", tag = "stock", request_body = CountBody, responses(
+    (status = 201, description = "Comptage déclaré (APPROVED, PENDING ou PENDING_DOUBLE)"), (status = 429, description = "INVENTAIRE_DELAI"),
+    (status = 422, description = "DLC_OBLIGATOIRE")))]
+pub async fn declare_count(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    id: Identity,
+    ApiJson(b): ApiJson<CountBody>,
+) -> Response {
+    let db = st.dbmon.db();
+    let product = match store::catalogue::product_by_code(db.conn(), &b.product_code).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return ApiError::from(Rejection::non_trouve("Produit")).into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let code = product.code.clone();
+    let (actor, now) = (id.actor(&ctx), st.clock.now());
+    let res = db
+        .write(|tx| {
+            let d = store::inventory::Declaration {
+                product: product.clone(),
+                declared: b.declared_quantity,
+                surplus_dlc: b.dlc,
+                note: b.note.clone().filter(|n| !n.trim().is_empty()),
+            };
+            let actor = actor.clone();
+            Box::pin(async move { store::inventory::declare(&**tx, d, &actor, now).await })
+        })
+        .await;
+    match res {
+        Ok(c) => (StatusCode::CREATED, Json(count_view(&c, &code, id.role))).into_response(),
+        Err(e) => op_err(&st, e).into_response(),
+    }
+}
+
+async fn count_and_code(st: &AppState, reference: &str) -> Result<(store::inventory::Count, String), ApiError> {
+    let db = st.dbmon.db();
+    let c = store::inventory::by_reference(db.conn(), reference)
+        .await?
+        .ok_or_else(|| ApiError::from(Rejection::non_trouve("Comptage")))?;
+    let code = store::stock::product(db.conn(), c.product_id).await?.map(|p| p.code).unwrap_or_default();
+    Ok((c, code))
+}
+
+#[utoipa::path(get, path = "/api/stock/counts", tag = "stock", params(ListQuery), responses((status = 200, description = "Comptages, les plus récents d'abord")))]
+pub async fn list_counts(State(st): State<AppState>, id: Identity, Query(q): Query<ListQuery>) -> Response {
+    let (page, size) = match (super::admin::PageQuery { page: q.page, page_size: q.page_size }).resolve() {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let db = st.dbmon.db();
+    let all = match store::inventory::list(db).await {
+        Ok(a) => a,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let total = all.len() as u64;
+    let mut items = Vec::new();
+    for c in all.iter().skip(((page - 1) * size) as usize).take(size as usize) {
+        let code =
+            store::stock::product(db.conn(), c.product_id).await.ok().flatten().map(|p| p.code).unwrap_or_default();
+        items.push(count_view(c, &code, id.role));
+    }
+    Json(json!({"items": items, "total": total, "page": page, "pageSize": size})).into_response()
+}
+
+#[utoipa::path(get, path = "/api/stock/counts/{reference}", tag = "stock", responses((status = 200, description = "Comptage")))]
+pub async fn get_count(State(st): State<AppState>, id: Identity, Path(reference): Path<String>) -> Response {
+    count_and_code(&st, &reference).await.map(|(c, code)| Json(count_view(&c, &code, id.role))).into_response()
+}
+
+/// A validation (ADMIN, COMPTABLE), never by the counter; a critical count needs two different validators.
+#[utoipa::path(post, path = "/api/stock/counts/{reference}/validate", tag = "stock", responses(
+    (status = 200, description = "Validé (ou première validation)"), (status = 403, description = "AUTO_VALIDATION_INTERDITE, VALIDATEUR_IDENTIQUE"),
+    (status = 409, description = "TRANSITION_INVALIDE, STOCK_INSUFFISANT")))]
+pub async fn validate_count(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    id: Identity,
+    Path(reference): Path<String>,
+) -> Response {
+    let (actor, now) = (id.actor(&ctx), st.clock.now());
+    let res = st
+        .dbmon
+        .db()
+        .write(|tx| {
+            let (reference, actor) = (reference.clone(), actor.clone());
+            Box::pin(async move { store::inventory::validate(&**tx, &reference, &actor, now).await })
+        })
+        .await;
+    match res {
+        Ok(c) => {
+            let code = count_and_code(&st, &c.reference).await.map(|x| x.1).unwrap_or_default();
+            Json(count_view(&c, &code, id.role)).into_response()
+        }
+        Err(store::OpError::Rejected(r))
+            if r.code == "AUTO_VALIDATION_INTERDITE" || r.code == "VALIDATEUR_IDENTIQUE" =>
+        {
+            crate::auth::audit_refusal(
+                &st,
+                actor,
+                store::audit::Change::new(r.code).security().entity("inventory_count", &reference),
+            )
+            .await;
+            ApiError::from(r).into_response()
+        }
+        Err(e) => op_err(&st, e).into_response(),
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectBody {
+    reason: String,
+}
+
+#[utoipa::path(post, path = "/api/stock/counts/{reference}/reject", tag = "stock", request_body = RejectBody, responses(
+    (status = 200, description = "Rejeté, rien n'est passé en stock"), (status = 422, description = "MOTIF_TROP_COURT")))]
+pub async fn reject_count(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    id: Identity,
+    Path(reference): Path<String>,
+    ApiJson(b): ApiJson<RejectBody>,
+) -> Response {
+    let (actor, now) = (id.actor(&ctx), st.clock.now());
+    let res = st
+        .dbmon
+        .db()
+        .write(|tx| {
+            let (reference, reason, actor) = (reference.clone(), b.reason.clone(), actor.clone());
+            Box::pin(async move { store::inventory::reject(&**tx, &reference, &reason, &actor, now).await })
+        })
+        .await;
+    match res {
+        Ok(c) => {
+            let code = count_and_code(&st, &c.reference).await.map(|x| x.1).unwrap_or_default();
+            Json(count_view(&c, &code, id.role)).into_response()
+        }
+        Err(e) => op_err(&st, e).into_response(),
+    }
+}

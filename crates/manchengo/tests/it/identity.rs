@@ -64,6 +64,11 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("POST", "/api/stock/lots/{number}/unblock", "ADMIN"),
     ("POST", "/api/stock/losses", "ADMIN,APPRO,PRODUCTION"),
     ("GET", "/api/stock/fefo-plan", "ADMIN,APPRO,PRODUCTION,COMMERCIAL"),
+    ("GET", "/api/stock/counts", "ADMIN,APPRO,PRODUCTION,COMPTABLE"),
+    ("POST", "/api/stock/counts", "ADMIN,APPRO,PRODUCTION"),
+    ("GET", "/api/stock/counts/{reference}", "ADMIN,APPRO,PRODUCTION,COMPTABLE"),
+    ("POST", "/api/stock/counts/{reference}/validate", "ADMIN,COMPTABLE"),
+    ("POST", "/api/stock/counts/{reference}/reject", "ADMIN,COMPTABLE"),
     // Last: it closes the session it is called with.
     ("POST", "/api/auth/logout", "AUTHENTICATED"),
 ];
@@ -153,7 +158,11 @@ async fn the_authorization_matrix_holds_for_every_route_and_role() {
         assert_eq!(denials.len() - denials_before, denied);
         let last = denials.last().unwrap();
         assert_eq!(last.severity, "SECURITY");
-        assert!(last.after.as_deref().unwrap().contains("\"route\":\"/api/stock/fefo-plan\""), "{:?}", last.after);
+        assert!(
+            last.after.as_deref().unwrap().contains("\"route\":\"/api/stock/counts/{reference}/reject\""),
+            "{:?}",
+            last.after
+        );
         srv.stop().await;
     })
     .await;

@@ -46,11 +46,12 @@ async fn migrating_twice_applies_nothing_the_second_time() {
                 "m20261127_000002_identity",
                 "m20261128_000003_stock",
                 "m20261128_000004_receptions",
-                "m20261128_000005_losses_alerts"
+                "m20261128_000005_losses_alerts",
+                "m20261128_000006_inventory_counts"
             ]
         );
         assert!(store::migration::migrate(&db).await.unwrap().is_empty());
-        assert_eq!(store::migration::schema_version(&db).await.unwrap(), 5);
+        assert_eq!(store::migration::schema_version(&db).await.unwrap(), 6);
         let status = store::migration::status(&db).await.unwrap();
         assert!(status.iter().all(|m| m.applied));
     })

@@ -11,6 +11,7 @@ mod m20261127_000002_identity;
 mod m20261128_000003_stock;
 mod m20261128_000004_receptions;
 mod m20261128_000005_losses_alerts;
+mod m20261128_000006_inventory_counts;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000003_stock::Migration),
             Box::new(m20261128_000004_receptions::Migration),
             Box::new(m20261128_000005_losses_alerts::Migration),
+            Box::new(m20261128_000006_inventory_counts::Migration),
         ]
     }
 }
