@@ -108,6 +108,8 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/api/stock/lots/{number}/unblock", ADMIN),
     r("POST", "/api/stock/losses", LOSS_WRITERS),
     r("GET", "/api/stock/fefo-plan", FEFO_READERS),
+    r("GET", "/api/stock/products", LOT_READERS),
+    r("GET", "/api/stock/movements", LOT_READERS),
     r("GET", "/api/stock/counts", COUNT_READERS),
     r("POST", "/api/stock/counts", COUNT_DECLARERS),
     r("GET", "/api/stock/counts/{reference}", COUNT_READERS),

@@ -80,6 +80,7 @@ pub mod lots {
         pub blocked_at: Option<ChronoDateTimeUtc>,
         pub consumed_at: Option<ChronoDateTimeUtc>,
         pub created_at: ChronoDateTimeUtc,
+        pub movement_count: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -112,6 +113,7 @@ pub mod movements {
         pub ip: Option<String>,
         pub idempotency_key: String,
         pub remaining_after: i64,
+        pub lot_seq: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -201,6 +203,8 @@ async fn insert_movement<C: ConnectionTrait>(
     mover: &Mover,
     now: DateTime<Utc>,
 ) -> Result<Movement, StoreError> {
+    // The caller holds the lot's lock (or just created it): `movement_count` cannot move under us.
+    let lot_seq = lot.movement_count + 1;
     let m = Movement {
         id: Uuid::now_v7(),
         created_at: now,
@@ -219,6 +223,7 @@ async fn insert_movement<C: ConnectionTrait>(
         ip: mover.ip.clone(),
         idempotency_key: key,
         remaining_after,
+        lot_seq,
     };
     movements::Entity::insert(movements::ActiveModel {
         id: Set(m.id),
@@ -238,9 +243,15 @@ async fn insert_movement<C: ConnectionTrait>(
         ip: Set(m.ip.clone()),
         idempotency_key: Set(m.idempotency_key.clone()),
         remaining_after: Set(m.remaining_after),
+        lot_seq: Set(lot_seq),
     })
     .exec_without_returning(c)
     .await?;
+    lots::Entity::update_many()
+        .col_expr(lots::Column::MovementCount, Expr::value(lot_seq))
+        .filter(lots::Column::Id.eq(lot.id))
+        .exec(c)
+        .await?;
     Ok(m)
 }
 
@@ -288,6 +299,7 @@ pub async fn create_lot<C: ConnectionTrait>(
         blocked_at: reason.map(|_| now),
         consumed_at: None,
         created_at: now,
+        movement_count: 0,
     };
     lots::Entity::insert(lots::ActiveModel {
         id: Set(lot.id),
@@ -309,11 +321,12 @@ pub async fn create_lot<C: ConnectionTrait>(
         blocked_at: Set(lot.blocked_at),
         consumed_at: Set(None),
         created_at: Set(now),
+        movement_count: Set(0),
     })
     .exec_without_returning(c)
     .await?;
     let m = insert_movement(c, &lot, "IN", lot.initial_quantity, lot.initial_quantity, source, key, mover, now).await?;
-    Ok((lot, m))
+    Ok((Lot { movement_count: 1, ..lot }, m))
 }
 
 /// Takes `quantity` out of one lot, re-read under lock: the balance and the movement change together.
@@ -360,7 +373,7 @@ pub async fn take_from_lot<C: ConnectionTrait>(
         return Err(StoreError::Conflict(format!("lot {} changed under its lock", lot.lot_number)).into());
     }
     let m = insert_movement(c, &lot, "OUT", quantity, remaining, source, key, mover, now).await?;
-    let lot = Lot { quantity_remaining: remaining, status: code.into(), consumed_at, ..lot };
+    let lot = Lot { quantity_remaining: remaining, status: code.into(), consumed_at, movement_count: m.lot_seq, ..lot };
     Ok((lot, m))
 }
 
@@ -816,4 +829,50 @@ pub async fn expire_lots<C: ConnectionTrait>(c: &C, now: DateTime<Utc>) -> Resul
         .await?;
     }
     Ok(blocked)
+}
+
+/// Stock of every product at the end of `date` (Africa/Algiers). Cost grows with the lots alive that day, not with the
+/// ledger: per lot, one index seek for its last movement up to the date (`lot_seq`), whose `remaining_after` is the
+/// lot's balance then. Lots created after the date or consumed before it are skipped by their own timestamps.
+pub async fn stock_at(db: &crate::Db, date: NaiveDate) -> Result<Vec<(Uuid, i64)>, StoreError> {
+    let backend = db.sea_backend();
+    let day_end = (date + chrono::Duration::days(1)).and_hms_opt(0, 0, 0).expect("midnight").and_utc()
+        - chrono::Duration::hours(1);
+    let sql = "SELECT l.product_id AS product_id, CAST(COALESCE(SUM((SELECT m.remaining_after FROM stock_movements m \
+               WHERE m.lot_id = l.id AND m.business_date <= $1 ORDER BY m.lot_seq DESC LIMIT 1)), 0) AS BIGINT) AS qty \
+               FROM lots l WHERE l.created_at < $2 AND (l.consumed_at IS NULL OR l.consumed_at >= $3) \
+               GROUP BY l.product_id";
+    let day_start = day_end - chrono::Duration::days(1);
+    let rows = db.conn().query_all_raw(stmt(backend, sql, vec![date.into(), day_end.into(), day_start.into()])).await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get::<Uuid>("", "product_id")?, r.try_get::<i64>("", "qty")?)))
+        .collect::<Result<Vec<_>, sea_orm::DbErr>>()
+        .map_err(StoreError::from)
+}
+
+/// Movements, newest first, optionally of one product or one lot.
+pub async fn movements(
+    db: &crate::Db,
+    product_id: Option<Uuid>,
+    lot_id: Option<Uuid>,
+    offset: u64,
+    limit: u64,
+) -> Result<(Vec<Movement>, u64), StoreError> {
+    use sea_orm::{PaginatorTrait, QueryOrder, QuerySelect};
+    let mut q = movements::Entity::find();
+    if let Some(p) = product_id {
+        q = q.filter(movements::Column::ProductId.eq(p));
+    }
+    if let Some(l) = lot_id {
+        q = q.filter(movements::Column::LotId.eq(l));
+    }
+    let total = q.clone().count(db.conn()).await?;
+    let rows = q
+        .order_by_desc(movements::Column::CreatedAt)
+        .order_by_desc(movements::Column::Id)
+        .offset(offset)
+        .limit(limit)
+        .all(db.conn())
+        .await?;
+    Ok((rows, total))
 }

@@ -78,6 +78,8 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(stock::get_count))
         .routes(routes!(stock::validate_count))
         .routes(routes!(stock::reject_count))
+        .routes(routes!(stock::stock_by_product))
+        .routes(routes!(stock::list_movements))
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     annotate_roles(&mut doc);

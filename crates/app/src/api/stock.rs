@@ -680,3 +680,126 @@ pub async fn reject_count(
         Err(e) => op_err(&st, e).into_response(),
     }
 }
+
+// ---- stock views ----------------------------------------------------------------------------------------------------
+
+#[derive(Deserialize, utoipa::IntoParams, Debug, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct StockQuery {
+    /// `mp` or `pf` (default `mp`; COMMERCIAL always `pf`).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// A past day (`YYYY-MM-DD`, Africa/Algiers): the stock at the end of that day.
+    #[param(value_type = Option<String>, format = Date)]
+    pub date: Option<NaiveDate>,
+}
+
+/// Stock per product: total, usable, in quarantine, blocked, value at lot cost (where the role may see values), and
+/// whether it is below its minimum. With `date`, the total at the end of that day.
+#[utoipa::path(get, path = "/api/stock/products", tag = "stock", params(StockQuery), responses((status = 200, description = "Stock par produit")))]
+pub async fn stock_by_product(State(st): State<AppState>, id: Identity, Query(q): Query<StockQuery>) -> Response {
+    let kind = if id.role == Role::Commercial || q.kind.as_deref() == Some("pf") { "PF" } else { "MP" };
+    let db = st.dbmon.db();
+    let products = match store::catalogue::list_products(db, kind).await {
+        Ok(p) => p,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let shows_value = matches!(id.role, Role::Admin | Role::Comptable) || (id.role == Role::Appro && kind == "MP");
+    if let Some(date) = q.date {
+        let at = match store::stock::stock_at(db, date).await {
+            Ok(a) => a,
+            Err(e) => return ApiError::from(e).into_response(),
+        };
+        let items: Vec<Value> = products
+            .iter()
+            .map(|p| {
+                json!({"productCode": p.code, "name": p.name, "baseUnit": p.base_unit, "date": date,
+                            "total": at.iter().find(|x| x.0 == p.id).map(|x| x.1).unwrap_or(0)})
+            })
+            .collect();
+        return Json(json!({"items": items, "total": items.len()})).into_response();
+    }
+    let today = domain::stock::today_algiers(st.clock.now());
+    let mut items = Vec::new();
+    for p in &products {
+        let lots = match store::stock::lots_of(db.conn(), p.id).await {
+            Ok(l) => l,
+            Err(e) => return ApiError::from(e).into_response(),
+        };
+        let sum = |f: &dyn Fn(&store::stock::Lot) -> bool| {
+            lots.iter().filter(|l| f(l)).map(|l| l.quantity_remaining).sum::<i64>()
+        };
+        let total = sum(&|_| true);
+        let usable = sum(&|l| store::stock::lot_facts(l).usable(today));
+        let mut v = json!({
+            "productCode": p.code, "name": p.name, "baseUnit": p.base_unit, "total": total, "disponible": usable,
+            "quarantaine": sum(&|l| l.status == "QUARANTINE"), "bloque": sum(&|l| l.status == "BLOCKED"),
+            "minStock": p.min_stock, "sousMinimum": usable < p.min_stock,
+        });
+        if shows_value {
+            v["valeur"] = json!(
+                lots.iter().map(|l| domain::money::amount(l.quantity_remaining, l.unit_cost).unwrap_or(0)).sum::<i64>()
+            );
+        }
+        items.push(v);
+    }
+    Json(json!({"items": items, "total": items.len()})).into_response()
+}
+
+#[derive(Deserialize, utoipa::IntoParams, Debug, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MovementQuery {
+    pub product: Option<String>,
+    pub lot: Option<String>,
+    pub page: Option<u64>,
+    pub page_size: Option<u64>,
+}
+
+/// The ledger, newest first.
+#[utoipa::path(get, path = "/api/stock/movements", tag = "stock", params(MovementQuery), responses((status = 200, description = "Mouvements")))]
+pub async fn list_movements(State(st): State<AppState>, id: Identity, Query(q): Query<MovementQuery>) -> Response {
+    let (page, size) = match (super::admin::PageQuery { page: q.page, page_size: q.page_size }).resolve() {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let db = st.dbmon.db();
+    let product = match &q.product {
+        Some(code) => match store::catalogue::product_by_code(db.conn(), code).await {
+            Ok(Some(p)) => Some(p),
+            Ok(None) => return ApiError::from(Rejection::non_trouve("Produit")).into_response(),
+            Err(e) => return ApiError::from(e).into_response(),
+        },
+        None => None,
+    };
+    let lot = match &q.lot {
+        Some(n) => match store::stock::lot_by_number(db.conn(), n).await {
+            Ok(Some(l)) => Some(l),
+            Ok(None) => return ApiError::from(Rejection::non_trouve("Lot")).into_response(),
+            Err(e) => return ApiError::from(e).into_response(),
+        },
+        None => None,
+    };
+    // COMMERCIAL reads PF movements only.
+    if id.role == Role::Commercial && product.as_ref().is_none_or(|p| p.kind != "PF") {
+        return Json(json!({"items": [], "total": 0, "page": page, "pageSize": size})).into_response();
+    }
+    let (rows, total) =
+        match store::stock::movements(db, product.map(|p| p.id), lot.map(|l| l.id), (page - 1) * size, size).await {
+            Ok(x) => x,
+            Err(e) => return ApiError::from(e).into_response(),
+        };
+    let hide_cost = matches!(id.role, Role::Production | Role::Commercial);
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|m| {
+            let mut v = json!({"createdAt": m.created_at, "businessDate": m.business_date, "lotId": m.lot_id,
+                "direction": m.direction, "quantity": m.quantity, "origin": m.origin, "unitCost": m.unit_cost,
+                "sourceReference": m.source_reference, "userId": m.user_id, "remainingAfter": m.remaining_after});
+            if hide_cost {
+                v.as_object_mut().map(|o| o.remove("unitCost"));
+            }
+            v
+        })
+        .collect();
+    Json(json!({"items": items, "total": total, "page": page, "pageSize": size})).into_response()
+}

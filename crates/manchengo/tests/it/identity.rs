@@ -64,6 +64,8 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("POST", "/api/stock/lots/{number}/unblock", "ADMIN"),
     ("POST", "/api/stock/losses", "ADMIN,APPRO,PRODUCTION"),
     ("GET", "/api/stock/fefo-plan", "ADMIN,APPRO,PRODUCTION,COMMERCIAL"),
+    ("GET", "/api/stock/products", "ADMIN,APPRO,PRODUCTION,COMMERCIAL,COMPTABLE"),
+    ("GET", "/api/stock/movements", "ADMIN,APPRO,PRODUCTION,COMMERCIAL,COMPTABLE"),
     ("GET", "/api/stock/counts", "ADMIN,APPRO,PRODUCTION,COMPTABLE"),
     ("POST", "/api/stock/counts", "ADMIN,APPRO,PRODUCTION"),
     ("GET", "/api/stock/counts/{reference}", "ADMIN,APPRO,PRODUCTION,COMPTABLE"),

@@ -179,6 +179,53 @@ async fn sequences_are_gapless_a_rollback_gives_the_number_back() {
     .await;
 }
 
+/// The stock of a product at the end of any past day, from the per-lot balances of the ledger.
+#[tokio::test]
+async fn stock_at_a_past_date_follows_the_ledger() {
+    on_both(|t| async move {
+        let db = t.migrated().await;
+        let p = product(&db, "MP-SEL").await;
+        let other = product(&db, "MP-SUCRE").await;
+        let day =
+            |d: u32| DateTime::parse_from_rfc3339(&format!("2025-03-{d:02}T09:00:00Z")).unwrap().with_timezone(&Utc);
+        lot(&db, &p, "L250310-001", 50_000, Some("2025-06-01"), day(10)).await;
+        lot(&db, &other, "L250310-002", 7_000, None, day(10)).await;
+        lot(&db, &p, "L250312-001", 30_000, Some("2025-06-02"), day(12)).await;
+        let take = |qty: i64, key: &'static str, at: DateTime<Utc>| {
+            let (db, p) = (db.clone(), p.clone());
+            async move {
+                db.write(|tx| {
+                    let p = p.clone();
+                    Box::pin(
+                        async move { stock::consume_fefo(&**tx, &p, qty, &sale(), key, &Mover::default(), at).await },
+                    )
+                })
+                .await
+                .unwrap();
+            }
+        };
+        take(20_000, "LIV:1", day(11)).await;
+        take(40_000, "LIV:2", day(13)).await; // empties the first lot, 10 kg from the second
+        let at = |day_s: &'static str| {
+            let db = db.clone();
+            let pid = p.id;
+            async move {
+                stock::stock_at(&db, d(day_s)).await.unwrap().into_iter().find(|x| x.0 == pid).map(|x| x.1).unwrap_or(0)
+            }
+        };
+        assert_eq!(at("2025-03-09").await, 0);
+        assert_eq!(at("2025-03-10").await, 50_000);
+        assert_eq!(at("2025-03-11").await, 30_000);
+        assert_eq!(at("2025-03-12").await, 60_000);
+        assert_eq!(at("2025-03-13").await, 20_000);
+        assert_eq!(at("2025-03-20").await, 20_000);
+        let all = stock::stock_at(&db, d("2025-03-20")).await.unwrap();
+        assert_eq!(all.iter().find(|x| x.0 == other.id).map(|x| x.1), Some(7_000));
+        db.close().await;
+    })
+    .await;
+}
+
 /// Eight consumers race on one product's lots, hundreds of takes: the final stock is exactly the initial stock minus
 /// the successful takes, no lot goes negative, and no request fails with a raw deadlock or busy error.
 #[tokio::test]
@@ -400,6 +447,16 @@ mod api {
             assert_eq!(lots["total"], 0);
             let (_, lot) = get(&srv, "/api/stock/lots/L250314-002", &production).await;
             assert!(lot.get("unitCost").is_none() && lot["quantityRemaining"] == 5_000, "{lot}");
+            // Stock per product: ADMIN sees the value at lot cost, PRODUCTION does not; the ledger lists the loss.
+            let (_, st) = get(&srv, "/api/stock/products?type=mp", &admin).await;
+            let ferment = st["items"].as_array().unwrap().iter().find(|i| i["productCode"] == "MP-FERMENT").unwrap().clone();
+            assert_eq!((ferment["total"].as_i64(), ferment["disponible"].as_i64(), ferment["valeur"].as_i64()), (Some(5_000), Some(5_000), Some(50)));
+            let (_, st) = get(&srv, "/api/stock/products?type=mp", &production).await;
+            assert!(st["items"][0].get("valeur").is_none());
+            let (_, mv) = get(&srv, "/api/stock/movements?lot=L250314-001", &appro).await;
+            let origins: Vec<&str> = mv["items"].as_array().unwrap().iter().map(|m| m["origin"].as_str().unwrap()).collect();
+            assert_eq!(origins, vec!["LOSS", "RECEPTION"]);
+            assert_eq!(mv["items"][0]["remainingAfter"], 0);
             assert!(store::stock::check(srv.state.dbmon.db()).await.unwrap().is_empty());
             srv.stop().await;
         })

@@ -245,6 +245,8 @@ impl MigrationTrait for Migration {
                     .col(ts_null("blocked_at"))
                     .col(ts_null("consumed_at"))
                     .col(ts("created_at"))
+                    // Movements written on the lot so far: the next one's `lot_seq`.
+                    .col(big("movement_count"))
                     .foreign_key(&mut fk("lots", "product_id", "products"))
                     .check(Expr::col(Alias::new("quantity_remaining")).gte(0))
                     .check(Expr::col(Alias::new("initial_quantity")).gt(0))
@@ -284,6 +286,9 @@ impl MigrationTrait for Migration {
                     .col(text_null("ip"))
                     .col(text("idempotency_key").unique_key().to_owned())
                     .col(big("remaining_after"))
+                    // 1, 2, 3 … per lot in commit order (taken under the lot's lock): the last one up to a date gives
+                    // the lot's balance at that date.
+                    .col(big("lot_seq"))
                     .foreign_key(&mut fk("stock_movements", "lot_id", "lots"))
                     .foreign_key(&mut fk("stock_movements", "product_id", "products"))
                     .check(Expr::col(Alias::new("quantity")).gt(0))
@@ -294,6 +299,7 @@ impl MigrationTrait for Migration {
             index("lots_product_fefo_idx", "lots", &["product_id", "status", "dlc", "created_at"], false),
             index("lots_dlc_idx", "lots", &["dlc"], false),
             // Stock at a past date: the last movement of each lot up to that day.
+            index("stock_movements_lot_seq_idx", "stock_movements", &["lot_id", "lot_seq"], true),
             index("stock_movements_lot_date_idx", "stock_movements", &["lot_id", "business_date"], false),
             index("stock_movements_product_date_idx", "stock_movements", &["product_id", "business_date"], false),
             index("stock_movements_date_idx", "stock_movements", &["business_date"], false),
