@@ -155,6 +155,27 @@ impl App {
             }
         });
         jobs.push({
+            // DOMAIN.md §5.6: every day at 06:00 Algiers, J-7 / J-3 / J-1 alerts.
+            let db = dbmon.db().clone();
+            let clock = options.clock.clone();
+            Job {
+                name: "stock-pre-expiry",
+                schedule: Schedule::At(domain::platform::schedule::Calendar::Daily { hour: 6, minute: 0 }),
+                lease_ttl: Duration::from_secs(300),
+                leased: true,
+                run: Arc::new(move || {
+                    let (db, clock) = (db.clone(), clock.clone());
+                    Box::pin(async move {
+                        let now = clock.now();
+                        db.write(|tx| Box::pin(async move { store::stock::pre_expiry_alerts(&**tx, now).await }))
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                    })
+                }),
+            }
+        });
+        jobs.push({
             // DOMAIN.md §13: counts still waiting 48 h after their declaration expire, every hour.
             let db = dbmon.db().clone();
             let clock = options.clock.clone();

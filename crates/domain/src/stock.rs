@@ -264,6 +264,20 @@ pub fn expires_now(l: &LotFacts, today: NaiveDate) -> bool {
         && !matches!(l.status, LotStatus::Blocked(BlockReason::Expired) | LotStatus::Consumed)
 }
 
+/// The pre-expiry alert of a lot on `today` (§5.6, 06:00 job): J-7 INFO, J-3 WARNING, J-1 CRITICAL, for lots still
+/// AVAILABLE or in QUARANTINE with something left.
+pub fn pre_expiry_alert(l: &LotFacts, today: NaiveDate) -> Option<(&'static str, &'static str)> {
+    if l.remaining <= 0 || !matches!(l.status, LotStatus::Available | LotStatus::Quarantine) {
+        return None;
+    }
+    match (l.dlc? - today).num_days() {
+        7 => Some(("DLC_J7", "INFO")),
+        3 => Some(("DLC_J3", "WARNING")),
+        1 => Some(("DLC_J1", "CRITICAL")),
+        _ => None,
+    }
+}
+
 /// Status after an OUT movement left `remaining`.
 pub fn after_out(status: LotStatus, remaining: i64) -> LotStatus {
     if remaining == 0 { LotStatus::Consumed } else { status }
@@ -522,6 +536,18 @@ mod tests {
         ));
         assert!(!expires_now(&lot("X", Some("2025-03-14"), "2025-03-01", 0, LotStatus::Consumed), today));
         assert!(!expires_now(&lot("X", None, "2025-03-01", 5, LotStatus::Available), today));
+    }
+
+    #[test]
+    fn scenario_12_pre_expiry_alerts() {
+        let today = d(TODAY);
+        let at = |dlc: &str| pre_expiry_alert(&lot("X", Some(dlc), "2025-03-01", 5, LotStatus::Available), today);
+        assert_eq!(at("2025-03-21"), Some(("DLC_J7", "INFO")));
+        assert_eq!(at("2025-03-17"), Some(("DLC_J3", "WARNING")));
+        assert_eq!(at("2025-03-15"), Some(("DLC_J1", "CRITICAL")));
+        assert_eq!(at("2025-03-16"), None);
+        let blocked = lot("X", Some("2025-03-15"), "2025-03-01", 5, LotStatus::Blocked(BlockReason::Manual));
+        assert_eq!(pre_expiry_alert(&blocked, today), None);
     }
 
     #[test]

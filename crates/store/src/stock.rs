@@ -876,3 +876,35 @@ pub async fn movements(
         .await?;
     Ok((rows, total))
 }
+
+/// The 06:00 pre-expiry run (§5.6): one alert per (type, lot) for lots at J-7, J-3 and J-1. Returns how many were new.
+pub async fn pre_expiry_alerts<C: ConnectionTrait>(c: &C, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    let today = domain::stock::today_algiers(now);
+    let lots = lots::Entity::find()
+        .filter(lots::Column::QuantityRemaining.gt(0))
+        .filter(lots::Column::Status.is_in(["AVAILABLE", "QUARANTINE"]))
+        .filter(lots::Column::Dlc.gte(today))
+        .filter(lots::Column::Dlc.lte(today + chrono::Duration::days(7)))
+        .all(c)
+        .await?;
+    let mut new = 0;
+    for l in lots {
+        let Some((kind, severity)) = domain::stock::pre_expiry_alert(&lot_facts(&l), today) else { continue };
+        let dlc = l.dlc.map(domain::stock::fmt_date).unwrap_or_default();
+        let raised = crate::alerts::raise(
+            c,
+            crate::alerts::Raise {
+                alert_type: kind,
+                severity,
+                entity_type: "lot",
+                entity_id: &l.lot_number,
+                message: format!("Le lot {} arrive à sa DLC le {dlc}.", l.lot_number),
+                data: serde_json::json!({"lot": l.lot_number, "dlc": l.dlc, "remaining": l.quantity_remaining}),
+            },
+            now,
+        )
+        .await?;
+        new += usize::from(raised);
+    }
+    Ok(new)
+}

@@ -500,6 +500,31 @@ mod api {
                 post(&srv, "/api/stock/lots/L250314-001/unblock", &admin, json!({"note": "Contrôle refait OK"})).await;
             assert_eq!((s, b["error"]["code"].as_str()), (409, Some("LOT_PERIME_DEFINITIF")));
             assert_eq!(crate::support::audit_actions(&srv, "LOT_EXPIRED").await.len(), 1);
+            // Scenario 12, 06:00 on the 15th: the remaining lot expires that very day (no alert); lots at J-1 and J-7
+            // get one alert each, once.
+            let morning =
+                chrono::DateTime::parse_from_rfc3339("2025-03-15T05:00:00Z").unwrap().with_timezone(&chrono::Utc);
+            let pre = |db: store::Db| async move {
+                db.write(|tx| Box::pin(async move { store::stock::pre_expiry_alerts(&**tx, morning).await }))
+                    .await
+                    .unwrap()
+            };
+            assert_eq!(pre(db.clone()).await, 0);
+            post(
+                &srv,
+                "/api/receptions",
+                &appro,
+                json!({"supplierCode": "FOUR-0001", "lines": [
+                    {"productCode": "MP-LAIT", "quantity": 1_000, "unitCostHt": 300, "dlc": "2025-03-16"},
+                    {"productCode": "MP-LAIT", "quantity": 1_000, "unitCostHt": 300, "dlc": "2025-03-22"}
+                ]}),
+            )
+            .await;
+            assert_eq!(pre(db.clone()).await, 2);
+            assert_eq!(pre(db.clone()).await, 0, "one alert per (type, lot)");
+            let j1 = store::alerts::open_of_type(&db, "DLC_J1").await.unwrap();
+            assert_eq!((j1[0].severity.as_str(), j1[0].entity_id.as_str()), ("CRITICAL", "L250314-003"));
+            assert_eq!(store::alerts::open_of_type(&db, "DLC_J7").await.unwrap()[0].entity_id, "L250314-004");
             srv.stop().await;
         })
         .await;
