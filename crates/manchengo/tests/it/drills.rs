@@ -182,3 +182,118 @@ async fn inc_004_rate_limiting_and_the_env_fix() {
     let (_, d) = get_json(&srv.url("/api/health/detailed")).await;
     assert_eq!(d["rateLimit"]["max"], 200);
 }
+
+/// INC-001 / D1 (issue 4): `kill -9` of the server during a stream of receptions and losses; after a restart every
+/// acknowledged operation is there and `manchengo check` is clean. On the embedded SQLite and on PostgreSQL.
+#[tokio::test]
+async fn inc_001_kill_9_during_stock_writes_loses_no_acknowledged_operation() {
+    crate::support::on_both(|t| async move {
+        // The first administrator and a product, straight in the database the server will use.
+        {
+            let db = t.migrated().await;
+            let actor = store::audit::Actor::system("drill");
+            let now = chrono::Utc::now();
+            let hash = app::auth::password::hash_now(crate::support::PASSWORD);
+            db.write(|tx| {
+                let (actor, hash) = (actor.clone(), hash.clone());
+                Box::pin(async move {
+                    let u = store::identity::NewUser {
+                        email: "admin@drill.dz".into(),
+                        first_name: "Drill".into(),
+                        last_name: "Admin".into(),
+                        role: domain::identity::Role::Admin,
+                        password_hash: hash,
+                        must_change_password: false,
+                    };
+                    store::identity::create_user(&**tx, u, &actor, now, false).await?;
+                    Ok::<_, store::OpError>(())
+                })
+            })
+            .await
+            .unwrap();
+            db.close().await;
+        }
+        let data = t.dir.path().join("srv-data");
+        let mut srv = Manchengo::spawn(&[("DATABASE_URL", &t.url), ("DATA_DIR", &data.display().to_string())]);
+        eventually(Duration::from_secs(20), "ready", || async { status_of(&srv.url("/api/health/ready")).await.0 == 200 }).await;
+        let login = client()
+            .post(srv.url("/api/auth/login"))
+            .json(&serde_json::json!({"email": "admin@drill.dz", "password": crate::support::PASSWORD, "client": "device"}))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        let token = login["accessToken"].as_str().unwrap().to_string();
+        let c = client();
+        let post = {
+            let (c, token) = (c.clone(), token.clone());
+            move |path: String, body: Value| {
+            let (c, token) = (c.clone(), token.clone());
+            async move {
+                let r = c.post(path).bearer_auth(token).json(&body).send().await.ok()?;
+                let status = r.status().as_u16();
+                Some((status, r.json::<Value>().await.ok()?))
+            }
+            }
+        };
+        post(srv.url("/api/suppliers"), serde_json::json!({"raisonSociale": "Laiterie Drill"})).await.unwrap();
+        post(srv.url("/api/catalogue/mp"), serde_json::json!({"code": "MP-LAIT", "name": "Lait", "category": "RAW_MATERIAL", "baseUnit": "KG", "perishable": false})).await.unwrap();
+
+        // The stream: a reception of 10 kg, then a loss of 1 kg on its lot, again and again; each 201 is acknowledged.
+        let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
+        let stream = {
+            let (acked, base) = (acked.clone(), srv.url(""));
+            let post = post.clone();
+            tokio::spawn(async move {
+                for _ in 0..10_000 {
+                    let body = serde_json::json!({"supplierCode": "FOUR-0001", "lines": [{"productCode": "MP-LAIT", "quantity": 10_000, "unitCostHt": 300}]});
+                    let Some((201, r)) = post(format!("{base}/api/receptions"), body).await else { break };
+                    let reference = r["reception"]["reference"].as_str().unwrap().to_string();
+                    let lot = r["reception"]["lines"][0]["lotNumber"].as_str().unwrap().to_string();
+                    acked.lock().unwrap().push(("reception".into(), reference));
+                    let loss = serde_json::json!({"lotNumber": lot, "quantity": 1_000, "reason": "OTHER", "note": "Échantillon laboratoire"});
+                    let Some((201, l)) = post(format!("{base}/api/stock/losses"), loss).await else { break };
+                    acked.lock().unwrap().push(("loss".into(), l["reference"].as_str().unwrap().to_string()));
+                }
+            })
+        };
+        // Let a few dozen operations through, then pull the plug.
+        eventually(Duration::from_secs(30), "operations acknowledged", || async { acked.lock().unwrap().len() >= 40 }).await;
+        srv.kill9();
+        let _ = tokio::time::timeout(Duration::from_secs(15), stream).await;
+        let acked = acked.lock().unwrap().clone();
+        assert!(acked.len() >= 40);
+
+        srv.start();
+        eventually(Duration::from_secs(30), "ready again after kill -9", || async { status_of(&srv.url("/api/health/ready")).await.0 == 200 }).await;
+        for (kind, reference) in acked.iter().filter(|(k, _)| k == "reception") {
+            let r = c.get(srv.url(&format!("/api/receptions/{reference}"))).bearer_auth(&token).send().await.unwrap();
+            assert_eq!(r.status(), 200, "acknowledged {kind} {reference} lost after kill -9 ({:?})", t.kind);
+        }
+        srv.terminate();
+        let db = t.open().await;
+        for (_, reference) in acked.iter().filter(|(k, _)| k == "loss") {
+            use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+            let found = store::stock::losses::Entity::find()
+                .filter(store::stock::losses::Column::Reference.eq(reference.clone()))
+                .one(db.conn())
+                .await
+                .unwrap();
+            assert!(found.is_some(), "acknowledged loss {reference} lost after kill -9 ({:?})", t.kind);
+        }
+        db.close().await;
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_manchengo"))
+            .args(["check", "--database-url", &t.url])
+            .env("DATA_DIR", &data)
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "manchengo check after kill -9 ({:?}):\n{text}", t.kind);
+        assert!(text.contains("registre des stocks cohérent"), "{text}");
+        eprintln!("INC-001 ({:?}): {} acknowledged operations survived kill -9", t.kind, acked.len());
+    })
+    .await;
+}

@@ -212,6 +212,14 @@ impl Manchengo {
         }
     }
 
+    /// `kill -9`: no drain, no flush beyond what the database already made durable.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
