@@ -166,21 +166,28 @@ pub async fn login_bench(
         ms(w50),
     );
     if let Some(path) = write {
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
-        let updated = match (text.find(&begin), text.find(&end)) {
-            (Some(a), Some(b)) if b > a => {
-                format!("{}{}{}", &text[..a], section, text[b + end.len()..].trim_start_matches('\n'))
-            }
-            _ => {
-                // A new section goes before the first existing one (newest first), after the introduction.
-                let at = [text.find("\n## "), text.find("\n<!-- bench:")].into_iter().flatten().min();
-                match at {
-                    Some(i) => format!("{}\n{}\n{}", &text[..i], section, &text[i + 1..]),
-                    None => format!("{}\n\n{section}", text.trim_end()),
-                }
-            }
-        };
-        std::fs::write(&path, updated).map_err(|e| e.to_string())?;
+        write_section(&path, &section)?;
     }
     Ok(section)
+}
+
+/// Replaces the section between its `<!-- bench:… -->` markers in `path`, or puts it before the first section.
+pub fn write_section(path: &std::path::Path, section: &str) -> Result<(), String> {
+    let begin = section.lines().next().unwrap_or_default().to_string();
+    let end = begin.replacen("<!-- ", "<!-- /", 1);
+    let text = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".into());
+    let updated = match (text.find(&begin), text.find(&end)) {
+        (Some(a), Some(b)) if b > a => {
+            format!("{}{}{}", &text[..a], section, text[b + end.len()..].trim_start_matches('\n'))
+        }
+        _ => {
+            // A new section goes before the first existing one (newest first), after the introduction.
+            let at = [text.find("\n## "), text.find("\n<!-- bench:")].into_iter().flatten().min();
+            match at {
+                Some(i) => format!("{}\n{}\n{}", &text[..i], section, &text[i + 1..]),
+                None => format!("{}\n\n{section}", text.trim_end()),
+            }
+        }
+    };
+    std::fs::write(path, updated).map_err(|e| e.to_string())
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use app::config::{Config, help_table};
 
 mod bench;
+mod bench_stock;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -77,6 +78,21 @@ enum BenchWhat {
         #[arg(long)]
         write: Option<std::path::PathBuf>,
         /// Base à utiliser (défaut : une base SQLite temporaire).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// Mouvements de stock par seconde (base brute, couche store, API HTTP) et stock à date sur un million de mouvements.
+    Stock {
+        /// Opérations mesurées par chemin.
+        #[arg(long, default_value_t = 400)]
+        ops: usize,
+        /// Taille du registre pour le stock à date.
+        #[arg(long, default_value_t = 1_000_000)]
+        movements: usize,
+        /// Fichier où écrire la section (ex. docs/BENCHMARKS.md).
+        #[arg(long)]
+        write: Option<std::path::PathBuf>,
+        /// Base à utiliser (défaut : une base SQLite temporaire ; PostgreSQL : une base vide).
         #[arg(long)]
         database_url: Option<String>,
     },
@@ -185,6 +201,24 @@ fn main() -> ExitCode {
         Command::Bench { what: BenchWhat::Login { logins, write, database_url } } => {
             match runtime().block_on(bench::login_bench(database_url, logins.max(4), write)) {
                 Ok(section) => {
+                    println!("{section}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("échec du banc d'essai : {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Bench { what: BenchWhat::Stock { ops, movements, write, database_url } } => {
+            match runtime().block_on(bench_stock::stock_bench(database_url, ops.max(4), movements.max(1_000))) {
+                Ok(section) => {
+                    if let Some(path) = write {
+                        if let Err(e) = bench::write_section(&path, &section) {
+                            eprintln!("écriture impossible : {e}");
+                            return ExitCode::from(1);
+                        }
+                    }
                     println!("{section}");
                     ExitCode::SUCCESS
                 }

@@ -126,8 +126,8 @@ pub type Product = products::Model;
 pub type Lot = lots::Model;
 pub type Movement = movements::Model;
 
-/// Converts `$1, $2 …` placeholders for SQLite, which wants `?`.
-fn stmt(backend: DbBackend, sql: &str, values: Vec<sea_orm::Value>) -> Statement {
+/// A statement written with `$1, $2 …` placeholders, converted for SQLite (which wants `?`).
+pub fn stmt(backend: DbBackend, sql: &str, values: Vec<sea_orm::Value>) -> Statement {
     let sql = if backend == DbBackend::Postgres {
         sql.to_string()
     } else {
