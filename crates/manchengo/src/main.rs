@@ -213,11 +213,11 @@ fn main() -> ExitCode {
         Command::Bench { what: BenchWhat::Stock { ops, movements, write, database_url } } => {
             match runtime().block_on(bench_stock::stock_bench(database_url, ops.max(4), movements.max(1_000))) {
                 Ok(section) => {
-                    if let Some(path) = write {
-                        if let Err(e) = bench::write_section(&path, &section) {
-                            eprintln!("écriture impossible : {e}");
-                            return ExitCode::from(1);
-                        }
+                    if let Some(path) = write
+                        && let Err(e) = bench::write_section(&path, &section)
+                    {
+                        eprintln!("écriture impossible : {e}");
+                        return ExitCode::from(1);
                     }
                     println!("{section}");
                     ExitCode::SUCCESS
