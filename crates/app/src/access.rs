@@ -126,6 +126,12 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/mot-de-passe", AnySession),
     r("GET", "/mon-compte", AnySession),
     r("POST", "/mon-compte/sessions/{id}/fermer", AnySession),
+    page("/stock/produits", LOT_READERS, "Stock", "Stock par produit"),
+    page("/stock/lots", LOT_READERS, "Stock", "Lots"),
+    page("/appro/receptions", RECEPTION_READERS, "Approvisionnement", "Réceptions"),
+    r("GET", "/appro/receptions/nouvelle", MP_WRITERS),
+    r("POST", "/appro/receptions/nouvelle", MP_WRITERS),
+    r("GET", "/appro/receptions/{reference}", RECEPTION_READERS),
     page("/systeme/utilisateurs", ADMIN, "Système", "Utilisateurs"),
     r("GET", "/systeme/utilisateurs/nouveau", ADMIN),
     r("POST", "/systeme/utilisateurs/nouveau", ADMIN),
@@ -188,11 +194,14 @@ mod tests {
     #[test]
     fn menus_follow_the_roles() {
         let admin: Vec<_> = menu(Admin).into_iter().flat_map(|(_, i)| i).map(|(l, _)| l).collect();
-        assert_eq!(admin, vec!["Utilisateurs", "Appareils", "Santé", "Journal d'audit"]);
-        let comptable = menu(Comptable);
-        assert_eq!(comptable.len(), 1);
-        assert_eq!(comptable[0].0, "Contrôle");
-        assert!(menu(Role::Appro).is_empty());
+        assert_eq!(
+            admin,
+            vec!["Stock par produit", "Lots", "Réceptions", "Utilisateurs", "Appareils", "Santé", "Journal d'audit"]
+        );
+        let comptable: Vec<_> = menu(Comptable).into_iter().map(|(s, _)| s).collect();
+        assert_eq!(comptable, vec!["Stock", "Approvisionnement", "Contrôle"]);
+        let commercial: Vec<_> = menu(Role::Commercial).into_iter().flat_map(|(_, i)| i).map(|(l, _)| l).collect();
+        assert_eq!(commercial, vec!["Stock par produit", "Lots"]);
         assert!(may_open(Comptable, "/systeme/audit"));
         assert!(!may_open(Comptable, "/systeme/utilisateurs"));
         assert_eq!(lookup("DELETE", "/api/admin/users/{id}"), None);

@@ -24,30 +24,30 @@ use crate::state::AppState;
 #[derive(Deserialize, ToSchema, Clone)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ReceptionLineBody {
-    product_code: String,
+    pub product_code: String,
     /// Milli-units of the product's base unit.
-    quantity: i64,
+    pub quantity: i64,
     /// Centimes per base unit, HT.
-    unit_cost_ht: i64,
+    pub unit_cost_ht: i64,
     /// 0, 900 or 1900 (default 1900).
-    tva_rate: Option<i32>,
-    supplier_lot_number: Option<String>,
+    pub tva_rate: Option<i32>,
+    pub supplier_lot_number: Option<String>,
     #[schema(value_type = Option<String>, format = Date)]
-    dlc: Option<NaiveDate>,
+    pub dlc: Option<NaiveDate>,
     #[schema(value_type = Option<String>, format = Date)]
-    manufacture_date: Option<NaiveDate>,
+    pub manufacture_date: Option<NaiveDate>,
 }
 
 #[derive(Deserialize, ToSchema, Clone)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ReceptionBody {
-    supplier_code: String,
+    pub supplier_code: String,
     /// Default today (Africa/Algiers); between today − 7 days and today.
     #[schema(value_type = Option<String>, format = Date)]
-    reception_date: Option<NaiveDate>,
-    supplier_delivery_note: Option<String>,
-    supplier_invoice_number: Option<String>,
-    lines: Vec<ReceptionLineBody>,
+    pub reception_date: Option<NaiveDate>,
+    pub supplier_delivery_note: Option<String>,
+    pub supplier_invoice_number: Option<String>,
+    pub lines: Vec<ReceptionLineBody>,
 }
 
 fn hides_values(role: Role) -> bool {

@@ -16,6 +16,7 @@ use crate::state::AppState;
 
 pub mod assets;
 pub mod identity;
+pub mod stock;
 
 /// What every page's layout needs.
 pub struct Layout {
@@ -397,4 +398,5 @@ pub fn router() -> Router<AppState> {
         .route("/systeme/sante", get(status_page))
         .route("/assets/{hash}/{*path}", get(assets::serve))
         .merge(identity::router())
+        .merge(stock::router())
 }

@@ -183,7 +183,10 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
     for a in web.find_all(By::Css(".navigation a")).await.unwrap() {
         labels.push(a.text().await.unwrap());
     }
-    assert_eq!(labels, vec!["Utilisateurs", "Appareils", "Santé", "Journal d'audit"]);
+    assert_eq!(
+        labels,
+        vec!["Stock par produit", "Lots", "Réceptions", "Utilisateurs", "Appareils", "Santé", "Journal d'audit"]
+    );
 
     // A new accountant, with a one-time password shown once.
     web.goto(srv.url("/systeme/utilisateurs/nouveau")).await.unwrap();
@@ -227,7 +230,7 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
     for a in web.find_all(By::Css(".navigation a")).await.unwrap() {
         labels.push(a.text().await.unwrap());
     }
-    assert_eq!(labels, vec!["Journal d'audit"]);
+    assert_eq!(labels, vec!["Stock par produit", "Lots", "Réceptions", "Journal d'audit"]);
     web.goto(srv.url("/systeme/audit")).await.unwrap();
     assert_eq!(web.find(By::Id("etat-chaine")).await.unwrap().text().await.unwrap(), "Chaîne intacte");
     assert!(body_text(&web).await.contains("PASSWORD_CHANGED"));
@@ -287,6 +290,71 @@ async fn swagger_ui_renders_the_generated_document() {
         paths.push(op.text().await.unwrap());
     }
     assert!(paths.iter().any(|p| p.contains("/api/health/ready")), "{paths:?}");
+    web.quit().await.unwrap();
+    srv.stop().await;
+}
+
+/// A warehouse clerk records a reception: a missing DLC is shown under its field with the typed values kept; once
+/// fixed, the reception page lists the lot created, and the stock and lot pages show it in French formats.
+#[tokio::test]
+async fn a_reception_is_recorded_through_the_form_and_shows_in_stock() {
+    let Some(driver) = start_chromedriver() else { return };
+    let t = TestDb::new(Kind::Sqlite).await.unwrap();
+    let srv = TestServer::start(&t, &[]).await;
+    let appro = crate::support::bearer(&srv, domain::identity::Role::Appro).await;
+    let c = crate::support::client();
+    c.post(srv.url("/api/suppliers"))
+        .bearer_auth(&appro)
+        .json(&serde_json::json!({"raisonSociale": "Laiterie du Djurdjura SARL"}))
+        .send()
+        .await
+        .unwrap();
+    c.post(srv.url("/api/catalogue/mp"))
+        .bearer_auth(&appro)
+        .json(&serde_json::json!({"code": "MP-LAIT", "name": "Lait cru", "category": "RAW_MATERIAL", "baseUnit": "KG", "minStock": 500_000}))
+        .send()
+        .await
+        .unwrap();
+    let web = browser(&driver, 1366).await;
+    login(&web, &srv, "appro@test.dz", crate::support::PASSWORD).await;
+    web.goto(srv.url("/appro/receptions")).await.unwrap();
+    assert!(body_text(&web).await.contains("Aucune réception enregistrée."));
+    web.find(By::LinkText("Nouvelle réception")).await.unwrap().click().await.unwrap();
+    web.find(By::Css("#supplier option[value='FOUR-0001']")).await.unwrap().click().await.unwrap();
+    web.find(By::Css("#product_0 option[value='MP-LAIT']")).await.unwrap().click().await.unwrap();
+    fill(&web, "quantity_0", "100,5").await;
+    fill(&web, "cost_0", "50").await;
+    fill(&web, "supplier_lot_0", "DJ-7781").await;
+    submit(&web, "Réceptionner").await;
+    let text = body_text(&web).await;
+    assert!(text.contains("La réception n'a pas été enregistrée"), "{text}");
+    assert!(text.contains("La DLC est obligatoire pour un produit périssable (MP-LAIT)."), "{text}");
+    assert_eq!(web.find(By::Id("dlc_0")).await.unwrap().attr("aria-invalid").await.unwrap().as_deref(), Some("true"));
+    assert_eq!(
+        web.find(By::Id("quantity_0")).await.unwrap().value().await.unwrap().as_deref(),
+        Some("100,5"),
+        "typed values kept"
+    );
+    let dlc = (chrono::Utc::now() + chrono::Duration::days(10)).format("%m%d%Y").to_string();
+    web.find(By::Id("dlc_0")).await.unwrap().send_keys(&dlc).await.unwrap();
+    submit(&web, "Réceptionner").await;
+    let text = body_text(&web).await;
+    let year = (chrono::Utc::now() + chrono::Duration::hours(1)).format("%Y").to_string();
+    assert!(text.contains(&format!("Réception REC-{year}-00001 enregistrée.")), "{text}");
+    // WebDriver reports no-break spaces as plain spaces.
+    let plain = |t: &str| t.replace(['\u{00A0}', '\u{202F}'], " ");
+    assert!(plain(&text).contains("100,500 kg"), "{text}");
+    assert!(plain(&text).contains("5 025,00 DA"), "HT = 100.5 kg × 50.00 DA: {text}");
+    assert!(text.contains("Disponible"));
+    web.goto(srv.url("/stock/produits")).await.unwrap();
+    let text = body_text(&web).await;
+    assert!(
+        text.contains("MP-LAIT") && plain(&text).contains("100,500 kg") && text.contains("Sous le minimum"),
+        "{text}"
+    );
+    web.goto(srv.url("/stock/lots")).await.unwrap();
+    let text = body_text(&web).await;
+    assert!(text.contains("(J+10)") || text.contains("(J+9)"), "{text}");
     web.quit().await.unwrap();
     srv.stop().await;
 }

@@ -1,0 +1,525 @@
+//! Stock pages (UI.md §3 rows 30, 31, 45–47): stock per product, lots, receptions (list, new with lines, view). They
+//! call the same functions as the JSON API and show its refusals next to the fields.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use chrono::NaiveDate;
+use domain::identity::Role;
+use domain::money::{fmt_money, parse_money, parse_qty};
+use domain::stock::{LotStatus, Unit, fmt_date, fmt_qty};
+use serde::Deserialize;
+
+use super::{Layout, PageCtx, page, redirect_with_flash};
+use crate::api::stock::{ReceptionBody, ReceptionLineBody};
+use crate::auth::Identity;
+use crate::platform::errors::ApiError;
+use crate::state::AppState;
+
+fn qty(milli: i64, unit: &str) -> String {
+    fmt_qty(milli, Unit::parse(unit).unwrap_or(Unit::Kg))
+}
+
+fn lot_badge(status: &str, reason: Option<&str>) -> (&'static str, &'static str) {
+    match LotStatus::from_codes(status, reason) {
+        Some(s @ LotStatus::Available) => ("vert", s.label_fr()),
+        Some(s @ LotStatus::Quarantine) => ("ambre", s.label_fr()),
+        Some(s @ LotStatus::Blocked(_)) => ("rouge", s.label_fr()),
+        Some(s @ LotStatus::Consumed) => ("gris", s.label_fr()),
+        None => ("gris", "Inconnu"),
+    }
+}
+
+fn shows_values(role: Role) -> bool {
+    role != Role::Production
+}
+
+// ---- receptions --------------------------------------------------------------------------------------------------
+
+struct ReceptionRow {
+    reference: String,
+    date: String,
+    ht: String,
+    ttc: String,
+}
+
+#[derive(Template)]
+#[template(path = "receptions.html")]
+struct ReceptionsPage {
+    layout: Layout,
+    rows: Vec<ReceptionRow>,
+    show_values: bool,
+    can_create: bool,
+}
+
+async fn receptions(State(st): State<AppState>, pc: PageCtx, id: Identity) -> Response {
+    let all = match store::procurement::list(st.dbmon.db()).await {
+        Ok(a) => a,
+        Err(e) => return super::unavailable_page(&ApiError::from(e).message),
+    };
+    let rows = all
+        .iter()
+        .take(200)
+        .map(|r| ReceptionRow {
+            reference: r.reference.clone(),
+            date: fmt_date(r.reception_date),
+            ht: fmt_money(r.total_ht),
+            ttc: fmt_money(r.total_ttc),
+        })
+        .collect();
+    let p = ReceptionsPage {
+        layout: Layout::for_page("Réceptions", "/appro/receptions", &pc),
+        rows,
+        show_values: shows_values(id.role),
+        can_create: matches!(id.role, Role::Admin | Role::Appro),
+    };
+    page(StatusCode::OK, p, &pc)
+}
+
+const LINES: usize = 5;
+
+#[derive(Default, Clone)]
+struct LineForm {
+    product: String,
+    quantity: String,
+    cost: String,
+    tva: String,
+    supplier_lot: String,
+    dlc: String,
+    /// `(field, message)` of the API's refusals for this line.
+    errors: Vec<(String, String)>,
+}
+
+impl LineForm {
+    fn has_error(&self, field: &str) -> bool {
+        self.errors.iter().any(|(f, _)| f == field)
+    }
+
+    fn messages(&self, field: &str) -> Vec<String> {
+        self.errors.iter().filter(|(f, _)| f == field).map(|(_, m)| m.clone()).collect()
+    }
+}
+
+#[derive(Default, Clone)]
+struct ReceptionForm {
+    supplier: String,
+    reception_date: String,
+    delivery_note: String,
+    lines: Vec<LineForm>,
+}
+
+#[derive(Template)]
+#[template(path = "reception_new.html")]
+struct NewReceptionPage {
+    layout: Layout,
+    form: ReceptionForm,
+    suppliers: Vec<(String, String)>,
+    products: Vec<(String, String, String)>,
+    tvas: Vec<(String, &'static str)>,
+    /// `(anchor, message)` for the summary at the top.
+    errors: Vec<(String, String)>,
+}
+
+async fn new_reception_page(
+    st: &AppState,
+    pc: &PageCtx,
+    form: ReceptionForm,
+    errors: Vec<(String, String)>,
+    status: StatusCode,
+) -> Response {
+    let db = st.dbmon.db();
+    let suppliers = store::catalogue::list_suppliers(db)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| s.active)
+        .map(|s| (s.code, s.raison_sociale))
+        .collect();
+    let products = store::catalogue::list_products(db, "MP")
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.active && p.stock_tracked)
+        .map(|p| (p.code, p.name, p.base_unit.to_lowercase()))
+        .collect();
+    let mut layout = Layout::for_page("Nouvelle réception", "/appro/receptions", pc);
+    if !errors.is_empty() {
+        layout.title = "Nouvelle réception (à corriger)".into();
+    }
+    let p = NewReceptionPage {
+        layout,
+        form,
+        suppliers,
+        products,
+        tvas: vec![("1900".into(), "19 %"), ("900".into(), "9 %"), ("0".into(), "0 %")],
+        errors,
+    };
+    page(status, p, pc)
+}
+
+async fn new_reception(State(st): State<AppState>, pc: PageCtx) -> Response {
+    let today = domain::stock::today_algiers(st.clock.now());
+    let form = ReceptionForm {
+        reception_date: today.format("%Y-%m-%d").to_string(),
+        lines: vec![LineForm { tva: "1900".into(), ..Default::default() }; LINES],
+        ..Default::default()
+    };
+    new_reception_page(&st, &pc, form, Vec::new(), StatusCode::OK).await
+}
+
+/// The id of the input a field error points at.
+fn anchor(field: &str) -> String {
+    if let Some(rest) = field.strip_prefix("lines[")
+        && let Some((i, name)) = rest.split_once("].")
+    {
+        let input = match name {
+            "productCode" => "product",
+            "quantity" => "quantity",
+            "unitCostHt" => "cost",
+            "tvaRate" => "tva",
+            "supplierLotNumber" => "supplier_lot",
+            _ => "dlc",
+        };
+        return format!("{input}_{i}");
+    }
+    match field {
+        "supplierCode" => "supplier".into(),
+        _ => "reception_date".into(),
+    }
+}
+
+async fn create_reception(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Form(raw): Form<Vec<(String, String)>>,
+) -> Response {
+    let f: HashMap<String, String> = raw.into_iter().collect();
+    let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+    let mut form = ReceptionForm {
+        supplier: get("supplier"),
+        reception_date: get("reception_date"),
+        delivery_note: get("delivery_note"),
+        lines: (0..LINES)
+            .map(|i| LineForm {
+                product: get(&format!("product_{i}")),
+                quantity: get(&format!("quantity_{i}")),
+                cost: get(&format!("cost_{i}")),
+                tva: get(&format!("tva_{i}")),
+                supplier_lot: get(&format!("supplier_lot_{i}")),
+                dlc: get(&format!("dlc_{i}")),
+                errors: Vec::new(),
+            })
+            .collect(),
+    };
+    // Typing errors are caught here, in the user's words; the rules are the API's.
+    let mut errors: Vec<(String, String)> = Vec::new();
+    let mut lines = Vec::new();
+    let mut index = Vec::new();
+    for (i, l) in form.lines.iter_mut().enumerate() {
+        if l.product.is_empty() {
+            continue;
+        }
+        let quantity = parse_qty(&l.quantity);
+        if quantity.is_none() {
+            l.errors.push(("quantity".into(), "Quantité attendue, par exemple 12,5.".into()));
+            errors.push((format!("quantity_{i}"), format!("Ligne {} : quantité illisible.", i + 1)));
+        }
+        let cost = parse_money(&l.cost);
+        if cost.is_none() {
+            l.errors.push(("unitCostHt".into(), "Montant attendu en dinars, par exemple 1 234,50.".into()));
+            errors.push((format!("cost_{i}"), format!("Ligne {} : coût illisible.", i + 1)));
+        }
+        let dlc = if l.dlc.is_empty() { None } else { NaiveDate::parse_from_str(&l.dlc, "%Y-%m-%d").ok() };
+        lines.push(ReceptionLineBody {
+            product_code: l.product.clone(),
+            quantity: quantity.unwrap_or(0),
+            unit_cost_ht: cost.unwrap_or(0),
+            tva_rate: l.tva.parse().ok(),
+            supplier_lot_number: Some(l.supplier_lot.clone()).filter(|s| !s.is_empty()),
+            dlc,
+            manufacture_date: None,
+        });
+        index.push(i);
+    }
+    if form.supplier.is_empty() {
+        errors.push(("supplier".into(), "Choisissez le fournisseur.".into()));
+    }
+    if lines.is_empty() {
+        errors.push(("product_0".into(), "Ajoutez au moins une ligne.".into()));
+    }
+    if !errors.is_empty() {
+        return new_reception_page(&st, &pc, form, errors, StatusCode::BAD_REQUEST).await;
+    }
+    let body = ReceptionBody {
+        supplier_code: form.supplier.clone(),
+        reception_date: NaiveDate::parse_from_str(&form.reception_date, "%Y-%m-%d").ok(),
+        supplier_delivery_note: Some(form.delivery_note.clone()),
+        supplier_invoice_number: None,
+        lines,
+    };
+    match crate::api::stock::receive(&st, &body, &id, &pc.ctx).await {
+        Ok((r, warnings)) => {
+            let reference = r["reference"].as_str().unwrap_or_default().to_string();
+            let mut text = format!("Réception {reference} enregistrée.");
+            for w in warnings {
+                text.push(' ');
+                text.push_str(&w.message);
+            }
+            redirect_with_flash(
+                &format!("/appro/receptions/{reference}"),
+                if text.contains("Attention") { "avertissement" } else { "succes" },
+                &text,
+            )
+        }
+        Err(e) => {
+            let fields = e.details["fields"].as_array().cloned().unwrap_or_default();
+            if fields.is_empty() {
+                errors.push(("supplier".into(), e.message.clone()));
+            }
+            for fe in fields {
+                let field = fe["field"].as_str().unwrap_or_default();
+                let message = fe["message"].as_str().unwrap_or_default().to_string();
+                // `lines[k]` counts the lines sent; `index` maps them back to the form's rows.
+                if let Some(rest) = field.strip_prefix("lines[")
+                    && let Some((k, name)) = rest.split_once("].")
+                    && let Some(&row) = k.parse::<usize>().ok().and_then(|k| index.get(k))
+                {
+                    form.lines[row].errors.push((name.to_string(), message.clone()));
+                    errors.push((anchor(&format!("lines[{row}].{name}")), format!("Ligne {} : {message}", row + 1)));
+                } else {
+                    errors.push((anchor(field), message));
+                }
+            }
+            new_reception_page(&st, &pc, form, errors, e.status).await
+        }
+    }
+}
+
+struct LineView {
+    lot: String,
+    product: String,
+    quantity: String,
+    ht: String,
+    dlc: String,
+    tone: &'static str,
+    status: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "reception.html")]
+struct ReceptionPage {
+    layout: Layout,
+    reference: String,
+    supplier: String,
+    date: String,
+    delivery_note: String,
+    ht: String,
+    tva: String,
+    ttc: String,
+    lines: Vec<LineView>,
+    show_values: bool,
+}
+
+async fn reception(State(st): State<AppState>, pc: PageCtx, id: Identity, Path(reference): Path<String>) -> Response {
+    let db = st.dbmon.db();
+    let (r, supplier_code, lines) = match store::procurement::detail(db.conn(), &reference).await {
+        Ok(Some(x)) => x,
+        Ok(None) => return super::not_found().await,
+        Err(e) => return super::unavailable_page(&ApiError::from(e).message),
+    };
+    let supplier = store::catalogue::supplier_by_code(db.conn(), &supplier_code)
+        .await
+        .ok()
+        .flatten()
+        .map(|s| format!("{} ({})", s.raison_sociale, s.code))
+        .unwrap_or(supplier_code);
+    let mut views = Vec::new();
+    for (l, code, lot, status) in lines {
+        let unit = store::stock::product(db.conn(), l.product_id)
+            .await
+            .ok()
+            .flatten()
+            .map(|p| p.base_unit)
+            .unwrap_or_default();
+        let (tone, label) = lot_badge(&status, None);
+        views.push(LineView {
+            lot,
+            product: code,
+            quantity: qty(l.quantity, &unit),
+            ht: fmt_money(l.amount_ht),
+            dlc: l.dlc.map(fmt_date).unwrap_or_else(|| "—".into()),
+            tone,
+            status: label,
+        });
+    }
+    let p = ReceptionPage {
+        layout: Layout::for_page(&r.reference, "/appro/receptions", &pc),
+        reference: r.reference.clone(),
+        supplier,
+        date: fmt_date(r.reception_date),
+        delivery_note: r.supplier_delivery_note.clone().unwrap_or_else(|| "—".into()),
+        ht: fmt_money(r.total_ht),
+        tva: fmt_money(r.total_tva),
+        ttc: fmt_money(r.total_ttc),
+        lines: views,
+        show_values: shows_values(id.role),
+    };
+    page(StatusCode::OK, p, &pc)
+}
+
+// ---- lots and stock per product -----------------------------------------------------------------------------------
+
+struct LotRow {
+    number: String,
+    product: String,
+    dlc: String,
+    remaining: String,
+    tone: &'static str,
+    status: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "lots.html")]
+struct LotsPage {
+    layout: Layout,
+    rows: Vec<LotRow>,
+    statut: String,
+    statuses: Vec<(&'static str, &'static str)>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LotFilter {
+    statut: String,
+}
+
+async fn lots(State(st): State<AppState>, pc: PageCtx, id: Identity, Query(q): Query<LotFilter>) -> Response {
+    let db = st.dbmon.db();
+    let today = domain::stock::today_algiers(st.clock.now());
+    let mut products = store::catalogue::list_products(db, "PF").await.unwrap_or_default();
+    if id.role != Role::Commercial {
+        products.extend(store::catalogue::list_products(db, "MP").await.unwrap_or_default());
+    }
+    let mut rows = Vec::new();
+    for p in &products {
+        let mut ls = store::stock::lots_of(db.conn(), p.id).await.unwrap_or_default();
+        ls.retain(|l| if q.statut.is_empty() { l.status != "CONSUMED" } else { l.status == q.statut });
+        for l in ls {
+            let facts = store::stock::lot_facts(&l);
+            let (tone, status) = if facts.expired(today) && l.quantity_remaining > 0 {
+                ("rouge", "Périmé")
+            } else {
+                lot_badge(&l.status, l.block_reason.as_deref())
+            };
+            let left = l.dlc.map(|d| (d - today).num_days());
+            let dlc = match (l.dlc, left) {
+                (Some(d), Some(n)) if n >= 0 => format!("{} (J+{n})", fmt_date(d)),
+                (Some(d), _) => fmt_date(d),
+                _ => "—".into(),
+            };
+            rows.push((
+                domain::stock::fefo_key(&facts),
+                LotRow {
+                    number: l.lot_number,
+                    product: p.code.clone(),
+                    dlc,
+                    remaining: qty(l.quantity_remaining, &p.base_unit),
+                    tone,
+                    status,
+                },
+            ));
+        }
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    let p = LotsPage {
+        layout: Layout::for_page("Lots", "/stock/lots", &pc),
+        rows: rows.into_iter().map(|r| r.1).collect(),
+        statut: q.statut,
+        statuses: vec![
+            ("", "En stock (tous sauf épuisés)"),
+            ("AVAILABLE", "Disponibles"),
+            ("QUARANTINE", "En quarantaine"),
+            ("BLOCKED", "Bloqués"),
+            ("CONSUMED", "Épuisés"),
+        ],
+    };
+    page(StatusCode::OK, p, &pc)
+}
+
+struct StockRow {
+    code: String,
+    name: String,
+    total: String,
+    usable: String,
+    quarantine: String,
+    blocked: String,
+    value: String,
+    below: bool,
+}
+
+#[derive(Template)]
+#[template(path = "stock_products.html")]
+struct StockPage {
+    layout: Layout,
+    kind: &'static str,
+    show_mp: bool,
+    show_values: bool,
+    rows: Vec<StockRow>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct KindQuery {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+async fn stock_products(State(st): State<AppState>, pc: PageCtx, id: Identity, Query(q): Query<KindQuery>) -> Response {
+    let kind = if id.role == Role::Commercial || q.kind == "pf" { "PF" } else { "MP" };
+    let db = st.dbmon.db();
+    let today = domain::stock::today_algiers(st.clock.now());
+    let show_values = matches!(id.role, Role::Admin | Role::Comptable) || (id.role == Role::Appro && kind == "MP");
+    let mut rows = Vec::new();
+    for p in store::catalogue::list_products(db, kind).await.unwrap_or_default() {
+        let lots = store::stock::lots_of(db.conn(), p.id).await.unwrap_or_default();
+        let sum = |f: &dyn Fn(&store::stock::Lot) -> bool| {
+            lots.iter().filter(|l| f(l)).map(|l| l.quantity_remaining).sum::<i64>()
+        };
+        let usable = sum(&|l| store::stock::lot_facts(l).usable(today));
+        let value: i64 =
+            lots.iter().map(|l| domain::money::amount(l.quantity_remaining, l.unit_cost).unwrap_or(0)).sum();
+        rows.push(StockRow {
+            total: qty(sum(&|_| true), &p.base_unit),
+            usable: qty(usable, &p.base_unit),
+            quarantine: qty(sum(&|l| l.status == "QUARANTINE"), &p.base_unit),
+            blocked: qty(sum(&|l| l.status == "BLOCKED"), &p.base_unit),
+            value: fmt_money(value),
+            below: usable < p.min_stock,
+            code: p.code,
+            name: p.name,
+        });
+    }
+    let p = StockPage {
+        layout: Layout::for_page("Stock par produit", "/stock/produits", &pc),
+        kind,
+        show_mp: id.role != Role::Commercial,
+        show_values,
+        rows,
+    };
+    page(StatusCode::OK, p, &pc)
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/appro/receptions", get(receptions))
+        .route("/appro/receptions/nouvelle", get(new_reception).post(create_reception))
+        .route("/appro/receptions/{reference}", get(reception))
+        .route("/stock/lots", get(lots))
+        .route("/stock/produits", get(stock_products))
+}
