@@ -132,6 +132,15 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/appro/receptions/nouvelle", MP_WRITERS),
     r("POST", "/appro/receptions/nouvelle", MP_WRITERS),
     r("GET", "/appro/receptions/{reference}", RECEPTION_READERS),
+    page("/fournisseurs", SUPPLIER_READERS, "Approvisionnement", "Fournisseurs"),
+    r("GET", "/fournisseurs/nouveau", SUPPLIER_WRITERS),
+    r("POST", "/fournisseurs/nouveau", SUPPLIER_WRITERS),
+    page("/clients", CLIENT_READERS, "Ventes", "Clients"),
+    r("GET", "/clients/nouveau", CLIENT_WRITERS),
+    r("POST", "/clients/nouveau", CLIENT_WRITERS),
+    page("/catalogue/matieres", MP_READERS, "Catalogue", "Matières premières"),
+    r("GET", "/catalogue/matieres/nouvelle", MP_WRITERS),
+    r("POST", "/catalogue/matieres/nouvelle", MP_WRITERS),
     page("/systeme/utilisateurs", ADMIN, "Système", "Utilisateurs"),
     r("GET", "/systeme/utilisateurs/nouveau", ADMIN),
     r("POST", "/systeme/utilisateurs/nouveau", ADMIN),
@@ -196,12 +205,23 @@ mod tests {
         let admin: Vec<_> = menu(Admin).into_iter().flat_map(|(_, i)| i).map(|(l, _)| l).collect();
         assert_eq!(
             admin,
-            vec!["Stock par produit", "Lots", "Réceptions", "Utilisateurs", "Appareils", "Santé", "Journal d'audit"]
+            vec![
+                "Stock par produit",
+                "Lots",
+                "Réceptions",
+                "Fournisseurs",
+                "Clients",
+                "Matières premières",
+                "Utilisateurs",
+                "Appareils",
+                "Santé",
+                "Journal d'audit"
+            ]
         );
         let comptable: Vec<_> = menu(Comptable).into_iter().map(|(s, _)| s).collect();
-        assert_eq!(comptable, vec!["Stock", "Approvisionnement", "Contrôle"]);
+        assert_eq!(comptable, vec!["Stock", "Approvisionnement", "Ventes", "Catalogue", "Contrôle"]);
         let commercial: Vec<_> = menu(Role::Commercial).into_iter().flat_map(|(_, i)| i).map(|(l, _)| l).collect();
-        assert_eq!(commercial, vec!["Stock par produit", "Lots"]);
+        assert_eq!(commercial, vec!["Stock par produit", "Lots", "Clients"]);
         assert!(may_open(Comptable, "/systeme/audit"));
         assert!(!may_open(Comptable, "/systeme/utilisateurs"));
         assert_eq!(lookup("DELETE", "/api/admin/users/{id}"), None);

@@ -15,6 +15,7 @@ use crate::platform::cache::CacheMode;
 use crate::state::AppState;
 
 pub mod assets;
+pub mod catalogue;
 pub mod identity;
 pub mod stock;
 
@@ -399,4 +400,5 @@ pub fn router() -> Router<AppState> {
         .route("/assets/{hash}/{*path}", get(assets::serve))
         .merge(identity::router())
         .merge(stock::router())
+        .merge(catalogue::router())
 }

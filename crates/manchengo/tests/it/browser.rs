@@ -185,7 +185,18 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
     }
     assert_eq!(
         labels,
-        vec!["Stock par produit", "Lots", "Réceptions", "Utilisateurs", "Appareils", "Santé", "Journal d'audit"]
+        vec![
+            "Stock par produit",
+            "Lots",
+            "Réceptions",
+            "Fournisseurs",
+            "Clients",
+            "Matières premières",
+            "Utilisateurs",
+            "Appareils",
+            "Santé",
+            "Journal d'audit"
+        ]
     );
 
     // A new accountant, with a one-time password shown once.
@@ -230,7 +241,18 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
     for a in web.find_all(By::Css(".navigation a")).await.unwrap() {
         labels.push(a.text().await.unwrap());
     }
-    assert_eq!(labels, vec!["Stock par produit", "Lots", "Réceptions", "Journal d'audit"]);
+    assert_eq!(
+        labels,
+        vec![
+            "Stock par produit",
+            "Lots",
+            "Réceptions",
+            "Fournisseurs",
+            "Clients",
+            "Matières premières",
+            "Journal d'audit"
+        ]
+    );
     web.goto(srv.url("/systeme/audit")).await.unwrap();
     assert_eq!(web.find(By::Id("etat-chaine")).await.unwrap().text().await.unwrap(), "Chaîne intacte");
     assert!(body_text(&web).await.contains("PASSWORD_CHANGED"));
@@ -301,22 +323,39 @@ async fn a_reception_is_recorded_through_the_form_and_shows_in_stock() {
     let Some(driver) = start_chromedriver() else { return };
     let t = TestDb::new(Kind::Sqlite).await.unwrap();
     let srv = TestServer::start(&t, &[]).await;
-    let appro = crate::support::bearer(&srv, domain::identity::Role::Appro).await;
-    let c = crate::support::client();
-    c.post(srv.url("/api/suppliers"))
-        .bearer_auth(&appro)
-        .json(&serde_json::json!({"raisonSociale": "Laiterie du Djurdjura SARL"}))
-        .send()
-        .await
-        .unwrap();
-    c.post(srv.url("/api/catalogue/mp"))
-        .bearer_auth(&appro)
-        .json(&serde_json::json!({"code": "MP-LAIT", "name": "Lait cru", "category": "RAW_MATERIAL", "baseUnit": "KG", "minStock": 500_000}))
-        .send()
-        .await
-        .unwrap();
+    crate::support::seed_user(&srv, "appro@test.dz", domain::identity::Role::Appro, false).await;
     let web = browser(&driver, 1366).await;
     login(&web, &srv, "appro@test.dz", crate::support::PASSWORD).await;
+    // The supplier, through its form: a malformed NIF is refused under its field, the rest kept.
+    web.goto(srv.url("/fournisseurs/nouveau")).await.unwrap();
+    fill(&web, "raisonSociale", "Laiterie du Djurdjura SARL").await;
+    fill(&web, "telephone", "+213 661 23 45 67").await;
+    fill(&web, "nif", "000000000000000").await;
+    submit(&web, "Enregistrer").await;
+    let text = body_text(&web).await;
+    assert!(
+        text.contains("L'enregistrement a été refusé")
+            && text.contains("NIF invalide : 15 chiffres attendus, non tous nuls."),
+        "{text}"
+    );
+    assert_eq!(
+        web.find(By::Id("raisonSociale")).await.unwrap().value().await.unwrap().as_deref(),
+        Some("Laiterie du Djurdjura SARL")
+    );
+    fill(&web, "nif", "0016 1234 5678 901").await;
+    submit(&web, "Enregistrer").await;
+    let text = body_text(&web).await;
+    assert!(
+        text.contains("Fournisseur FOUR-0001 créé.") && text.contains("0661234567") && text.contains("001612345678901"),
+        "{text}"
+    );
+    // The raw material, through its form.
+    web.goto(srv.url("/catalogue/matieres/nouvelle")).await.unwrap();
+    fill(&web, "code", "mp-lait").await;
+    fill(&web, "name", "Lait cru").await;
+    fill(&web, "minStock", "500").await;
+    submit(&web, "Enregistrer").await;
+    assert!(body_text(&web).await.contains("Matière MP-LAIT créée."));
     web.goto(srv.url("/appro/receptions")).await.unwrap();
     assert!(body_text(&web).await.contains("Aucune réception enregistrée."));
     web.find(By::LinkText("Nouvelle réception")).await.unwrap().click().await.unwrap();

@@ -1,0 +1,493 @@
+//! Catalogue and parties pages (UI.md §3 rows 15, 16, 18, 19, 22, 23, 25, 26): lists and creation forms. One generic
+//! form and one generic list: the fields and their French labels are declared here, the rules are the API's.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Form, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use domain::identity::Role;
+use serde_json::{Value, json};
+
+use super::{Layout, PageCtx, page, redirect_with_flash};
+use crate::auth::Identity;
+use crate::platform::errors::ApiError;
+use crate::state::AppState;
+
+pub struct Field {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub kind: &'static str,
+    pub required: bool,
+    pub decimal: bool,
+    pub hint: &'static str,
+    pub options: Vec<(String, String)>,
+    pub value: String,
+    pub error: String,
+}
+
+fn field(name: &'static str, label: &'static str, kind: &'static str, required: bool) -> Field {
+    Field {
+        name,
+        label,
+        kind,
+        required,
+        decimal: false,
+        hint: "",
+        options: Vec::new(),
+        value: String::new(),
+        error: String::new(),
+    }
+}
+
+fn select(name: &'static str, label: &'static str, required: bool, options: &[(&str, &str)]) -> Field {
+    Field {
+        options: options.iter().map(|(v, l)| (v.to_string(), l.to_string())).collect(),
+        ..field(name, label, "select", required)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "simple_form.html")]
+struct FormPage {
+    layout: Layout,
+    crumb: String,
+    action: &'static str,
+    back: &'static str,
+    button: &'static str,
+    refused_title: &'static str,
+    fields: Vec<Field>,
+    summary: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "simple_list.html")]
+struct ListPage {
+    layout: Layout,
+    crumb: String,
+    caption: &'static str,
+    headers: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+    create: Option<(&'static str, &'static str)>,
+    empty: &'static str,
+}
+
+/// One kind of object: its pages, its fields, how a form becomes an API body, and how the API creates it.
+struct Kind {
+    path: &'static str,
+    new_path: &'static str,
+    title: &'static str,
+    new_title: &'static str,
+    section: &'static str,
+    button: &'static str,
+}
+
+fn fields_with(
+    mut fields: Vec<Field>,
+    values: &HashMap<String, String>,
+    err: &ApiError,
+) -> (Vec<Field>, Vec<(String, String)>) {
+    let mut summary = Vec::new();
+    let listed = err.details["fields"].as_array().cloned().unwrap_or_default();
+    for f in fields.iter_mut() {
+        f.value = values.get(f.name).cloned().unwrap_or_default();
+    }
+    for fe in &listed {
+        let name = fe["field"].as_str().unwrap_or_default();
+        let message = fe["message"].as_str().unwrap_or_default().to_string();
+        if let Some(f) = fields.iter_mut().find(|f| f.name == name) {
+            f.error = message.clone();
+        }
+        summary.push((name.to_string(), message));
+    }
+    if listed.is_empty() {
+        summary.push((fields.first().map(|f| f.name.to_string()).unwrap_or_default(), err.message.clone()));
+    }
+    (fields, summary)
+}
+
+fn form_page(
+    pc: &PageCtx,
+    k: &Kind,
+    fields: Vec<Field>,
+    summary: Vec<(String, String)>,
+    status: StatusCode,
+) -> Response {
+    let p = FormPage {
+        layout: Layout::for_page(k.new_title, k.path, pc),
+        crumb: format!("{} › {} › {}", k.section, k.title, k.new_title),
+        action: k.new_path,
+        back: k.path,
+        button: k.button,
+        refused_title: "L'enregistrement a été refusé",
+        fields,
+        summary,
+    };
+    page(status, p, pc)
+}
+
+fn opt(values: &HashMap<String, String>, k: &str) -> Value {
+    values.get(k).map(|v| v.trim()).filter(|v| !v.is_empty()).map(|v| json!(v)).unwrap_or(Value::Null)
+}
+
+fn number(values: &HashMap<String, String>, k: &str, parse: fn(&str) -> Option<i64>) -> Value {
+    values
+        .get(k)
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+        .map(|v| parse(v).map(|n| json!(n)).unwrap_or(json!(v)))
+        .unwrap_or(Value::Null)
+}
+
+fn integer(values: &HashMap<String, String>, k: &str) -> Value {
+    number(values, k, |v| v.parse().ok())
+}
+
+// ---- MP ---------------------------------------------------------------------------------------------------------
+
+const MP: Kind = Kind {
+    path: "/catalogue/matieres",
+    new_path: "/catalogue/matieres/nouvelle",
+    title: "Matières premières",
+    new_title: "Nouvelle matière",
+    section: "Catalogue",
+    button: "Enregistrer",
+};
+
+fn mp_fields() -> Vec<Field> {
+    vec![
+        Field {
+            hint: "MP- suivi de 3 à 30 caractères (A-Z, 0-9, -), par exemple MP-LAIT-CRU.",
+            ..field("code", "Code", "text", true)
+        },
+        field("name", "Désignation", "text", true),
+        select(
+            "category",
+            "Catégorie",
+            true,
+            &[
+                ("RAW_MATERIAL", "Matière première"),
+                ("PACKAGING", "Emballage"),
+                ("ADDITIVE", "Additif"),
+                ("CONSUMABLE", "Consommable"),
+            ],
+        ),
+        select(
+            "baseUnit",
+            "Unité",
+            true,
+            &[
+                ("KG", "kg"),
+                ("G", "g"),
+                ("L", "L"),
+                ("ML", "mL"),
+                ("U", "pièce"),
+                ("CRT", "carton"),
+                ("RLX", "rouleau"),
+            ],
+        ),
+        Field {
+            decimal: true,
+            hint: "Dans l'unité de la matière.",
+            ..field("minStock", "Stock minimum", "text", false)
+        },
+        field("leadTimeDays", "Délai d'approvisionnement (jours)", "number", false),
+        select(
+            "criticite",
+            "Criticité",
+            false,
+            &[("MOYENNE", "Moyenne"), ("FAIBLE", "Faible"), ("HAUTE", "Haute"), ("BLOQUANTE", "Bloquante")],
+        ),
+        field("qcRequired", "Contrôle qualité à la réception (lots en quarantaine)", "checkbox", false),
+    ]
+}
+
+fn mp_body(v: &HashMap<String, String>) -> Value {
+    json!({"code": v.get("code").cloned().unwrap_or_default(), "name": v.get("name").cloned().unwrap_or_default(),
+           "category": v.get("category").cloned().unwrap_or_default(), "baseUnit": v.get("baseUnit").cloned().unwrap_or_default(),
+           "minStock": number(v, "minStock", domain::money::parse_qty), "leadTimeDays": integer(v, "leadTimeDays"),
+           "criticite": opt(v, "criticite"), "qcRequired": v.get("qcRequired").is_some_and(|x| x == "true")})
+}
+
+async fn mp_list(State(st): State<AppState>, pc: PageCtx, id: Identity) -> Response {
+    let rows = store::catalogue::list_products(st.dbmon.db(), "MP")
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| {
+            let unit = domain::stock::Unit::parse(&p.base_unit).unwrap_or(domain::stock::Unit::Kg);
+            vec![
+                p.code,
+                p.name,
+                p.category.unwrap_or_default(),
+                p.base_unit.clone(),
+                domain::stock::fmt_qty(p.min_stock, unit),
+                p.criticite.unwrap_or_default(),
+                if p.active { "Actif".into() } else { "Inactif".into() },
+            ]
+        })
+        .collect();
+    let p = ListPage {
+        layout: Layout::for_page(MP.title, MP.path, &pc),
+        crumb: format!("{} › {}", MP.section, MP.title),
+        caption: MP.title,
+        headers: vec!["Code", "Désignation", "Catégorie", "Unité", "Stock minimum", "Criticité", "Statut"],
+        rows,
+        create: matches!(id.role, Role::Admin | Role::Appro).then_some((MP.new_path, MP.new_title)),
+        empty: "Aucune matière première. Créez la première avec « Nouvelle matière ».",
+    };
+    page(StatusCode::OK, p, &pc)
+}
+
+async fn mp_new(pc: PageCtx) -> Response {
+    let mut fields = mp_fields();
+    fields[2].value = "RAW_MATERIAL".into();
+    fields[3].value = "KG".into();
+    form_page(&pc, &MP, fields, Vec::new(), StatusCode::OK)
+}
+
+async fn mp_create(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Form(raw): Form<Vec<(String, String)>>,
+) -> Response {
+    let v: HashMap<String, String> = raw.into_iter().collect();
+    let res = match serde_json::from_value::<crate::api::catalogue::MpBody>(mp_body(&v)) {
+        Ok(b) => crate::api::catalogue::save_mp(&st, None, &b, &id, &pc.ctx).await.map(|p| p.code),
+        Err(_) => Err(typing_error()),
+    };
+    match res {
+        Ok(code) => redirect_with_flash(MP.path, "succes", &format!("Matière {code} créée.")),
+        Err(e) => {
+            let (fields, summary) = fields_with(mp_fields(), &v, &e);
+            form_page(&pc, &MP, fields, summary, e.status)
+        }
+    }
+}
+
+fn typing_error() -> ApiError {
+    crate::api::admin::field_error("minStock", "VALEUR_INVALIDE", "Nombre attendu, par exemple 12,5.")
+}
+
+// ---- suppliers and clients ---------------------------------------------------------------------------------------
+
+const SUPPLIERS: Kind = Kind {
+    path: "/fournisseurs",
+    new_path: "/fournisseurs/nouveau",
+    title: "Fournisseurs",
+    new_title: "Nouveau fournisseur",
+    section: "Approvisionnement",
+    button: "Enregistrer",
+};
+
+const CLIENTS: Kind = Kind {
+    path: "/clients",
+    new_path: "/clients/nouveau",
+    title: "Clients",
+    new_title: "Nouveau client",
+    section: "Ventes",
+    button: "Enregistrer",
+};
+
+fn party_fields() -> Vec<Field> {
+    let mut wilayas = vec![(String::new(), "—".to_string())];
+    wilayas.extend((1..=58).map(|n| (format!("{n:02}"), format!("{n:02}"))));
+    vec![
+        field("raisonSociale", "Raison sociale", "text", true),
+        select(
+            "formeJuridique",
+            "Forme juridique",
+            false,
+            &[
+                ("", "—"),
+                ("SARL", "SARL"),
+                ("EURL", "EURL"),
+                ("SPA", "SPA"),
+                ("SNC", "SNC"),
+                ("EI", "EI"),
+                ("AUTRE", "Autre"),
+            ],
+        ),
+        field("adresse", "Adresse", "text", false),
+        Field { options: wilayas, ..field("wilaya", "Wilaya", "select", false) },
+        field("commune", "Commune", "text", false),
+        Field {
+            hint: "Mobile 05, 06, 07 ou fixe 02, 03, 04 ; +213 accepté.",
+            ..field("telephone", "Téléphone", "tel", false)
+        },
+        field("email", "Adresse e-mail", "email", false),
+        Field { hint: "Par exemple 25 B 1204921 16/00.", ..field("rc", "Registre du commerce (RC)", "text", false) },
+        Field { hint: "15 chiffres.", ..field("nif", "NIF", "text", false) },
+        Field { hint: "11 chiffres.", ..field("ai", "Article d'imposition (AI)", "text", false) },
+        Field { hint: "15 chiffres.", ..field("nis", "NIS", "text", false) },
+        field("contactName", "Contact", "text", false),
+    ]
+}
+
+fn party_body(v: &HashMap<String, String>) -> Value {
+    let mut b = json!({"raisonSociale": v.get("raisonSociale").cloned().unwrap_or_default()});
+    for k in [
+        "formeJuridique",
+        "adresse",
+        "wilaya",
+        "commune",
+        "telephone",
+        "email",
+        "rc",
+        "nif",
+        "ai",
+        "nis",
+        "contactName",
+    ] {
+        b[k] = opt(v, k);
+    }
+    b
+}
+
+fn parties_page(pc: &PageCtx, k: &Kind, rows: Vec<Vec<String>>, can_create: bool) -> Response {
+    let p = ListPage {
+        layout: Layout::for_page(k.title, k.path, pc),
+        crumb: format!("{} › {}", k.section, k.title),
+        caption: k.title,
+        headers: vec!["Code", "Raison sociale", "Wilaya", "Téléphone", "NIF", "Statut"],
+        rows,
+        create: can_create.then_some((k.new_path, k.new_title)),
+        empty: "Aucun tiers enregistré pour l'instant.",
+    };
+    page(StatusCode::OK, p, pc)
+}
+
+fn dash(v: Option<String>) -> String {
+    v.unwrap_or_else(|| "—".into())
+}
+
+async fn supplier_list(State(st): State<AppState>, pc: PageCtx, id: Identity) -> Response {
+    let rows = store::catalogue::list_suppliers(st.dbmon.db())
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| {
+            vec![
+                s.code,
+                s.raison_sociale,
+                dash(s.wilaya),
+                dash(s.telephone),
+                dash(s.nif),
+                if s.active { "Actif".into() } else { "Inactif".into() },
+            ]
+        })
+        .collect();
+    parties_page(&pc, &SUPPLIERS, rows, matches!(id.role, Role::Admin | Role::Appro))
+}
+
+async fn client_list(State(st): State<AppState>, pc: PageCtx, id: Identity) -> Response {
+    let rows = store::catalogue::list_clients(st.dbmon.db())
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| {
+            vec![
+                c.code,
+                c.raison_sociale,
+                dash(c.wilaya),
+                dash(c.telephone),
+                dash(c.nif),
+                if c.active { "Actif".into() } else { "Inactif".into() },
+            ]
+        })
+        .collect();
+    parties_page(&pc, &CLIENTS, rows, matches!(id.role, Role::Admin | Role::Commercial))
+}
+
+async fn supplier_new(pc: PageCtx) -> Response {
+    form_page(&pc, &SUPPLIERS, party_fields(), Vec::new(), StatusCode::OK)
+}
+
+async fn client_new(pc: PageCtx) -> Response {
+    form_page(&pc, &CLIENTS, party_fields(), Vec::new(), StatusCode::OK)
+}
+
+fn warned(text: String, warnings: &[domain::rejection::Rejection]) -> (String, &'static str) {
+    if warnings.is_empty() {
+        (text, "succes")
+    } else {
+        let w: Vec<&str> = warnings.iter().map(|w| w.message.as_str()).collect();
+        (format!("{text} {}", w.join(" ")), "avertissement")
+    }
+}
+
+async fn supplier_create(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Form(raw): Form<Vec<(String, String)>>,
+) -> Response {
+    let v: HashMap<String, String> = raw.into_iter().collect();
+    let body: crate::api::catalogue::PartyBody = match serde_json::from_value(party_body(&v)) {
+        Ok(b) => b,
+        Err(_) => {
+            return form_page(
+                &pc,
+                &SUPPLIERS,
+                party_fields(),
+                vec![("raisonSociale".into(), "Formulaire illisible.".into())],
+                StatusCode::BAD_REQUEST,
+            );
+        }
+    };
+    match crate::api::catalogue::save_supplier(&st, None, &body, &id, &pc.ctx).await {
+        Ok((s, w)) => {
+            let (text, tone) = warned(format!("Fournisseur {} créé.", s.code), &w);
+            redirect_with_flash(SUPPLIERS.path, tone, &text)
+        }
+        Err(e) => {
+            let (fields, summary) = fields_with(party_fields(), &v, &e);
+            form_page(&pc, &SUPPLIERS, fields, summary, e.status)
+        }
+    }
+}
+
+async fn client_create(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Form(raw): Form<Vec<(String, String)>>,
+) -> Response {
+    let v: HashMap<String, String> = raw.into_iter().collect();
+    let body: crate::api::catalogue::PartyBody = match serde_json::from_value(party_body(&v)) {
+        Ok(b) => b,
+        Err(_) => {
+            return form_page(
+                &pc,
+                &CLIENTS,
+                party_fields(),
+                vec![("raisonSociale".into(), "Formulaire illisible.".into())],
+                StatusCode::BAD_REQUEST,
+            );
+        }
+    };
+    match crate::api::catalogue::save_client(&st, None, &body, &id, &pc.ctx).await {
+        Ok((c, w)) => {
+            let (text, tone) = warned(format!("Client {} créé.", c.code), &w);
+            redirect_with_flash(CLIENTS.path, tone, &text)
+        }
+        Err(e) => {
+            let (fields, summary) = fields_with(party_fields(), &v, &e);
+            form_page(&pc, &CLIENTS, fields, summary, e.status)
+        }
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/catalogue/matieres", get(mp_list))
+        .route("/catalogue/matieres/nouvelle", get(mp_new).post(mp_create))
+        .route("/fournisseurs", get(supplier_list))
+        .route("/fournisseurs/nouveau", get(supplier_new).post(supplier_create))
+        .route("/clients", get(client_list))
+        .route("/clients/nouveau", get(client_new).post(client_create))
+}
