@@ -29,6 +29,12 @@ pub struct Field {
     pub error: String,
 }
 
+impl Field {
+    pub fn new(name: &'static str, label: &'static str, kind: &'static str, required: bool) -> Field {
+        field(name, label, kind, required)
+    }
+}
+
 fn field(name: &'static str, label: &'static str, kind: &'static str, required: bool) -> Field {
     Field {
         name,
@@ -85,7 +91,7 @@ struct Kind {
     button: &'static str,
 }
 
-fn fields_with(
+pub fn fields_with(
     mut fields: Vec<Field>,
     values: &HashMap<String, String>,
     err: &ApiError,
@@ -116,17 +122,58 @@ fn form_page(
     summary: Vec<(String, String)>,
     status: StatusCode,
 ) -> Response {
+    let crumb = format!("{} › {} › {}", k.section, k.title, k.new_title);
+    form_page_for(pc, k.new_title, k.path, k.new_path, &crumb, k.button, fields, summary, status)
+}
+
+/// A creation form: its fields with their values and errors, and the summary of refusals at the top.
+#[allow(clippy::too_many_arguments)]
+pub fn form_page_for(
+    pc: &PageCtx,
+    title: &str,
+    list_path: &'static str,
+    action: &'static str,
+    crumb: &str,
+    button: &'static str,
+    fields: Vec<Field>,
+    summary: Vec<(String, String)>,
+    status: StatusCode,
+) -> Response {
     let p = FormPage {
-        layout: Layout::for_page(k.new_title, k.path, pc),
-        crumb: format!("{} › {} › {}", k.section, k.title, k.new_title),
-        action: k.new_path,
-        back: k.path,
-        button: k.button,
+        layout: Layout::for_page(title, list_path, pc),
+        crumb: crumb.to_string(),
+        action,
+        back: list_path,
+        button,
         refused_title: "L'enregistrement a été refusé",
         fields,
         summary,
     };
     page(status, p, pc)
+}
+
+/// A list of rows whose first cell is a reference.
+#[allow(clippy::too_many_arguments)]
+pub fn list_page_for(
+    pc: &PageCtx,
+    title: &'static str,
+    path: &str,
+    crumb: &str,
+    headers: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+    create: Option<(&'static str, &'static str)>,
+    empty: &'static str,
+) -> Response {
+    let p = ListPage {
+        layout: Layout::for_page(title, path, pc),
+        crumb: crumb.to_string(),
+        caption: title,
+        headers,
+        rows,
+        create,
+        empty,
+    };
+    page(StatusCode::OK, p, pc)
 }
 
 fn opt(values: &HashMap<String, String>, k: &str) -> Value {

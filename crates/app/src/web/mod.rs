@@ -16,6 +16,7 @@ use crate::state::AppState;
 
 pub mod assets;
 pub mod catalogue;
+pub mod counts;
 pub mod identity;
 pub mod stock;
 
@@ -401,4 +402,5 @@ pub fn router() -> Router<AppState> {
         .merge(identity::router())
         .merge(stock::router())
         .merge(catalogue::router())
+        .merge(counts::router())
 }

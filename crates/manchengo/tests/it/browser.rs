@@ -188,6 +188,7 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
         vec![
             "Stock par produit",
             "Lots",
+            "Comptages",
             "Réceptions",
             "Fournisseurs",
             "Clients",
@@ -246,6 +247,7 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
         vec![
             "Stock par produit",
             "Lots",
+            "Comptages",
             "Réceptions",
             "Fournisseurs",
             "Clients",

@@ -622,4 +622,62 @@ mod api {
         })
         .await;
     }
+
+    /// The count pages: a blind declaration by the counter, no decision offered to him, a validation by the accountant.
+    #[tokio::test]
+    async fn count_pages_offer_the_decision_only_to_another_validator() {
+        on_both(|t| async move {
+            let srv = server(&t).await;
+            let (appro, _, _) = setup(&srv).await;
+            crate::support::seed_user(&srv, "comptable@test.dz", Role::Comptable, false).await;
+            post(
+                &srv,
+                "/api/receptions",
+                &appro,
+                json!({"supplierCode": "FOUR-0001", "lines": [
+                {"productCode": "MP-LAIT", "quantity": 100_000, "unitCostHt": 300, "dlc": "2025-03-30"}]}),
+            )
+            .await;
+            let form_of = |html: &str| {
+                html.split("name=\"_csrf\" value=\"")
+                    .nth(1)
+                    .and_then(|s| s.split('"').next())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let (clerk, _) = crate::support::web_session(&srv, "appro@test.dz").await;
+            let html = clerk.get(srv.url("/stock/comptages/nouveau")).send().await.unwrap().text().await.unwrap();
+            assert!(!html.contains("100,000"), "blind count: the theoretical stock is not shown before declaring");
+            let csrf = form_of(&html);
+            let r = clerk
+                .post(srv.url("/stock/comptages/nouveau"))
+                .form(&[("_csrf", csrf.as_str()), ("productCode", "MP-LAIT"), ("declaredQuantity", "96,5")])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 303);
+            let at = r.headers()["location"].to_str().unwrap().to_string();
+            assert_eq!(at, "/stock/comptages/INV-2025-00001");
+            let html = clerk.get(srv.url(&at)).send().await.unwrap().text().await.unwrap();
+            assert!(html.contains("Comptage INV-2025-00001 déclaré") && html.contains("À valider"), "{html}");
+            assert!(!html.contains("Valider le comptage"), "the counter is never offered the decision");
+            let (accountant, _) = crate::support::web_session(&srv, "comptable@test.dz").await;
+            let html = accountant.get(srv.url(&at)).send().await.unwrap().text().await.unwrap();
+            assert!(html.contains("Valider le comptage"));
+            let csrf = form_of(&html);
+            let r = accountant
+                .post(srv.url(&format!("{at}/valider")))
+                .form(&[("_csrf", csrf.as_str())])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 303);
+            let html = accountant.get(srv.url(&at)).send().await.unwrap().text().await.unwrap();
+            assert!(html.contains("Approuvé") && !html.contains("Valider le comptage"), "{html}");
+            let (_, lot) = get(&srv, "/api/stock/lots/L250314-001", &appro).await;
+            assert_eq!(lot["quantityRemaining"], 96_500);
+            srv.stop().await;
+        })
+        .await;
+    }
 }
