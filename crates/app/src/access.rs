@@ -147,6 +147,9 @@ pub const ROUTES: &[Route] = &[
     page("/catalogue/matieres", MP_READERS, "Catalogue", "Matières premières"),
     r("GET", "/catalogue/matieres/nouvelle", MP_WRITERS),
     r("POST", "/catalogue/matieres/nouvelle", MP_WRITERS),
+    page("/catalogue/produits", PF_READERS, "Catalogue", "Produits finis"),
+    r("GET", "/catalogue/produits/nouveau", ADMIN),
+    r("POST", "/catalogue/produits/nouveau", ADMIN),
     page("/systeme/utilisateurs", ADMIN, "Système", "Utilisateurs"),
     r("GET", "/systeme/utilisateurs/nouveau", ADMIN),
     r("POST", "/systeme/utilisateurs/nouveau", ADMIN),
@@ -219,6 +222,7 @@ mod tests {
                 "Fournisseurs",
                 "Clients",
                 "Matières premières",
+                "Produits finis",
                 "Utilisateurs",
                 "Appareils",
                 "Santé",
@@ -228,7 +232,7 @@ mod tests {
         let comptable: Vec<_> = menu(Comptable).into_iter().map(|(s, _)| s).collect();
         assert_eq!(comptable, vec!["Stock", "Approvisionnement", "Ventes", "Catalogue", "Contrôle"]);
         let commercial: Vec<_> = menu(Role::Commercial).into_iter().flat_map(|(_, i)| i).map(|(l, _)| l).collect();
-        assert_eq!(commercial, vec!["Stock par produit", "Lots", "Clients"]);
+        assert_eq!(commercial, vec!["Stock par produit", "Lots", "Clients", "Produits finis"]);
         assert!(may_open(Comptable, "/systeme/audit"));
         assert!(!may_open(Comptable, "/systeme/utilisateurs"));
         assert_eq!(lookup("DELETE", "/api/admin/users/{id}"), None);

@@ -316,6 +316,134 @@ async fn mp_create(
     }
 }
 
+// ---- PF ---------------------------------------------------------------------------------------------------------
+
+const PF: Kind = Kind {
+    path: "/catalogue/produits",
+    new_path: "/catalogue/produits/nouveau",
+    title: "Produits finis",
+    new_title: "Nouveau produit fini",
+    section: "Catalogue",
+    button: "Enregistrer",
+};
+
+fn pf_fields() -> Vec<Field> {
+    vec![
+        Field {
+            hint: "PF- suivi de 3 à 30 caractères (A-Z, 0-9, -), par exemple PF-EDAM-400.",
+            ..field("code", "Code", "text", true)
+        },
+        field("name", "Désignation (imprimée sur les factures)", "text", true),
+        select("baseUnit", "Unité de vente", true, &[("U", "pièce"), ("KG", "kg")]),
+        Field {
+            hint: "Obligatoire pour un produit à la pièce.",
+            ..field("weightG", "Poids d'une pièce (g)", "number", false)
+        },
+        select(
+            "packagingType",
+            "Conditionnement",
+            true,
+            &[
+                ("SAC_THERMO", "Sac thermo"),
+                ("SEAU", "Seau"),
+                ("BARQUETTE", "Barquette"),
+                ("BOITE", "Boîte"),
+                ("FILM", "Film"),
+                ("VRAC", "Vrac"),
+                ("AUTRE", "Autre"),
+            ],
+        ),
+        select(
+            "storageType",
+            "Conservation",
+            true,
+            &[
+                ("REFRIGERE", "Réfrigéré (2–8 °C)"),
+                ("FRAIS", "Frais (0–4 °C)"),
+                ("SEC", "Sec"),
+                ("CONGELE", "Congelé (−18 °C)"),
+            ],
+        ),
+        field("shelfLifeDays", "Durée de conservation (jours)", "number", true),
+        Field {
+            decimal: true,
+            hint: "Prix catalogue HT par unité de vente, en dinars.",
+            ..field("listPriceHt", "Prix catalogue HT", "text", true)
+        },
+        select("tvaRate", "TVA", true, &[("1900", "19 %"), ("900", "9 %"), ("0", "0 %")]),
+    ]
+}
+
+fn pf_body(v: &HashMap<String, String>) -> Value {
+    let text = |k: &str| v.get(k).cloned().unwrap_or_default();
+    json!({"code": text("code"), "name": text("name"), "baseUnit": text("baseUnit"), "weightG": integer(v, "weightG"),
+           "packagingType": text("packagingType"), "storageType": text("storageType"),
+           "shelfLifeDays": integer(v, "shelfLifeDays"), "listPriceHt": number(v, "listPriceHt", domain::money::parse_money),
+           "tvaRate": integer(v, "tvaRate")})
+}
+
+async fn pf_list(State(st): State<AppState>, pc: PageCtx, id: Identity) -> Response {
+    let prices = !matches!(id.role, Role::Appro | Role::Production);
+    let rows = store::catalogue::list_products(st.dbmon.db(), "PF")
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| {
+            let price = if prices { domain::money::fmt_money(p.list_price_ht) } else { "—".into() };
+            vec![
+                p.code,
+                p.name,
+                p.base_unit.to_lowercase(),
+                p.weight_g.map(|w| format!("{w} g")).unwrap_or_else(|| "—".into()),
+                p.shelf_life_days.map(|d| format!("{d} j")).unwrap_or_default(),
+                price,
+                domain::money::fmt_rate(i64::from(p.tva_rate), 0),
+            ]
+        })
+        .collect();
+    list_page_for(
+        &pc,
+        PF.title,
+        PF.path,
+        "Catalogue › Produits finis",
+        vec!["Code", "Désignation", "Unité", "Poids", "Conservation", "Prix catalogue HT", "TVA"],
+        rows,
+        (id.role == Role::Admin).then_some((PF.new_path, PF.new_title)),
+        "Aucun produit fini au catalogue.",
+    )
+}
+
+async fn pf_new(pc: PageCtx) -> Response {
+    let mut fields = pf_fields();
+    fields[2].value = "U".into();
+    fields[8].value = "1900".into();
+    form_page(&pc, &PF, fields, Vec::new(), StatusCode::OK)
+}
+
+async fn pf_create(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Form(raw): Form<Vec<(String, String)>>,
+) -> Response {
+    let v: HashMap<String, String> = raw.into_iter().collect();
+    let res = match serde_json::from_value::<crate::api::catalogue::PfBody>(pf_body(&v)) {
+        Ok(b) => crate::api::catalogue::save_pf(&st, None, &b, &id, &pc.ctx).await.map(|p| p.code),
+        Err(_) => Err(crate::api::admin::field_error(
+            "listPriceHt",
+            "VALEUR_INVALIDE",
+            "Nombres attendus : prix en dinars, durée et poids entiers.",
+        )),
+    };
+    match res {
+        Ok(code) => redirect_with_flash(PF.path, "succes", &format!("Produit {code} créé.")),
+        Err(e) => {
+            let (fields, summary) = fields_with(pf_fields(), &v, &e);
+            form_page(&pc, &PF, fields, summary, e.status)
+        }
+    }
+}
+
 fn typing_error() -> ApiError {
     crate::api::admin::field_error("minStock", "VALEUR_INVALIDE", "Nombre attendu, par exemple 12,5.")
 }
@@ -533,6 +661,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/catalogue/matieres", get(mp_list))
         .route("/catalogue/matieres/nouvelle", get(mp_new).post(mp_create))
+        .route("/catalogue/produits", get(pf_list))
+        .route("/catalogue/produits/nouveau", get(pf_new).post(pf_create))
         .route("/fournisseurs", get(supplier_list))
         .route("/fournisseurs/nouveau", get(supplier_new).post(supplier_create))
         .route("/clients", get(client_list))

@@ -193,6 +193,7 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Fournisseurs",
             "Clients",
             "Matières premières",
+            "Produits finis",
             "Utilisateurs",
             "Appareils",
             "Santé",
@@ -252,6 +253,7 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Fournisseurs",
             "Clients",
             "Matières premières",
+            "Produits finis",
             "Journal d'audit"
         ]
     );

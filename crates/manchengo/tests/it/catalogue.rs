@@ -114,3 +114,45 @@ async fn parties_store_normalised_identifiers_and_keep_terms_for_admin() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_pf_catalogue_page_creates_products_and_hides_prices_from_r_minus_roles() {
+    on_both(|t| async move {
+        let srv = TestServer::start(&t, &[]).await;
+        crate::support::seed_user(&srv, "admin@test.dz", Role::Admin, false).await;
+        crate::support::seed_user(&srv, "appro@test.dz", Role::Appro, false).await;
+        let (admin, _) = crate::support::web_session(&srv, "admin@test.dz").await;
+        let html = admin.get(srv.url("/catalogue/produits/nouveau")).send().await.unwrap().text().await.unwrap();
+        let csrf = html.split("name=\"_csrf\" value=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_string();
+        let form = |weight: &'static str| {
+            vec![
+                ("_csrf", csrf.clone()),
+                ("code", "pf-edam-400".into()),
+                ("name", "Edam 400 g".into()),
+                ("baseUnit", "U".into()),
+                ("weightG", weight.into()),
+                ("packagingType", "SAC_THERMO".into()),
+                ("storageType", "REFRIGERE".into()),
+                ("shelfLifeDays", "180".into()),
+                ("listPriceHt", "650,00".into()),
+                ("tvaRate", "1900".into()),
+            ]
+        };
+        let r = admin.post(srv.url("/catalogue/produits/nouveau")).form(&form("")).send().await.unwrap();
+        assert_eq!(r.status(), 400);
+        let html = r.text().await.unwrap().replace("&#39;", "'");
+        assert!(html.contains("Le poids d'une pièce (en grammes, ≥ 1) est obligatoire"), "{html}");
+        assert!(html.contains("value=\"Edam 400 g\""), "typed values kept");
+        let r = admin.post(srv.url("/catalogue/produits/nouveau")).form(&form("400")).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        let html = admin.get(srv.url("/catalogue/produits")).send().await.unwrap().text().await.unwrap();
+        assert!(html.contains("Produit PF-EDAM-400 créé.") && html.contains("650,00"), "{html}");
+        let (appro, _) = crate::support::web_session(&srv, "appro@test.dz").await;
+        let html = appro.get(srv.url("/catalogue/produits")).send().await.unwrap().text().await.unwrap();
+        assert!(html.contains("PF-EDAM-400") && !html.contains("650,00"), "APPRO reads PFs without prices");
+        assert!(!html.contains("/catalogue/produits/nouveau"), "no creation offered to APPRO");
+        assert_eq!(appro.get(srv.url("/catalogue/produits/nouveau")).send().await.unwrap().status(), 403);
+        srv.stop().await;
+    })
+    .await;
+}
