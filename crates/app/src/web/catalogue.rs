@@ -595,35 +595,44 @@ fn warned(text: String, warnings: &[domain::rejection::Rejection]) -> (String, &
     }
 }
 
+/// Creates a supplier or a client from its form: the same identity fields, the same refusals under their fields.
+async fn party_create(st: &AppState, pc: &PageCtx, id: &Identity, raw: Vec<(String, String)>, k: &Kind) -> Response {
+    let v: HashMap<String, String> = raw.into_iter().collect();
+    let body: crate::api::catalogue::PartyBody = match serde_json::from_value(party_body(&v)) {
+        Ok(b) => b,
+        Err(_) => {
+            let summary = vec![("raisonSociale".into(), "Formulaire illisible.".into())];
+            return form_page(pc, k, party_fields(), summary, StatusCode::BAD_REQUEST);
+        }
+    };
+    let saved = if k.path == SUPPLIERS.path {
+        crate::api::catalogue::save_supplier(st, None, &body, id, &pc.ctx)
+            .await
+            .map(|(s, w)| (format!("Fournisseur {} créé.", s.code), w))
+    } else {
+        crate::api::catalogue::save_client(st, None, &body, id, &pc.ctx)
+            .await
+            .map(|(c, w)| (format!("Client {} créé.", c.code), w))
+    };
+    match saved {
+        Ok((text, w)) => {
+            let (text, tone) = warned(text, &w);
+            redirect_with_flash(k.path, tone, &text)
+        }
+        Err(e) => {
+            let (fields, summary) = fields_with(party_fields(), &v, &e);
+            form_page(pc, k, fields, summary, e.status)
+        }
+    }
+}
+
 async fn supplier_create(
     State(st): State<AppState>,
     pc: PageCtx,
     id: Identity,
     Form(raw): Form<Vec<(String, String)>>,
 ) -> Response {
-    let v: HashMap<String, String> = raw.into_iter().collect();
-    let body: crate::api::catalogue::PartyBody = match serde_json::from_value(party_body(&v)) {
-        Ok(b) => b,
-        Err(_) => {
-            return form_page(
-                &pc,
-                &SUPPLIERS,
-                party_fields(),
-                vec![("raisonSociale".into(), "Formulaire illisible.".into())],
-                StatusCode::BAD_REQUEST,
-            );
-        }
-    };
-    match crate::api::catalogue::save_supplier(&st, None, &body, &id, &pc.ctx).await {
-        Ok((s, w)) => {
-            let (text, tone) = warned(format!("Fournisseur {} créé.", s.code), &w);
-            redirect_with_flash(SUPPLIERS.path, tone, &text)
-        }
-        Err(e) => {
-            let (fields, summary) = fields_with(party_fields(), &v, &e);
-            form_page(&pc, &SUPPLIERS, fields, summary, e.status)
-        }
-    }
+    party_create(&st, &pc, &id, raw, &SUPPLIERS).await
 }
 
 async fn client_create(
@@ -632,29 +641,7 @@ async fn client_create(
     id: Identity,
     Form(raw): Form<Vec<(String, String)>>,
 ) -> Response {
-    let v: HashMap<String, String> = raw.into_iter().collect();
-    let body: crate::api::catalogue::PartyBody = match serde_json::from_value(party_body(&v)) {
-        Ok(b) => b,
-        Err(_) => {
-            return form_page(
-                &pc,
-                &CLIENTS,
-                party_fields(),
-                vec![("raisonSociale".into(), "Formulaire illisible.".into())],
-                StatusCode::BAD_REQUEST,
-            );
-        }
-    };
-    match crate::api::catalogue::save_client(&st, None, &body, &id, &pc.ctx).await {
-        Ok((c, w)) => {
-            let (text, tone) = warned(format!("Client {} créé.", c.code), &w);
-            redirect_with_flash(CLIENTS.path, tone, &text)
-        }
-        Err(e) => {
-            let (fields, summary) = fields_with(party_fields(), &v, &e);
-            form_page(&pc, &CLIENTS, fields, summary, e.status)
-        }
-    }
+    party_create(&st, &pc, &id, raw, &CLIENTS).await
 }
 
 pub fn router() -> Router<AppState> {
