@@ -401,6 +401,7 @@ pub fn router() -> Router<AppState> {
         .route("/assets/{hash}/{*path}", get(assets::serve))
         .merge(identity::router())
         .merge(stock::router())
+        .merge(stock::lot_router())
         .merge(catalogue::router())
         .merge(counts::router())
 }

@@ -523,3 +523,170 @@ pub fn router() -> Router<AppState> {
         .route("/stock/lots", get(lots))
         .route("/stock/produits", get(stock_products))
 }
+
+// ---- one lot --------------------------------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "lot.html")]
+struct LotPage {
+    layout: Layout,
+    number: String,
+    tone: &'static str,
+    status: &'static str,
+    facts: Vec<(&'static str, String)>,
+    can_qc: bool,
+    can_block: bool,
+    can_unblock: bool,
+    expired_block: bool,
+    movements: Vec<(String, &'static str, String, String, String, String)>,
+}
+
+async fn lot_page(State(st): State<AppState>, pc: PageCtx, id: Identity, Path(number): Path<String>) -> Response {
+    let db = st.dbmon.db();
+    let Some(lot) = store::stock::lot_by_number(db.conn(), &number).await.ok().flatten() else {
+        return super::not_found().await;
+    };
+    let Some(p) = store::stock::product(db.conn(), lot.product_id).await.ok().flatten() else {
+        return super::not_found().await;
+    };
+    if id.role == Role::Commercial && p.kind != "PF" {
+        return super::not_found().await;
+    }
+    let (tone, status) = lot_badge(&lot.status, lot.block_reason.as_deref());
+    let mut facts = vec![
+        ("Produit", format!("{} — {}", p.code, p.name)),
+        ("Origine", lot.origin.clone()),
+        ("DLC", lot.dlc.map(fmt_date).unwrap_or_else(|| "—".into())),
+        ("Restant", qty(lot.quantity_remaining, &p.base_unit)),
+        ("Quantité initiale", qty(lot.initial_quantity, &p.base_unit)),
+        ("Lot fournisseur", lot.supplier_lot_number.clone().unwrap_or_else(|| "—".into())),
+    ];
+    if let Some(note) = &lot.block_note {
+        facts.push(("Motif du blocage", note.clone()));
+    }
+    let costs = matches!(id.role, Role::Admin | Role::Comptable) || (id.role == Role::Appro && p.kind == "MP");
+    if costs {
+        facts.push(("Coût unitaire HT", fmt_money(lot.unit_cost)));
+    }
+    let movements = store::stock::movements(db, None, Some(lot.id), 0, 200)
+        .await
+        .map(|x| x.0)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| {
+            (
+                domain::format::datetime_algiers(m.created_at.timestamp()),
+                if m.direction == "IN" { "Entrée" } else { "Sortie" },
+                m.origin,
+                m.source_reference.unwrap_or_else(|| "—".into()),
+                qty(m.quantity, &p.base_unit),
+                qty(m.remaining_after, &p.base_unit),
+            )
+        })
+        .collect();
+    let page_ = LotPage {
+        layout: Layout::for_page(&lot.lot_number, "/stock/lots", &pc),
+        number: lot.lot_number.clone(),
+        tone,
+        status,
+        facts,
+        can_qc: lot.status == "QUARANTINE" && matches!(id.role, Role::Admin | Role::Production),
+        can_block: matches!(lot.status.as_str(), "AVAILABLE" | "QUARANTINE") && id.role == Role::Admin,
+        can_unblock: lot.status == "BLOCKED"
+            && lot.block_reason.as_deref() != Some("EXPIRED")
+            && id.role == Role::Admin,
+        expired_block: lot.block_reason.as_deref() == Some("EXPIRED"),
+        movements,
+    };
+    page(StatusCode::OK, page_, &pc)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct DecisionForm {
+    decision: String,
+    note: String,
+    #[serde(rename = "_csrf")]
+    _csrf: String,
+}
+
+/// Applies a lot decision from a page and comes back to the lot with the outcome.
+async fn lot_decision(
+    st: &AppState,
+    pc: &PageCtx,
+    id: &Identity,
+    number: String,
+    action: &'static str,
+    note: String,
+    decide: impl FnOnce(&domain::stock::LotFacts) -> Result<LotStatus, domain::rejection::Rejection>
+    + Clone
+    + Send
+    + 'static,
+) -> Response {
+    let (actor, now) = (id.actor(&pc.ctx), st.clock.now());
+    let back = format!("/stock/lots/{number}");
+    let res = st
+        .dbmon
+        .db()
+        .write(|tx| {
+            let (number, note, actor, decide) = (number.clone(), note.clone(), actor.clone(), decide.clone());
+            Box::pin(
+                async move { store::stock::change_status(&**tx, &number, action, &note, decide, &actor, now).await },
+            )
+        })
+        .await;
+    match res {
+        Ok(l) => {
+            let (_, label) = lot_badge(&l.status, l.block_reason.as_deref());
+            redirect_with_flash(&back, "succes", &format!("Lot {} : {}.", l.lot_number, label.to_lowercase()))
+        }
+        Err(e) => redirect_with_flash(&back, "erreur", &crate::auth::session::op_err(st, e).message),
+    }
+}
+
+async fn lot_qc(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Path(number): Path<String>,
+    Form(f): Form<DecisionForm>,
+) -> Response {
+    let conforme = f.decision == "CONFORME";
+    let today = domain::stock::today_algiers(st.clock.now());
+    let note = f.note.clone();
+    let action = if conforme { "LOT_QC_RELEASED" } else { "LOT_QC_REFUSED" };
+    lot_decision(&st, &pc, &id, number, action, f.note, move |l| domain::stock::qc_release(l, conforme, &note, today))
+        .await
+}
+
+async fn lot_block(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Path(number): Path<String>,
+    Form(f): Form<DecisionForm>,
+) -> Response {
+    let note = f.note.clone();
+    lot_decision(&st, &pc, &id, number, "LOT_BLOCKED", f.note, move |l| domain::stock::block(l, &note)).await
+}
+
+async fn lot_unblock(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Path(number): Path<String>,
+    Form(f): Form<DecisionForm>,
+) -> Response {
+    let today = domain::stock::today_algiers(st.clock.now());
+    let note = f.note.clone();
+    lot_decision(&st, &pc, &id, number, "LOT_UNBLOCKED", f.note, move |l| domain::stock::unblock(l, &note, today)).await
+}
+
+pub fn lot_router() -> Router<AppState> {
+    use axum::routing::post;
+    Router::new()
+        .route("/stock/lots/{number}", get(lot_page))
+        .route("/stock/lots/{number}/qc", post(lot_qc))
+        .route("/stock/lots/{number}/bloquer", post(lot_block))
+        .route("/stock/lots/{number}/debloquer", post(lot_unblock))
+}

@@ -683,4 +683,88 @@ mod api {
         })
         .await;
     }
+
+    /// The lot page: its movements, the QC decision for PRODUCTION, block and unblock for ADMIN, refusals as flashes.
+    #[tokio::test]
+    async fn the_lot_page_carries_the_decisions_of_each_role() {
+        on_both(|t| async move {
+            let srv = server(&t).await;
+            let (appro, _, _) = setup(&srv).await;
+            crate::support::seed_user(&srv, "admin.page@test.dz", Role::Admin, false).await;
+            crate::support::seed_user(&srv, "prod.page@test.dz", Role::Production, false).await;
+            crate::support::seed_user(&srv, "commercial.page@test.dz", Role::Commercial, false).await;
+            post(
+                &srv,
+                "/api/receptions",
+                &appro,
+                json!({"supplierCode": "FOUR-0001", "lines": [
+                {"productCode": "MP-FERMENT", "quantity": 5_000, "unitCostHt": 10, "dlc": "2025-03-20"}]}),
+            )
+            .await;
+            let csrf_of = |html: &str| {
+                html.split("name=\"_csrf\" value=\"")
+                    .nth(1)
+                    .and_then(|s| s.split('"').next())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let (prod, _) = crate::support::web_session(&srv, "prod.page@test.dz").await;
+            let html = prod.get(srv.url("/stock/lots/L250314-001")).send().await.unwrap().text().await.unwrap();
+            assert!(
+                html.contains("Quarantaine") && html.contains("Contrôle qualité") && html.contains("RECEPTION"),
+                "{html}"
+            );
+            assert!(
+                !html.contains("Bloquer le lot") && !html.contains("Coût unitaire"),
+                "PRODUCTION neither blocks nor sees costs"
+            );
+            let csrf = csrf_of(&html);
+            let r = prod
+                .post(srv.url("/stock/lots/L250314-001/qc"))
+                .form(&[("_csrf", csrf.as_str()), ("decision", "CONFORME"), ("note", "")])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 303);
+            let html = prod.get(srv.url("/stock/lots/L250314-001")).send().await.unwrap().text().await.unwrap();
+            assert!(html.contains("Lot L250314-001 : disponible.") && !html.contains("Contrôle qualité"), "{html}");
+            let (admin, _) = crate::support::web_session(&srv, "admin.page@test.dz").await;
+            let html = admin.get(srv.url("/stock/lots/L250314-001")).send().await.unwrap().text().await.unwrap();
+            let csrf = csrf_of(&html);
+            admin
+                .post(srv.url("/stock/lots/L250314-001/bloquer"))
+                .form(&[("_csrf", csrf.as_str()), ("note", "abc")])
+                .send()
+                .await
+                .unwrap();
+            let html = admin
+                .get(srv.url("/stock/lots/L250314-001"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+                .replace("&#39;", "'");
+            assert!(html.contains("Un motif d'au moins 10 caractères est obligatoire."), "{html}");
+            admin
+                .post(srv.url("/stock/lots/L250314-001/bloquer"))
+                .form(&[("_csrf", csrf.as_str()), ("note", "Odeur suspecte au contrôle")])
+                .send()
+                .await
+                .unwrap();
+            let html = admin.get(srv.url("/stock/lots/L250314-001")).send().await.unwrap().text().await.unwrap();
+            assert!(
+                html.contains("Bloqué · manuel")
+                    && html.contains("Débloquer le lot")
+                    && html.contains("Odeur suspecte au contrôle"),
+                "{html}"
+            );
+            // COMMERCIAL never opens an MP lot.
+            let (commercial, _) = crate::support::web_session(&srv, "commercial.page@test.dz").await;
+            assert_eq!(commercial.get(srv.url("/stock/lots/L250314-001")).send().await.unwrap().status(), 404);
+            srv.stop().await;
+        })
+        .await;
+    }
 }
