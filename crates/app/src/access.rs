@@ -132,6 +132,7 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/stock/lots/{number}/qc", QC),
     r("POST", "/stock/lots/{number}/bloquer", ADMIN),
     r("POST", "/stock/lots/{number}/debloquer", ADMIN),
+    r("POST", "/stock/lots/{number}/perte", LOSS_WRITERS),
     page("/stock/comptages", COUNT_READERS, "Stock", "Comptages"),
     r("GET", "/stock/comptages/nouveau", COUNT_DECLARERS),
     r("POST", "/stock/comptages/nouveau", COUNT_DECLARERS),

@@ -423,6 +423,14 @@ pub struct LossBody {
     note: String,
 }
 
+/// DOMAIN.md §2.2 capabilities 22–23: losses on MP lots by ADMIN or APPRO, on PF lots by ADMIN or PRODUCTION.
+pub fn may_declare_loss(role: Role, kind: &str) -> bool {
+    match kind {
+        "MP" => matches!(role, Role::Admin | Role::Appro),
+        _ => matches!(role, Role::Admin | Role::Production),
+    }
+}
+
 /// A loss on one lot: MP lots by ADMIN or APPRO, PF lots by ADMIN or PRODUCTION (DOMAIN.md §14).
 #[utoipa::path(post, path = "/api/stock/losses", tag = "stock", request_body = LossBody, responses(
     (status = 201, description = "Perte enregistrée"), (status = 403, description = "ACCES_REFUSE"),
@@ -445,11 +453,7 @@ pub async fn declare_loss(
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
-    let allowed = match p.kind.as_str() {
-        "MP" => matches!(id.role, Role::Admin | Role::Appro),
-        _ => matches!(id.role, Role::Admin | Role::Production),
-    };
-    if !allowed {
+    if !may_declare_loss(id.role, &p.kind) {
         crate::auth::audit_refusal(
             &st,
             id.actor(&ctx),

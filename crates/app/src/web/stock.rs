@@ -537,6 +537,8 @@ struct LotPage {
     can_qc: bool,
     can_block: bool,
     can_unblock: bool,
+    can_lose: bool,
+    unit: String,
     expired_block: bool,
     movements: Vec<(String, &'static str, String, String, String, String)>,
 }
@@ -595,6 +597,8 @@ async fn lot_page(State(st): State<AppState>, pc: PageCtx, id: Identity, Path(nu
         can_unblock: lot.status == "BLOCKED"
             && lot.block_reason.as_deref() != Some("EXPIRED")
             && id.role == Role::Admin,
+        can_lose: lot.status != "CONSUMED" && crate::api::stock::may_declare_loss(id.role, &p.kind),
+        unit: p.base_unit.to_lowercase(),
         expired_block: lot.block_reason.as_deref() == Some("EXPIRED"),
         movements,
     };
@@ -682,6 +686,64 @@ async fn lot_unblock(
     lot_decision(&st, &pc, &id, number, "LOT_UNBLOCKED", f.note, move |l| domain::stock::unblock(l, &note, today)).await
 }
 
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LossForm {
+    quantity: String,
+    reason: String,
+    note: String,
+    #[serde(rename = "_csrf")]
+    _csrf: String,
+}
+
+async fn lot_loss(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Path(number): Path<String>,
+    Form(f): Form<LossForm>,
+) -> Response {
+    let back = format!("/stock/lots/{number}");
+    let db = st.dbmon.db();
+    let Some(lot) = store::stock::lot_by_number(db.conn(), &number).await.ok().flatten() else {
+        return super::not_found().await;
+    };
+    let Some(p) = store::stock::product(db.conn(), lot.product_id).await.ok().flatten() else {
+        return super::not_found().await;
+    };
+    if !crate::api::stock::may_declare_loss(id.role, &p.kind) {
+        return super::forbidden_page(&st, &id, &axum::http::HeaderMap::new());
+    }
+    let Some(quantity) = parse_qty(&f.quantity) else {
+        return redirect_with_flash(&back, "erreur", "Quantité attendue, par exemple 12,5.");
+    };
+    let Some(reason) = domain::stock::LossReason::parse(&f.reason) else {
+        return redirect_with_flash(&back, "erreur", "Motif inconnu.");
+    };
+    let (actor, now) = (id.actor(&pc.ctx), st.clock.now());
+    let res = db
+        .write(|tx| {
+            let (number, note, actor) = (number.clone(), f.note.clone(), actor.clone());
+            Box::pin(
+                async move { store::stock::declare_loss(&**tx, &number, quantity, reason, &note, &actor, now).await },
+            )
+        })
+        .await;
+    match res {
+        Ok((loss, _)) => redirect_with_flash(
+            &back,
+            "succes",
+            &format!(
+                "Perte {} enregistrée : {}, valeur {}.",
+                loss.reference,
+                qty(loss.quantity, &p.base_unit),
+                fmt_money(loss.value)
+            ),
+        ),
+        Err(e) => redirect_with_flash(&back, "erreur", &crate::auth::session::op_err(&st, e).message),
+    }
+}
+
 pub fn lot_router() -> Router<AppState> {
     use axum::routing::post;
     Router::new()
@@ -689,4 +751,5 @@ pub fn lot_router() -> Router<AppState> {
         .route("/stock/lots/{number}/qc", post(lot_qc))
         .route("/stock/lots/{number}/bloquer", post(lot_block))
         .route("/stock/lots/{number}/debloquer", post(lot_unblock))
+        .route("/stock/lots/{number}/perte", post(lot_loss))
 }

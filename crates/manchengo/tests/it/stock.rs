@@ -760,6 +760,26 @@ mod api {
                     && html.contains("Odeur suspecte au contrôle"),
                 "{html}"
             );
+            // A loss from the lot page: PRODUCTION is not offered it on an MP lot; APPRO declares it.
+            let html = prod.get(srv.url("/stock/lots/L250314-001")).send().await.unwrap().text().await.unwrap();
+            assert!(!html.contains("Déclarer la perte"));
+            let (clerk, _) = crate::support::web_session(&srv, "appro@test.dz").await;
+            let html = clerk.get(srv.url("/stock/lots/L250314-001")).send().await.unwrap().text().await.unwrap();
+            assert!(html.contains("Déclarer la perte"));
+            let csrf = csrf_of(&html);
+            clerk
+                .post(srv.url("/stock/lots/L250314-001/perte"))
+                .form(&[
+                    ("_csrf", csrf.as_str()),
+                    ("quantity", "1"),
+                    ("reason", "OTHER"),
+                    ("note", "Retour fournisseur"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let html = clerk.get(srv.url("/stock/lots/L250314-001")).send().await.unwrap().text().await.unwrap();
+            assert!(html.contains("Perte PER-2025-00001 enregistrée") && html.contains("LOSS"), "{html}");
             // COMMERCIAL never opens an MP lot.
             let (commercial, _) = crate::support::web_session(&srv, "commercial.page@test.dz").await;
             assert_eq!(commercial.get(srv.url("/stock/lots/L250314-001")).send().await.unwrap().status(), 404);
