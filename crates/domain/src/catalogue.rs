@@ -261,6 +261,30 @@ pub fn check_party(i: &PartyInput) -> Result<(Party, Vec<Rejection>), Rejection>
     ))
 }
 
+/// A supplier's payment terms: 0–180 days (§4.3).
+pub fn check_supplier_terms(days: i32) -> Result<i32, Rejection> {
+    let mut f = Fields::new();
+    f.range("paymentTermsDays", i64::from(days), 0, 180);
+    f.into_result().map(|_| days)
+}
+
+/// A client's commercial terms (§4.4): type, credit limit ≥ 0 or none, 0–120 days, payment method.
+pub fn check_client_terms(
+    client_type: &str,
+    credit_limit: Option<i64>,
+    days: i32,
+    method: &str,
+) -> Result<(), Rejection> {
+    let mut f = Fields::new();
+    one_of(&mut f, "clientType", client_type, &CLIENT_TYPES);
+    if credit_limit.is_some_and(|c| c < 0) {
+        f.add("creditLimit", "HORS_LIMITES", "Plafond positif ou nul attendu.");
+    }
+    f.range("paymentTermsDays", i64::from(days), 0, 120);
+    one_of(&mut f, "defaultPaymentMethod", method, &PAYMENT_METHODS);
+    f.into_result()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,6 +349,18 @@ mod tests {
         let e = check_pf(&PfInput { tva_rate: Some(700), ..base.clone() }).unwrap_err();
         assert_eq!((e.code, e.status), ("TVA_INVALIDE", 422));
         assert!(check_pf(&PfInput { base_unit: "KG".into(), weight_g: None, ..base }).is_ok());
+    }
+
+    #[test]
+    fn commercial_terms_stay_within_their_ranges() {
+        assert!(check_client_terms("GROSSISTE", Some(50_000_000), 30, "CHEQUE").is_ok());
+        assert!(check_client_terms("SUPERETTE", None, 0, "ESPECES").is_ok());
+        let e = check_client_terms("PARTICULIER", Some(-1), 121, "CARTE").unwrap_err();
+        let fields: Vec<&str> =
+            e.details["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+        assert_eq!(fields, vec!["clientType", "creditLimit", "paymentTermsDays", "defaultPaymentMethod"]);
+        assert_eq!(check_supplier_terms(180), Ok(180));
+        assert_eq!(check_supplier_terms(181).unwrap_err().details["fields"][0]["field"], "paymentTermsDays");
     }
 
     #[test]

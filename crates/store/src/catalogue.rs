@@ -5,7 +5,10 @@ use chrono::{DateTime, Utc};
 use domain::catalogue::{Mp, Party, Pf};
 use domain::rejection::Rejection;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    QueryOrder,
+};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -221,36 +224,7 @@ pub async fn save_pf<C: ConnectionTrait>(
 }
 
 async fn write_product<C: ConnectionTrait>(c: &C, p: &Product) -> Result<(), StoreError> {
-    products::Entity::update(products::ActiveModel {
-        id: Set(p.id),
-        kind: Set(p.kind.clone()),
-        code: Set(p.code.clone()),
-        name: Set(p.name.clone()),
-        base_unit: Set(p.base_unit.clone()),
-        category: Set(p.category.clone()),
-        perishable: Set(p.perishable),
-        qc_required: Set(p.qc_required),
-        min_stock: Set(p.min_stock),
-        safety_threshold: Set(p.safety_threshold),
-        reorder_threshold: Set(p.reorder_threshold),
-        lead_time_days: Set(p.lead_time_days),
-        criticite: Set(p.criticite.clone()),
-        main_supplier_id: Set(p.main_supplier_id),
-        stock_tracked: Set(p.stock_tracked),
-        brand_id: Set(p.brand_id),
-        family_id: Set(p.family_id),
-        weight_g: Set(p.weight_g),
-        packaging_type: Set(p.packaging_type.clone()),
-        storage_type: Set(p.storage_type.clone()),
-        shelf_life_days: Set(p.shelf_life_days),
-        list_price_ht: Set(p.list_price_ht),
-        tva_rate: Set(p.tva_rate),
-        active: Set(p.active),
-        created_at: Set(p.created_at),
-        updated_at: Set(p.updated_at),
-    })
-    .exec(c)
-    .await?;
+    products::Entity::update(p.clone().into_active_model().reset_all()).exec(c).await?;
     Ok(())
 }
 
@@ -293,6 +267,49 @@ pub async fn list_clients(db: &crate::Db) -> Result<Vec<Client>, StoreError> {
     Ok(clients::Entity::find().order_by_asc(clients::Column::Code).all(db.conn()).await?)
 }
 
+/// A party row built from its checked identity: the columns suppliers and clients share, then the extra ones.
+macro_rules! party_model {
+    ($model:ident, $id:expr, $code:expr, $p:expr, $active:expr, $created:expr, $now:expr, { $($extra:ident: $val:expr),* $(,)? }) => {
+        $model {
+            id: $id,
+            code: $code,
+            raison_sociale: $p.raison_sociale,
+            forme_juridique: $p.forme_juridique,
+            adresse: $p.adresse,
+            wilaya: $p.wilaya,
+            commune: $p.commune,
+            telephone: $p.telephone,
+            email: $p.email,
+            rc: $p.rc,
+            nif: $p.nif,
+            ai: $p.ai,
+            nis: $p.nis,
+            contact_name: $p.contact_name,
+            notes: $p.notes,
+            active: $active,
+            created_at: $created,
+            updated_at: $now,
+            $($extra: $val,)*
+        }
+    };
+}
+
+/// Id, code, creation date and active flag of a party: kept when it exists, new (`FOUR-0001`, `CLI-0001`) otherwise.
+async fn party_keys<C: ConnectionTrait>(
+    c: &C,
+    existing: Option<(Uuid, String, DateTime<Utc>, bool)>,
+    prefix: &str,
+    now: DateTime<Utc>,
+) -> Result<(Uuid, String, DateTime<Utc>, bool), StoreError> {
+    match existing {
+        Some(k) => Ok(k),
+        None => {
+            let n = crate::stock::next_number(c, prefix, "global").await?;
+            Ok((Uuid::now_v7(), domain::stock::party_code(prefix, n), now, true))
+        }
+    }
+}
+
 /// Creates or updates a supplier; the NIF is unique among active suppliers.
 pub async fn save_supplier<C: ConnectionTrait>(
     c: &C,
@@ -312,55 +329,10 @@ pub async fn save_supplier<C: ConnectionTrait>(
     {
         return Err(nif_taken(nif, &other.raison_sociale).into());
     }
-    let (id, code, created_at, active) = match &existing {
-        Some(e) => (e.id, e.code.clone(), e.created_at, e.active),
-        None => {
-            let n = crate::stock::next_number(c, "FOUR", "global").await?;
-            (Uuid::now_v7(), domain::stock::party_code("FOUR", n), now, true)
-        }
-    };
-    let s = Supplier {
-        id,
-        code,
-        raison_sociale: p.raison_sociale,
-        forme_juridique: p.forme_juridique,
-        adresse: p.adresse,
-        wilaya: p.wilaya,
-        commune: p.commune,
-        telephone: p.telephone,
-        email: p.email,
-        rc: p.rc,
-        nif: p.nif,
-        ai: p.ai,
-        nis: p.nis,
-        contact_name: p.contact_name,
-        notes: p.notes,
-        active,
-        created_at,
-        updated_at: now,
-        payment_terms_days,
-    };
-    let am = suppliers::ActiveModel {
-        id: Set(s.id),
-        code: Set(s.code.clone()),
-        raison_sociale: Set(s.raison_sociale.clone()),
-        forme_juridique: Set(s.forme_juridique.clone()),
-        adresse: Set(s.adresse.clone()),
-        wilaya: Set(s.wilaya.clone()),
-        commune: Set(s.commune.clone()),
-        telephone: Set(s.telephone.clone()),
-        email: Set(s.email.clone()),
-        rc: Set(s.rc.clone()),
-        nif: Set(s.nif.clone()),
-        ai: Set(s.ai.clone()),
-        nis: Set(s.nis.clone()),
-        contact_name: Set(s.contact_name.clone()),
-        notes: Set(s.notes.clone()),
-        active: Set(s.active),
-        created_at: Set(s.created_at),
-        updated_at: Set(now),
-        payment_terms_days: Set(s.payment_terms_days),
-    };
+    let keys = existing.as_ref().map(|e| (e.id, e.code.clone(), e.created_at, e.active));
+    let (id, code, created_at, active) = party_keys(c, keys, "FOUR", now).await?;
+    let s = party_model!(Supplier, id, code, p, active, created_at, now, { payment_terms_days: payment_terms_days });
+    let am = s.clone().into_active_model().reset_all();
     if existing.is_some() {
         suppliers::Entity::update(am).exec(c).await?;
     } else {
@@ -404,63 +376,16 @@ pub async fn save_client<C: ConnectionTrait>(
     {
         return Err(nif_taken(nif, &other.raison_sociale).into());
     }
-    let (id, code, created_at, active) = match &existing {
-        Some(e) => (e.id, e.code.clone(), e.created_at, e.active),
-        None => {
-            let n = crate::stock::next_number(c, "CLI", "global").await?;
-            (Uuid::now_v7(), domain::stock::party_code("CLI", n), now, true)
-        }
-    };
-    let cl = Client {
-        id,
-        code,
-        raison_sociale: p.raison_sociale,
-        forme_juridique: p.forme_juridique,
-        adresse: p.adresse,
-        wilaya: p.wilaya,
-        commune: p.commune,
-        telephone: p.telephone,
-        email: p.email,
-        rc: p.rc,
-        nif: p.nif,
-        ai: p.ai,
-        nis: p.nis,
-        contact_name: p.contact_name,
-        notes: p.notes,
-        active,
-        created_at,
-        updated_at: now,
+    let keys = existing.as_ref().map(|e| (e.id, e.code.clone(), e.created_at, e.active));
+    let (id, code, created_at, active) = party_keys(c, keys, "CLI", now).await?;
+    let cl = party_model!(Client, id, code, p, active, created_at, now, {
         client_type: terms.client_type,
         credit_limit: terms.credit_limit,
         payment_terms_days: terms.payment_terms_days,
         default_payment_method: terms.default_payment_method,
-        delivery_address,
-    };
-    let am = clients::ActiveModel {
-        id: Set(cl.id),
-        code: Set(cl.code.clone()),
-        raison_sociale: Set(cl.raison_sociale.clone()),
-        forme_juridique: Set(cl.forme_juridique.clone()),
-        adresse: Set(cl.adresse.clone()),
-        wilaya: Set(cl.wilaya.clone()),
-        commune: Set(cl.commune.clone()),
-        telephone: Set(cl.telephone.clone()),
-        email: Set(cl.email.clone()),
-        rc: Set(cl.rc.clone()),
-        nif: Set(cl.nif.clone()),
-        ai: Set(cl.ai.clone()),
-        nis: Set(cl.nis.clone()),
-        contact_name: Set(cl.contact_name.clone()),
-        notes: Set(cl.notes.clone()),
-        active: Set(cl.active),
-        created_at: Set(cl.created_at),
-        updated_at: Set(now),
-        client_type: Set(cl.client_type.clone()),
-        credit_limit: Set(cl.credit_limit),
-        payment_terms_days: Set(cl.payment_terms_days),
-        default_payment_method: Set(cl.default_payment_method.clone()),
-        delivery_address: Set(cl.delivery_address.clone()),
-    };
+        delivery_address: delivery_address,
+    });
+    let am = cl.clone().into_active_model().reset_all();
     if existing.is_some() {
         clients::Entity::update(am).exec(c).await?;
     } else {

@@ -333,14 +333,7 @@ pub async fn save_supplier(
     ctx: &Ctx,
 ) -> Result<(cat::Supplier, Vec<Rejection>), ApiError> {
     let (party, warnings) = domain::catalogue::check_party(&b.party())?;
-    let terms = b.payment_terms_days.unwrap_or(0);
-    if !(0..=180).contains(&terms) {
-        return Err(super::admin::field_error(
-            "paymentTermsDays",
-            "HORS_LIMITES",
-            "Délai de paiement de 0 à 180 jours.",
-        ));
-    }
+    let terms = domain::catalogue::check_supplier_terms(b.payment_terms_days.unwrap_or(0))?;
     let (actor, now) = (id.actor(ctx), st.clock.now());
     let s = write(st, move |tx| {
         let (existing, party, actor) = (existing.clone(), party.clone(), actor.clone());
@@ -439,21 +432,10 @@ fn client_terms(b: &PartyBody, id: &Identity, existing: Option<&cat::Client>) ->
             },
         });
     }
-    let mut f = domain::validation::Fields::new();
     let client_type = b.client_type.clone().or_else(|| existing.map(|c| c.client_type.clone())).unwrap_or_default();
-    if !domain::catalogue::CLIENT_TYPES.contains(&client_type.as_str()) {
-        f.add("clientType", "VALEUR_INVALIDE", "Type attendu : DISTRIBUTEUR, GROSSISTE, SUPERETTE ou FAST_FOOD.");
-    }
     let method = b.default_payment_method.clone().unwrap_or_else(|| "ESPECES".into());
-    if !domain::catalogue::PAYMENT_METHODS.contains(&method.as_str()) {
-        f.add("defaultPaymentMethod", "VALEUR_INVALIDE", "Mode attendu : ESPECES, CHEQUE ou VIREMENT.");
-    }
     let days = b.payment_terms_days.unwrap_or(0);
-    f.range("paymentTermsDays", i64::from(days), 0, 120);
-    if b.credit_limit.is_some_and(|c| c < 0) {
-        f.add("creditLimit", "HORS_LIMITES", "Plafond positif ou nul attendu.");
-    }
-    f.into_result()?;
+    domain::catalogue::check_client_terms(&client_type, b.credit_limit, days, &method)?;
     Ok(cat::ClientTerms {
         client_type,
         credit_limit: b.credit_limit,
