@@ -46,6 +46,10 @@ const FEFO_READERS: Access = Roles(&[Admin, Appro, Production, Commercial]);
 const COUNT_READERS: Access = Roles(&[Admin, Appro, Production, Comptable]);
 const COUNT_DECLARERS: Access = Roles(&[Admin, Appro, Production]);
 const COUNT_VALIDATORS: Access = Roles(&[Admin, Comptable]);
+// UI.md row 38: losses read by ADMIN, APPRO (MP), PRODUCTION (PF), COMPTABLE; the handler filters by kind.
+const LOSS_READERS: Access = Roles(&[Admin, Appro, Production, Comptable]);
+// Company settings and référentiels: read by every role, changed by ADMIN (DOMAIN.md §3.1, UI.md rows 21, 88).
+const EVERYONE: Access = Roles(&[Admin, Appro, Production, Commercial, Comptable]);
 
 pub const ROUTES: &[Route] = &[
     // Platform. Diagnostics are public routes whose handlers demand an allow-listed address or an ADMIN token.
@@ -93,10 +97,20 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/api/suppliers", SUPPLIER_WRITERS),
     r("GET", "/api/suppliers/{code}", SUPPLIER_READERS),
     r("PUT", "/api/suppliers/{code}", SUPPLIER_WRITERS),
+    r("POST", "/api/suppliers/{code}/block", ADMIN),
+    r("POST", "/api/suppliers/{code}/unblock", ADMIN),
     r("GET", "/api/clients", CLIENT_READERS),
     r("POST", "/api/clients", CLIENT_WRITERS),
     r("GET", "/api/clients/{code}", CLIENT_READERS),
     r("PUT", "/api/clients/{code}", CLIENT_WRITERS),
+    r("GET", "/api/catalogue/brands", EVERYONE),
+    r("POST", "/api/catalogue/brands", ADMIN),
+    r("PUT", "/api/catalogue/brands/{code}", ADMIN),
+    r("GET", "/api/catalogue/families", EVERYONE),
+    r("POST", "/api/catalogue/families", ADMIN),
+    r("PUT", "/api/catalogue/families/{code}", ADMIN),
+    r("GET", "/api/settings/company", EVERYONE),
+    r("PUT", "/api/settings/company", ADMIN),
     // Stock.
     r("GET", "/api/receptions", RECEPTION_READERS),
     r("POST", "/api/receptions", MP_WRITERS),
@@ -106,7 +120,11 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/api/stock/lots/{number}/qc", QC),
     r("POST", "/api/stock/lots/{number}/block", ADMIN),
     r("POST", "/api/stock/lots/{number}/unblock", ADMIN),
+    r("GET", "/api/stock/losses", LOSS_READERS),
     r("POST", "/api/stock/losses", LOSS_WRITERS),
+    r("POST", "/api/stock/losses/write-off", LOSS_WRITERS),
+    r("GET", "/api/stock/dashboard", LOT_READERS),
+    r("GET", "/api/stock/echeances", LOT_READERS),
     r("GET", "/api/stock/fefo-plan", FEFO_READERS),
     r("GET", "/api/stock/products", LOT_READERS),
     r("GET", "/api/stock/movements", LOT_READERS),
@@ -126,6 +144,7 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/mot-de-passe", AnySession),
     r("GET", "/mon-compte", AnySession),
     r("POST", "/mon-compte/sessions/{id}/fermer", AnySession),
+    page("/stock", LOT_READERS, "Stock", "Santé du stock"),
     page("/stock/produits", LOT_READERS, "Stock", "Stock par produit"),
     page("/stock/lots", LOT_READERS, "Stock", "Lots"),
     r("GET", "/stock/lots/{number}", LOT_READERS),
@@ -133,8 +152,12 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/stock/lots/{number}/bloquer", ADMIN),
     r("POST", "/stock/lots/{number}/debloquer", ADMIN),
     r("POST", "/stock/lots/{number}/perte", LOSS_WRITERS),
+    page("/stock/echeances", LOT_READERS, "Stock", "Échéances DLC"),
+    r("POST", "/stock/echeances/perte", LOSS_WRITERS),
+    page("/stock/mouvements", LOT_READERS, "Stock", "Mouvements"),
     page("/stock/comptages", COUNT_READERS, "Stock", "Comptages"),
     r("GET", "/stock/comptages/nouveau", COUNT_DECLARERS),
+    page("/stock/pertes", LOSS_READERS, "Stock", "Pertes"),
     r("POST", "/stock/comptages/nouveau", COUNT_DECLARERS),
     r("GET", "/stock/comptages/{reference}", COUNT_READERS),
     r("POST", "/stock/comptages/{reference}/valider", COUNT_VALIDATORS),
@@ -220,9 +243,13 @@ mod tests {
         assert_eq!(
             admin,
             vec![
+                "Santé du stock",
                 "Stock par produit",
                 "Lots",
+                "Échéances DLC",
+                "Mouvements",
                 "Comptages",
+                "Pertes",
                 "Réceptions",
                 "Fournisseurs",
                 "Clients",
@@ -237,7 +264,18 @@ mod tests {
         let comptable: Vec<_> = menu(Comptable).into_iter().map(|(s, _)| s).collect();
         assert_eq!(comptable, vec!["Stock", "Approvisionnement", "Ventes", "Catalogue", "Contrôle"]);
         let commercial: Vec<_> = menu(Role::Commercial).into_iter().flat_map(|(_, i)| i).map(|(l, _)| l).collect();
-        assert_eq!(commercial, vec!["Stock par produit", "Lots", "Clients", "Produits finis"]);
+        assert_eq!(
+            commercial,
+            vec![
+                "Santé du stock",
+                "Stock par produit",
+                "Lots",
+                "Échéances DLC",
+                "Mouvements",
+                "Clients",
+                "Produits finis"
+            ]
+        );
         assert!(may_open(Comptable, "/systeme/audit"));
         assert!(!may_open(Comptable, "/systeme/utilisateurs"));
         assert_eq!(lookup("DELETE", "/api/admin/users/{id}"), None);

@@ -196,6 +196,31 @@ impl App {
                 }),
             }
         });
+        jobs.push({
+            // DOMAIN.md §20: `manchengo check` every night at 02:00 Algiers; a failure raises INTEGRITE_ECHEC and
+            // shows as this job's last error in detailed health.
+            let db = dbmon.db().clone();
+            let clock = options.clock.clone();
+            Job {
+                name: "integrity-check",
+                schedule: Schedule::At(domain::platform::schedule::Calendar::Daily { hour: 2, minute: 0 }),
+                lease_ttl: Duration::from_secs(1800),
+                leased: true,
+                run: Arc::new(move || {
+                    let (db, clock) = (db.clone(), clock.clone());
+                    Box::pin(async move {
+                        let report = store::integrity::run(&db, None, false).await.map_err(|e| e.to_string())?;
+                        if report.clean() {
+                            return Ok(());
+                        }
+                        store::integrity::raise_failure(&db, &report, clock.now()).await.map_err(|e| e.to_string())?;
+                        let findings = report.problems();
+                        tracing::error!(findings = ?findings, "integrity check failed");
+                        Err(format!("INTEGRITE_ECHEC : {}", findings.join(" ; ")))
+                    })
+                }),
+            }
+        });
         jobs.extend(options.extra_jobs);
         let scheduler =
             Scheduler::new(jobs, options.clock.clone(), &config.instance_name, options.job_tick, Some(cache.clone()));

@@ -1,6 +1,8 @@
 //! Catalogue and parties (DOMAIN.md §3, §4): what a valid MP, PF, supplier or client is, with the defaults the
 //! domain gives. Every problem of a submission is listed at once (`validation::Fields`).
 
+use chrono::NaiveDate;
+
 use crate::rejection::Rejection;
 use crate::validation::Fields;
 
@@ -221,8 +223,15 @@ fn present(v: &Option<String>) -> Option<&str> {
 pub fn check_party(i: &PartyInput) -> Result<(Party, Vec<Rejection>), Rejection> {
     let mut f = Fields::new();
     let mut warnings = Vec::new();
+    let party = party_fields(&mut f, i, &mut warnings);
+    f.into_result()?;
+    Ok((party, warnings))
+}
+
+/// The identity fields of a party (or of the company), their problems gathered in `f`.
+fn party_fields(f: &mut Fields, i: &PartyInput, warnings: &mut Vec<Rejection>) -> Party {
     let raison_sociale = f.text("raisonSociale", &i.raison_sociale, 2, 120);
-    let forme_juridique = present(&i.forme_juridique).map(|v| one_of(&mut f, "formeJuridique", v, &FORMES_JURIDIQUES));
+    let forme_juridique = present(&i.forme_juridique).map(|v| one_of(f, "formeJuridique", v, &FORMES_JURIDIQUES));
     let wilaya = present(&i.wilaya).map(|w| {
         let ok = w.len() == 2 && w.parse::<u8>().is_ok_and(|n| (1..=58).contains(&n));
         if !ok {
@@ -239,26 +248,99 @@ pub fn check_party(i: &PartyInput) -> Result<(Party, Vec<Rejection>), Rejection>
         warnings.extend(c.warning);
         c.value
     });
-    f.into_result()?;
     let keep = |v: &Option<String>| present(v).map(str::to_string);
+    Party {
+        raison_sociale,
+        forme_juridique,
+        adresse: keep(&i.adresse),
+        wilaya,
+        commune: keep(&i.commune),
+        telephone,
+        email,
+        rc,
+        nif,
+        ai,
+        nis,
+        contact_name: keep(&i.contact_name),
+        notes: keep(&i.notes),
+    }
+}
+
+/// Company settings (§3.1) beyond the party fields they share.
+#[derive(Debug, Clone, Default)]
+pub struct CompanyInput {
+    pub identity: PartyInput,
+    pub capital_social: Option<i64>,
+    pub rib: Option<String>,
+    pub bank_name: Option<String>,
+    pub invoice_footer: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Company {
+    pub identity: Party,
+    pub capital_social: Option<i64>,
+    pub rib: Option<String>,
+    pub bank_name: Option<String>,
+    pub invoice_footer: Option<String>,
+}
+
+/// §3.1: raison sociale, forme juridique, address, wilaya and commune mandatory; identifiers as §4.2; capital ≥ 0
+/// (optional for an EI); RIB 20 digits; footer ≤ 300 characters. RC, NIF, AI and NIS are only demanded before the
+/// first invoice (`PARAMETRES_SOCIETE_INCOMPLETS`, sales issue).
+pub fn check_company(i: &CompanyInput) -> Result<(Company, Vec<Rejection>), Rejection> {
+    let mut f = Fields::new();
+    let mut warnings = Vec::new();
+    let identity = party_fields(&mut f, &i.identity, &mut warnings);
+    for (field, v) in [
+        ("formeJuridique", &i.identity.forme_juridique),
+        ("adresse", &i.identity.adresse),
+        ("wilaya", &i.identity.wilaya),
+        ("commune", &i.identity.commune),
+    ] {
+        if present(v).is_none() {
+            f.add(field, "OBLIGATOIRE", "Ce champ est obligatoire.");
+        }
+    }
+    match i.capital_social {
+        Some(c) if c < 0 => f.add("capitalSocial", "HORS_LIMITES", "Capital positif ou nul attendu."),
+        None if identity.forme_juridique.as_deref().is_some_and(|fj| fj != "EI") => {
+            f.add("capitalSocial", "OBLIGATOIRE", "Le capital social est obligatoire (sauf pour une EI).")
+        }
+        _ => {}
+    }
+    let rib = present(&i.rib).map(|r| r.chars().filter(|c| !c.is_whitespace()).collect::<String>());
+    if rib.as_ref().is_some_and(|r| r.len() != 20 || !r.chars().all(|c| c.is_ascii_digit())) {
+        f.add("rib", "VALEUR_INVALIDE", "RIB attendu : 20 chiffres.");
+    }
+    let footer = present(&i.invoice_footer).map(str::to_string);
+    if footer.as_ref().is_some_and(|t| t.chars().count() > 300) {
+        f.add("invoiceFooter", "LONGUEUR_INVALIDE", "300 caractères au plus.");
+    }
+    f.into_result()?;
     Ok((
-        Party {
-            raison_sociale,
-            forme_juridique,
-            adresse: keep(&i.adresse),
-            wilaya,
-            commune: keep(&i.commune),
-            telephone,
-            email,
-            rc,
-            nif,
-            ai,
-            nis,
-            contact_name: keep(&i.contact_name),
-            notes: keep(&i.notes),
+        Company {
+            identity,
+            capital_social: i.capital_social,
+            rib,
+            bank_name: present(&i.bank_name).map(str::to_string),
+            invoice_footer: footer,
         },
         warnings,
     ))
+}
+
+/// A brand or family (§3.2): code of A–Z, 0–9, `_`, 2–20 characters (upper-cased), name 2–120.
+pub fn check_reference(code: &str, name: &str) -> Result<(String, String), Rejection> {
+    let mut f = Fields::new();
+    let code = code.trim().to_uppercase();
+    let n = code.chars().count();
+    if !(2..=20).contains(&n) || !code.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
+        f.add("code", "VALEUR_INVALIDE", "Code attendu : 2 à 20 caractères parmi A–Z, 0–9 et _.");
+    }
+    let name = f.text("name", name, 2, 120);
+    f.into_result()?;
+    Ok((code, name))
 }
 
 /// A supplier's payment terms: 0–180 days (§4.3).
@@ -266,6 +348,30 @@ pub fn check_supplier_terms(days: i32) -> Result<i32, Rejection> {
     let mut f = Fields::new();
     f.range("paymentTermsDays", i64::from(days), 0, 180);
     f.into_result().map(|_| days)
+}
+
+/// A supplier block (§4.3): reason ≥ 10 characters, end date after today or none ("indéfini").
+pub fn check_supplier_block(reason: &str, until: Option<NaiveDate>, today: NaiveDate) -> Result<(), Rejection> {
+    let mut f = Fields::new();
+    if reason.trim().chars().count() < 10 {
+        f.add("reason", "MOTIF_TROP_COURT", "Le motif doit contenir au moins 10 caractères.");
+    }
+    if until.is_some_and(|u| u <= today) {
+        f.add("until", "DATE_INVALIDE", "Date invalide : la fin du blocage doit être postérieure à aujourd'hui.");
+    }
+    f.into_result()
+}
+
+/// Whether a block is in force today; it lapses the day after its end date.
+pub fn supplier_blocked(reason: Option<&str>, until: Option<NaiveDate>, today: NaiveDate) -> bool {
+    reason.is_some() && until.is_none_or(|u| today <= u)
+}
+
+/// `FOURNISSEUR_BLOQUE` naming the supplier, the end of the block and its reason.
+pub fn fournisseur_bloque(name: &str, until: Option<NaiveDate>, reason: &str) -> Rejection {
+    let date = until.map(crate::stock::fmt_date).unwrap_or_else(|| "nouvel ordre".into());
+    Rejection::new("FOURNISSEUR_BLOQUE", 409, format!("Le fournisseur {name} est bloqué jusqu'au {date} : {reason}."))
+        .with_details(serde_json::json!({"nom": name, "date": until, "motif": reason}))
 }
 
 /// A client's commercial terms (§4.4): type, credit limit ≥ 0 or none, 0–120 days, payment method.
@@ -288,6 +394,65 @@ pub fn check_client_terms(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn company_settings_demand_address_and_capital_and_check_the_rib() {
+        let mut i = CompanyInput {
+            identity: PartyInput {
+                raison_sociale: "Fromagerie des Hauts-Plateaux".into(),
+                forme_juridique: Some("SARL".into()),
+                adresse: Some("Zone industrielle, lot 12".into()),
+                wilaya: Some("19".into()),
+                commune: Some("Sétif".into()),
+                rc: Some("19 b  0123456 00/19".into()),
+                ..Default::default()
+            },
+            capital_social: Some(100_000_000),
+            rib: Some("0012 3456 7890 1234 5678".into()),
+            ..Default::default()
+        };
+        let (c, _) = check_company(&i).unwrap();
+        assert_eq!(c.rib.as_deref(), Some("00123456789012345678"));
+        assert_eq!(c.identity.rc.as_deref(), Some("19 B 0123456 00/19"));
+        i.capital_social = None;
+        i.rib = Some("123".into());
+        i.identity.commune = None;
+        let e = check_company(&i).unwrap_err();
+        let fields: Vec<&str> =
+            e.details["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+        assert_eq!(fields, ["commune", "capitalSocial", "rib"]);
+        i.identity.forme_juridique = Some("EI".into());
+        i.identity.commune = Some("Sétif".into());
+        i.rib = None;
+        assert!(check_company(&i).is_ok());
+    }
+
+    #[test]
+    fn brand_and_family_codes() {
+        assert_eq!(check_reference(" fromages_frais ", "Fromages frais").unwrap().0, "FROMAGES_FRAIS");
+        assert_eq!(check_reference("A", "x").unwrap_err().details["fields"].as_array().unwrap().len(), 2);
+        assert!(check_reference("PÂTE-DURE", "Pâte dure").is_err());
+    }
+
+    #[test]
+    fn supplier_blocks_need_a_reason_and_a_future_end_and_lapse_the_day_after() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let today = d("2025-03-14");
+        assert!(check_supplier_block("Retards répétés de livraison", Some(d("2025-04-30")), today).is_ok());
+        assert!(check_supplier_block("Retards répétés de livraison", None, today).is_ok());
+        let e = check_supplier_block("court", Some(today), today).unwrap_err();
+        let fields: Vec<&str> =
+            e.details["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+        assert_eq!(fields, ["reason", "until"]);
+        let until = Some(d("2025-04-30"));
+        assert!(supplier_blocked(Some("x"), until, d("2025-04-30")));
+        assert!(!supplier_blocked(Some("x"), until, d("2025-05-01")));
+        assert!(supplier_blocked(Some("x"), None, d("2030-01-01")));
+        assert!(!supplier_blocked(None, None, today));
+        let r = fournisseur_bloque("Laiterie du Tell", until, "Retards répétés");
+        assert_eq!(r.message, "Le fournisseur Laiterie du Tell est bloqué jusqu'au 30/04/2025 : Retards répétés.");
+        assert_eq!(r.status, 409);
+    }
 
     fn mp() -> MpInput {
         MpInput {

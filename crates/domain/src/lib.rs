@@ -9,6 +9,7 @@ pub mod catalogue;
 pub mod format;
 pub mod identity;
 pub mod inventory;
+pub mod kpi;
 pub mod money;
 pub mod parties;
 pub mod platform;

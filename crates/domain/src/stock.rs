@@ -330,7 +330,14 @@ pub fn plan(lots: &[LotFacts], need: i64, today: NaiveDate, usable_only: bool) -
 pub fn stock_insuffisant(shortages: &[(String, i64, i64)]) -> Rejection {
     let list: Vec<String> = shortages
         .iter()
-        .map(|(code, req, avail)| format!("{code} requis {req}, disponible {avail}, manquant {}", req - avail))
+        .map(|(code, req, avail)| {
+            format!(
+                "{code} requis {}, disponible {}, manquant {}",
+                fmt_milli(*req),
+                fmt_milli(*avail),
+                fmt_milli(req - avail)
+            )
+        })
         .collect();
     Rejection::new("STOCK_INSUFFISANT", 409, format!("Stock insuffisant : {}.", list.join(" ; "))).with_details(json!({
         "shortages": shortages.iter().map(|(code, req, avail)| json!({
@@ -405,12 +412,7 @@ pub fn check_loss(l: &LotFacts, qty: i64, reason: LossReason, note: &str, today:
         return Err(statut_invalide(l));
     }
     if qty > l.remaining {
-        return Err(Rejection::new(
-            "STOCK_INSUFFISANT",
-            409,
-            format!("Stock insuffisant : lot {} requis {qty}, disponible {}, manquant {}.", l.number, l.remaining, qty - l.remaining),
-        )
-        .with_details(json!({"shortages": [{"lot": l.number, "required": qty, "available": l.remaining, "missing": qty - l.remaining}]})));
+        return Err(lot_insuffisant(&l.number, qty, l.remaining));
     }
     let invalid = || {
         Rejection::new(
@@ -430,6 +432,47 @@ pub fn check_loss(l: &LotFacts, qty: i64, reason: LossReason, note: &str, today:
         LossReason::Damaged | LossReason::Other => motif(note, 10),
         _ => Ok(()),
     }
+}
+
+/// `STOCK_INSUFFISANT` on one lot (losses, a take from a named lot).
+pub fn lot_insuffisant(lot: &str, required: i64, available: i64) -> Rejection {
+    let missing = required - available;
+    Rejection::new(
+        "STOCK_INSUFFISANT",
+        409,
+        format!(
+            "Stock insuffisant : lot {lot} requis {}, disponible {}, manquant {}.",
+            fmt_milli(required),
+            fmt_milli(available),
+            fmt_milli(missing)
+        ),
+    )
+    .with_details(
+        json!({"shortages": [{"lot": lot, "required": required, "available": available, "missing": missing}]}),
+    )
+}
+
+/// A quantity without its unit, `1 234,500` (refusals that name a lot, whose unit the caller shows next to it).
+pub fn fmt_milli(milli: i64) -> String {
+    let sign = if milli < 0 { "\u{2212}" } else { "" };
+    let a = milli.unsigned_abs();
+    format!("{sign}{},{:03}", crate::money::group_thousands(u128::from(a / 1000)), a % 1000)
+}
+
+/// §14: a loss above 50 000,00 DA declared by anyone but an ADMIN raises `PERTE_IMPORTANTE`.
+pub const PERTE_IMPORTANTE_SEUIL: i64 = 5_000_000;
+
+pub fn perte_importante(value: i64, by_admin: bool) -> bool {
+    !by_admin && value > PERTE_IMPORTANTE_SEUIL
+}
+
+/// §14 write-off from the expired-lots screen: only BLOCKED(EXPIRED) lots with something left; the whole remaining
+/// goes, reason EXPIRED. Returns the quantity to write off.
+pub fn check_write_off(l: &LotFacts) -> Result<i64, Rejection> {
+    if l.status != LotStatus::Blocked(BlockReason::Expired) || l.remaining <= 0 {
+        return Err(statut_invalide(l));
+    }
+    Ok(l.remaining)
 }
 
 #[cfg(test)]
@@ -616,7 +659,28 @@ mod tests {
         );
         assert!(check_quantity(2_000, true).is_ok());
         let e = stock_insuffisant(&[("MP-B".into(), 10_000, 6_000)]);
-        assert_eq!(e.message, "Stock insuffisant : MP-B requis 10000, disponible 6000, manquant 4000.");
+        assert_eq!(e.message, "Stock insuffisant : MP-B requis 10,000, disponible 6,000, manquant 4,000.");
         assert_eq!(e.details["shortages"][0]["missing"], 4_000);
+    }
+
+    #[test]
+    fn write_off_takes_the_whole_remaining_of_expired_blocked_lots_only() {
+        let expired = lot("a", Some("2025-03-10"), "2025-03-01", 20_000, LotStatus::Blocked(BlockReason::Expired));
+        assert_eq!(check_write_off(&expired), Ok(20_000));
+        let manual = LotFacts { status: LotStatus::Blocked(BlockReason::Manual), ..expired.clone() };
+        assert_eq!(check_write_off(&manual).unwrap_err().code, "LOT_STATUT_INVALIDE");
+        let available = LotFacts { status: LotStatus::Available, ..expired.clone() };
+        assert_eq!(check_write_off(&available).unwrap_err().code, "LOT_STATUT_INVALIDE");
+        let empty = LotFacts { remaining: 0, ..expired };
+        assert_eq!(check_write_off(&empty).unwrap_err().code, "LOT_STATUT_INVALIDE");
+    }
+
+    #[test]
+    fn large_losses_by_non_admins_raise_an_alert() {
+        assert!(!perte_importante(5_000_000, false));
+        assert!(perte_importante(5_000_001, false));
+        assert!(!perte_importante(9_000_000, true));
+        assert_eq!(fmt_milli(1_234_500), "1\u{202F}234,500");
+        assert_eq!(fmt_milli(-500), "\u{2212}0,500");
     }
 }

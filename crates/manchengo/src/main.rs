@@ -425,42 +425,20 @@ async fn check(config: Config, audit_only: bool, from: Option<i64>) -> ExitCode 
             return ExitCode::from(1);
         }
     };
-    let mut clean = true;
-    match store::audit::verify(&db, from).await {
-        Ok(v) => match v.broken {
-            None => println!(
-                "chaîne d'audit intacte : {} entrées vérifiées, dernière n° {}, empreinte {}",
-                v.verified, v.last_seq, v.last_hash
-            ),
-            Some(b) => {
-                clean = false;
-                println!("chaîne d'audit ROMPUE à l'entrée {} : {}", b.seq(), b.describe_fr());
-                println!("{} entrées vérifiées avant la rupture, dernière intacte n° {}", v.verified, v.last_seq);
+    // Audit chain, then every lot recomputed from the ledger and every sequence against its documents; reported,
+    // never repaired (DOMAIN.md §5.4, §15, §16).
+    let clean = match store::integrity::run(&db, from, audit_only).await {
+        Ok(report) => {
+            for line in report.lines() {
+                println!("{line}");
             }
-        },
+            report.clean()
+        }
         Err(e) => {
             eprintln!("vérification impossible : {e}");
-            db.close().await;
-            return ExitCode::from(1);
+            false
         }
-    }
-    if !audit_only {
-        // Every lot recomputed from the ledger (DOMAIN.md §5.4); reported, never repaired.
-        match store::stock::check(&db).await {
-            Ok(v) if v.is_empty() => println!("registre des stocks cohérent : chaque lot = entrées − sorties"),
-            Ok(v) => {
-                clean = false;
-                println!("registre des stocks : {} écart(s)", v.len());
-                for x in v {
-                    println!("  lot {} — {} : attendu {}, constaté {}", x.lot_number, x.what, x.expected, x.actual);
-                }
-            }
-            Err(e) => {
-                eprintln!("vérification du registre impossible : {e}");
-                clean = false;
-            }
-        }
-    }
+    };
     db.close().await;
     if clean { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }

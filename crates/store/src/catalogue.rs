@@ -54,7 +54,8 @@ macro_rules! party_entity {
     };
 }
 
-party_entity!(suppliers, "suppliers", payment_terms_days: i32);
+party_entity!(suppliers, "suppliers", payment_terms_days: i32, block_reason: Option<String>,
+    blocked_until: Option<ChronoDate>, blocked_at: Option<ChronoDateTimeUtc>, blocked_by: Option<Uuid>);
 party_entity!(clients, "clients", client_type: String, credit_limit: Option<i64>, payment_terms_days: i32,
     default_payment_method: String, delivery_address: Option<String>);
 
@@ -234,7 +235,72 @@ pub fn supplier_json(s: &Supplier) -> serde_json::Value {
     json!({"code": s.code, "raisonSociale": s.raison_sociale, "formeJuridique": s.forme_juridique,
            "adresse": s.adresse, "wilaya": s.wilaya, "commune": s.commune, "telephone": s.telephone,
            "email": s.email, "rc": s.rc, "nif": s.nif, "ai": s.ai, "nis": s.nis, "contactName": s.contact_name,
-           "notes": s.notes, "paymentTermsDays": s.payment_terms_days, "active": s.active})
+           "notes": s.notes, "paymentTermsDays": s.payment_terms_days, "active": s.active,
+           "blocked": s.block_reason.is_some(), "blockReason": s.block_reason, "blockedUntil": s.blocked_until})
+}
+
+/// `FOURNISSEUR_BLOQUE` when the supplier's block is in force on `today` (§4.3).
+pub fn refuse_if_blocked(s: &Supplier, today: chrono::NaiveDate) -> Result<(), Rejection> {
+    if domain::catalogue::supplier_blocked(s.block_reason.as_deref(), s.blocked_until, today) {
+        return Err(domain::catalogue::fournisseur_bloque(
+            &s.raison_sociale,
+            s.blocked_until,
+            s.block_reason.as_deref().unwrap_or_default(),
+        ));
+    }
+    Ok(())
+}
+
+/// Blocks a supplier (ADMIN, §4.3) or, with `block = None`, lifts the block early with a note.
+pub async fn set_supplier_block<C: ConnectionTrait>(
+    c: &C,
+    code: &str,
+    block: Option<(String, Option<chrono::NaiveDate>)>,
+    note: &str,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Supplier, OpError> {
+    let s = supplier_by_code(c, code).await?.ok_or_else(|| Rejection::non_trouve("Fournisseur"))?;
+    let today = domain::stock::today_algiers(now);
+    let mut after = s.clone();
+    let action = match &block {
+        Some((reason, until)) => {
+            domain::catalogue::check_supplier_block(reason, *until, today)?;
+            after.block_reason = Some(reason.trim().to_string());
+            after.blocked_until = *until;
+            after.blocked_at = Some(now);
+            after.blocked_by = actor.user_id;
+            "SUPPLIER_BLOCKED"
+        }
+        None => {
+            if !domain::catalogue::supplier_blocked(s.block_reason.as_deref(), s.blocked_until, today) {
+                return Err(Rejection::transition_invalide("Non bloqué", "Débloqué").into());
+            }
+            if note.trim().chars().count() < 5 {
+                return Err(Rejection::motif_obligatoire(5).into());
+            }
+            after.block_reason = None;
+            after.blocked_until = None;
+            after.blocked_at = None;
+            after.blocked_by = None;
+            "SUPPLIER_UNBLOCKED"
+        }
+    };
+    after.updated_at = now;
+    suppliers::Entity::update(after.clone().into_active_model().reset_all()).exec(c).await?;
+    let reason = block.as_ref().map(|b| b.0.trim().to_string()).unwrap_or_else(|| note.trim().to_string());
+    audit::append(
+        c,
+        actor,
+        Change::new(action)
+            .entity("supplier", s.id)
+            .before(json!({"blockReason": s.block_reason, "blockedUntil": s.blocked_until}))
+            .after(json!({"blockReason": after.block_reason, "blockedUntil": after.blocked_until}))
+            .reason(reason),
+        now,
+    )
+    .await?;
+    Ok(after)
 }
 
 pub fn client_json(c: &Client) -> serde_json::Value {
@@ -331,7 +397,15 @@ pub async fn save_supplier<C: ConnectionTrait>(
     }
     let keys = existing.as_ref().map(|e| (e.id, e.code.clone(), e.created_at, e.active));
     let (id, code, created_at, active) = party_keys(c, keys, "FOUR", now).await?;
-    let s = party_model!(Supplier, id, code, p, active, created_at, now, { payment_terms_days: payment_terms_days });
+    let block = existing.as_ref().map(|e| (e.block_reason.clone(), e.blocked_until, e.blocked_at, e.blocked_by));
+    let (block_reason, blocked_until, blocked_at, blocked_by) = block.unwrap_or_default();
+    let s = party_model!(Supplier, id, code, p, active, created_at, now, {
+        payment_terms_days: payment_terms_days,
+        block_reason: block_reason,
+        blocked_until: blocked_until,
+        blocked_at: blocked_at,
+        blocked_by: blocked_by,
+    });
     let am = s.clone().into_active_model().reset_all();
     if existing.is_some() {
         suppliers::Entity::update(am).exec(c).await?;

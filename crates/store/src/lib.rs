@@ -8,12 +8,15 @@ pub mod catalogue;
 pub mod db;
 pub mod error;
 pub mod identity;
+pub mod integrity;
 pub mod inventory;
 pub mod jobs;
+pub mod kpi;
 pub mod migration;
 pub mod procurement;
 pub mod schema;
 pub mod secrets;
+pub mod settings;
 pub mod stock;
 
 pub use db::{Backend, Db, DbOptions, Transient, WriteTx};

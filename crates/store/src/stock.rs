@@ -343,17 +343,7 @@ pub async fn take_from_lot<C: ConnectionTrait>(
     domain::stock::check_quantity(quantity, false)?;
     let lot = lock_lot(c, lot_id).await?.ok_or_else(|| Rejection::non_trouve("Lot"))?;
     if quantity > lot.quantity_remaining {
-        return Err(Rejection::new(
-            "STOCK_INSUFFISANT",
-            409,
-            format!(
-                "Stock insuffisant : lot {} requis {quantity}, disponible {}, manquant {}.",
-                lot.lot_number,
-                lot.quantity_remaining,
-                quantity - lot.quantity_remaining
-            ),
-        )
-        .into());
+        return Err(domain::stock::lot_insuffisant(&lot.lot_number, quantity, lot.quantity_remaining).into());
     }
     let remaining = lot.quantity_remaining - quantity;
     let status = domain::stock::after_out(lot_facts(&lot).status, remaining);
@@ -459,7 +449,7 @@ pub async fn lots_of<C: ConnectionTrait>(c: &C, product_id: Uuid) -> Result<Vec<
 /// One violation of the ledger invariants (§5.4), as `manchengo check` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
-    pub lot_number: String,
+    pub subject: String,
     pub what: String,
     pub expected: i64,
     pub actual: i64,
@@ -488,7 +478,7 @@ pub async fn check(db: &crate::Db) -> Result<Vec<Violation>, StoreError> {
         let b = LotBalance::from_query_result(&r, "")?;
         if b.ledger != b.quantity_remaining {
             out.push(Violation {
-                lot_number: b.lot_number.clone(),
+                subject: b.lot_number.clone(),
                 what: "solde".into(),
                 expected: b.ledger,
                 actual: b.quantity_remaining,
@@ -496,7 +486,7 @@ pub async fn check(db: &crate::Db) -> Result<Vec<Violation>, StoreError> {
         }
         if b.quantity_remaining < 0 {
             out.push(Violation {
-                lot_number: b.lot_number.clone(),
+                subject: b.lot_number.clone(),
                 what: "négatif".into(),
                 expected: 0,
                 actual: b.quantity_remaining,
@@ -504,7 +494,7 @@ pub async fn check(db: &crate::Db) -> Result<Vec<Violation>, StoreError> {
         }
         if (b.status == "CONSUMED") != (b.quantity_remaining == 0) {
             out.push(Violation {
-                lot_number: b.lot_number.clone(),
+                subject: b.lot_number.clone(),
                 what: format!("statut {}", b.status),
                 expected: 0,
                 actual: b.quantity_remaining,
@@ -512,10 +502,53 @@ pub async fn check(db: &crate::Db) -> Result<Vec<Violation>, StoreError> {
         }
         if b.foreign > 0 {
             out.push(Violation {
-                lot_number: b.lot_number,
+                subject: b.lot_number,
                 what: "produit des mouvements".into(),
                 expected: 0,
                 actual: b.foreign,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Numbering (§15): each gapless sequence has exactly as many documents as numbers it gave out — a number taken
+/// and lost, or a document written without its number, shows here.
+pub async fn numbering_gaps(db: &crate::Db) -> Result<Vec<Violation>, StoreError> {
+    let backend = db.sea_backend();
+    let seqs = db
+        .conn()
+        .query_all_raw(Statement::from_string(
+            backend,
+            "SELECT doc_type, scope, last_value FROM sequences ORDER BY doc_type, scope",
+        ))
+        .await?;
+    let mut out = Vec::new();
+    for r in seqs {
+        let doc_type: String = r.try_get("", "doc_type")?;
+        let scope: String = r.try_get("", "scope")?;
+        let last: i64 = r.try_get("", "last_value")?;
+        let day = NaiveDate::parse_from_str(&scope, "%Y-%m-%d").ok();
+        let lot_prefix = |n: String| n.rsplit_once('-').map(|(p, _)| format!("{p}-")).unwrap_or(n);
+        let (table, column, prefix) = match (doc_type.as_str(), day) {
+            ("REC", _) => ("receptions", "reference", format!("REC-{scope}-")),
+            ("PER", _) => ("losses", "reference", format!("PER-{scope}-")),
+            ("INV", _) => ("inventory_counts", "reference", format!("INV-{scope}-")),
+            ("LOT_MP", Some(d)) => ("lots", "lot_number", lot_prefix(domain::stock::mp_lot_number(d, 0))),
+            ("LOT_AJ", Some(d)) => ("lots", "lot_number", lot_prefix(domain::stock::adj_lot_number(d, 0))),
+            ("FOUR", _) => ("suppliers", "code", "FOUR-".to_string()),
+            ("CLI", _) => ("clients", "code", "CLI-".to_string()),
+            _ => continue,
+        };
+        let sql = format!("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM {table} WHERE {column} LIKE $1");
+        let row = db.conn().query_one_raw(stmt(backend, &sql, vec![format!("{prefix}%").into()])).await?;
+        let count: i64 = row.map(|r| r.try_get("", "n")).transpose()?.unwrap_or(0);
+        if count != last {
+            out.push(Violation {
+                subject: format!("{doc_type} {scope}"),
+                what: "numérotation".into(),
+                expected: last,
+                actual: count,
             });
         }
     }
@@ -749,7 +782,87 @@ pub async fn declare_loss<C: ConnectionTrait>(
         now,
     )
     .await?;
+    if domain::stock::perte_importante(value, actor.role.as_deref() == Some("ADMIN")) {
+        crate::alerts::raise(
+            c,
+            crate::alerts::Raise {
+                alert_type: "PERTE_IMPORTANTE",
+                severity: "WARNING",
+                entity_type: "loss",
+                entity_id: &reference,
+                message: format!(
+                    "Perte {reference} de {} sur le lot {} déclarée par {}.",
+                    domain::money::fmt_money(value),
+                    lot.lot_number,
+                    actor.label.as_deref().unwrap_or("un utilisateur")
+                ),
+                data: serde_json::json!({"lot": lot.lot_number, "quantity": quantity, "value": value,
+                    "reason": loss.reason}),
+            },
+            now,
+        )
+        .await?;
+    }
     Ok((loss, after))
+}
+
+/// §14 write-off from the expired-lots screen: the whole remaining of each BLOCKED(EXPIRED) lot, one loss per lot,
+/// reason EXPIRED, all in the caller's transaction — one refused lot and nothing is written.
+pub async fn write_off_expired<C: ConnectionTrait>(
+    c: &C,
+    numbers: &[String],
+    actor: &crate::audit::Actor,
+    now: DateTime<Utc>,
+) -> Result<Vec<Loss>, OpError> {
+    if numbers.is_empty() {
+        return Err(Rejection::new("VALIDATION_ERROR", 400, "Sélectionnez au moins un lot.").into());
+    }
+    let mut out = Vec::new();
+    for number in numbers {
+        let found = lot_by_number(c, number).await?.ok_or_else(|| Rejection::non_trouve("Lot"))?;
+        let lot = lock_lot(c, found.id).await?.ok_or_else(|| Rejection::non_trouve("Lot"))?;
+        let quantity = domain::stock::check_write_off(&lot_facts(&lot))?;
+        let (loss, _) = declare_loss(c, number, quantity, domain::stock::LossReason::Expired, "", actor, now).await?;
+        out.push(loss);
+    }
+    Ok(out)
+}
+
+/// Losses, newest first, with their lot number and product code; `kinds` limits the products (APPRO sees MP losses,
+/// PRODUCTION PF losses).
+pub async fn losses(
+    db: &crate::Db,
+    kinds: &[&str],
+    offset: u64,
+    limit: u64,
+) -> Result<(Vec<(Loss, String, String, String)>, u64), StoreError> {
+    let backend = db.sea_backend();
+    let kinds_sql = kinds.iter().map(|k| format!("'{}'", k.replace('\'', ""))).collect::<Vec<_>>().join(", ");
+    let from = format!(
+        "FROM losses x JOIN lots l ON l.id = x.lot_id JOIN products p ON p.id = x.product_id WHERE p.kind IN ({kinds_sql})"
+    );
+    let total: i64 = db
+        .conn()
+        .query_one_raw(Statement::from_string(backend, format!("SELECT CAST(COUNT(*) AS BIGINT) AS n {from}")))
+        .await?
+        .map(|r| r.try_get("", "n"))
+        .transpose()?
+        .unwrap_or(0);
+    let sql = format!(
+        "SELECT x.*, l.lot_number AS lot_number, p.code AS product_code, p.base_unit AS base_unit {from} \
+         ORDER BY x.declared_at DESC, x.reference DESC LIMIT {limit} OFFSET {offset}"
+    );
+    let rows = db.conn().query_all_raw(Statement::from_string(backend, sql)).await?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push((
+            Loss::from_query_result(&r, "")?,
+            r.try_get("", "lot_number")?,
+            r.try_get("", "product_code")?,
+            r.try_get("", "base_unit")?,
+        ));
+    }
+    Ok((out, total as u64))
 }
 
 /// The nightly expiry run (§5.6): every lot past its DLC with something left becomes BLOCKED(EXPIRED), one audit
@@ -850,21 +963,56 @@ pub async fn stock_at(db: &crate::Db, date: NaiveDate) -> Result<Vec<(Uuid, i64)
         .map_err(StoreError::from)
 }
 
-/// Movements, newest first, optionally of one product or one lot.
+/// What the movements page and API filter on.
+#[derive(Debug, Clone, Default)]
+pub struct MovementFilter {
+    pub product_id: Option<Uuid>,
+    pub lot_id: Option<Uuid>,
+    /// `IN` or `OUT`.
+    pub direction: Option<String>,
+    pub origin: Option<String>,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    /// Products of these kinds only (COMMERCIAL: PF); empty = all.
+    pub kinds: Vec<String>,
+}
+
+/// Movements, newest first, filtered; with the total count for the pager.
 pub async fn movements(
     db: &crate::Db,
-    product_id: Option<Uuid>,
-    lot_id: Option<Uuid>,
+    f: &MovementFilter,
     offset: u64,
     limit: u64,
 ) -> Result<(Vec<Movement>, u64), StoreError> {
     use sea_orm::{PaginatorTrait, QueryOrder, QuerySelect};
     let mut q = movements::Entity::find();
-    if let Some(p) = product_id {
+    if let Some(p) = f.product_id {
         q = q.filter(movements::Column::ProductId.eq(p));
     }
-    if let Some(l) = lot_id {
+    if let Some(l) = f.lot_id {
         q = q.filter(movements::Column::LotId.eq(l));
+    }
+    if let Some(d) = &f.direction {
+        q = q.filter(movements::Column::Direction.eq(d.clone()));
+    }
+    if let Some(o) = &f.origin {
+        q = q.filter(movements::Column::Origin.eq(o.clone()));
+    }
+    if let Some(d) = f.from {
+        q = q.filter(movements::Column::BusinessDate.gte(d));
+    }
+    if let Some(d) = f.to {
+        q = q.filter(movements::Column::BusinessDate.lte(d));
+    }
+    if !f.kinds.is_empty() {
+        let ids: Vec<Uuid> = products::Entity::find()
+            .filter(products::Column::Kind.is_in(f.kinds.clone()))
+            .all(db.conn())
+            .await?
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        q = q.filter(movements::Column::ProductId.is_in(ids));
     }
     let total = q.clone().count(db.conn()).await?;
     let rows = q
@@ -875,6 +1023,26 @@ pub async fn movements(
         .all(db.conn())
         .await?;
     Ok((rows, total))
+}
+
+/// The lot number, product code and unit of each movement, for lists.
+pub async fn movement_labels(db: &crate::Db, rows: &[Movement]) -> Result<Vec<(String, String, String)>, StoreError> {
+    let lot_ids: Vec<Uuid> = rows.iter().map(|m| m.lot_id).collect();
+    let product_ids: Vec<Uuid> = rows.iter().map(|m| m.product_id).collect();
+    let lots = lots::Entity::find().filter(lots::Column::Id.is_in(lot_ids)).all(db.conn()).await?;
+    let products = products::Entity::find().filter(products::Column::Id.is_in(product_ids)).all(db.conn()).await?;
+    Ok(rows
+        .iter()
+        .map(|m| {
+            let lot = lots.iter().find(|l| l.id == m.lot_id).map(|l| l.lot_number.clone()).unwrap_or_default();
+            let (code, unit) = products
+                .iter()
+                .find(|p| p.id == m.product_id)
+                .map(|p| (p.code.clone(), p.base_unit.clone()))
+                .unwrap_or_default();
+            (lot, code, unit)
+        })
+        .collect())
 }
 
 /// The 06:00 pre-expiry run (§5.6): one alert per (type, lot) for lots at J-7, J-3 and J-1. Returns how many were new.

@@ -54,7 +54,7 @@ fn pf_for(role: Role, mut v: Value) -> Value {
     v
 }
 
-async fn write<T: Send + 'static>(
+pub async fn write<T: Send + 'static>(
     st: &AppState,
     f: impl for<'t> Fn(&'t store::WriteTx) -> futures_util::future::BoxFuture<'t, Result<T, store::OpError>> + Send,
 ) -> Result<T, ApiError> {
@@ -385,6 +385,67 @@ pub async fn update_supplier(
         Ok((s, w)) => Json(json!({"supplier": cat::supplier_json(&s), "warnings": warnings_json(&w)})).into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BlockBody {
+    /// Block: reason ≥ 10 characters. Unblock: note ≥ 5 characters.
+    #[serde(default)]
+    reason: String,
+    /// Last day of the block (YYYY-MM-DD), after today; absent = "indéfini".
+    until: Option<chrono::NaiveDate>,
+}
+
+/// Blocks (`block = true`) or unblocks a supplier, as the API and the supplier page do.
+pub async fn supplier_block(
+    st: &AppState,
+    id: &Identity,
+    ctx: &Ctx,
+    code: &str,
+    block: bool,
+    reason: String,
+    until: Option<chrono::NaiveDate>,
+) -> Result<cat::Supplier, ApiError> {
+    let (actor, now, code) = (id.actor(ctx), st.clock.now(), code.to_string());
+    write(st, move |tx| {
+        let (actor, code, reason) = (actor.clone(), code.clone(), reason.clone());
+        let change = if block { Some((reason.clone(), until)) } else { None };
+        Box::pin(async move { cat::set_supplier_block(&**tx, &code, change, &reason, &actor, now).await })
+    })
+    .await
+}
+
+/// Blocks a supplier (ADMIN, DOMAIN.md §4.3): no new BC, no direct reception until the end date.
+#[utoipa::path(post, path = "/api/suppliers/{code}/block", tag = "parties", request_body = BlockBody, responses(
+    (status = 200, description = "Bloqué"), (status = 400, description = "MOTIF_TROP_COURT, DATE_INVALIDE")))]
+pub async fn block_supplier(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    id: Identity,
+    Path(code): Path<String>,
+    ApiJson(b): ApiJson<BlockBody>,
+) -> Response {
+    supplier_block(&st, &id, &ctx, &code, true, b.reason, b.until)
+        .await
+        .map(|s| Json(cat::supplier_json(&s)))
+        .into_response()
+}
+
+/// Lifts a block before its end date, with a note (ADMIN).
+#[utoipa::path(post, path = "/api/suppliers/{code}/unblock", tag = "parties", request_body = BlockBody, responses(
+    (status = 200, description = "Débloqué"), (status = 409, description = "TRANSITION_INVALIDE")))]
+pub async fn unblock_supplier(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    id: Identity,
+    Path(code): Path<String>,
+    ApiJson(b): ApiJson<BlockBody>,
+) -> Response {
+    supplier_block(&st, &id, &ctx, &code, false, b.reason, None)
+        .await
+        .map(|s| Json(cat::supplier_json(&s)))
+        .into_response()
 }
 
 #[utoipa::path(get, path = "/api/clients", tag = "parties", params(ListQuery), responses((status = 200, description = "Clients")))]

@@ -15,7 +15,9 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod catalogue;
+pub mod dashboard;
 pub mod health;
+pub mod settings;
 pub mod stock;
 pub mod system;
 
@@ -28,7 +30,8 @@ pub mod system;
          (name = "audit", description = "Journal d'audit chaîné (ADMIN, COMPTABLE)"),
          (name = "catalogue", description = "Matières premières et produits finis"),
          (name = "parties", description = "Fournisseurs et clients"),
-         (name = "stock", description = "Réceptions, lots, mouvements, pertes, comptages"))
+         (name = "stock", description = "Réceptions, lots, mouvements, pertes, comptages"),
+         (name = "settings", description = "Paramètres de la société"))
 )]
 struct ApiDoc;
 
@@ -80,6 +83,17 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(stock::reject_count))
         .routes(routes!(stock::stock_by_product))
         .routes(routes!(stock::list_movements))
+        .routes(routes!(stock::list_losses))
+        .routes(routes!(stock::write_off_expired))
+        .routes(routes!(dashboard::stock_dashboard))
+        .routes(routes!(dashboard::echeances))
+        .routes(routes!(catalogue::block_supplier))
+        .routes(routes!(catalogue::unblock_supplier))
+        .routes(routes!(settings::get_company, settings::put_company))
+        .routes(routes!(settings::list_brands, settings::create_brand))
+        .routes(routes!(settings::update_brand))
+        .routes(routes!(settings::list_families, settings::create_family))
+        .routes(routes!(settings::update_family))
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     annotate_roles(&mut doc);

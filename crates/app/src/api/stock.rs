@@ -109,6 +109,8 @@ pub async fn receive(
             Rejection::new("FOURNISSEUR_INACTIF", 409, format!("{} est désactivé.", supplier.raison_sociale)).into()
         );
     }
+    // §4.3: no direct reception from a blocked supplier (receptions against a sent BC stay allowed, issue 6).
+    store::catalogue::refuse_if_blocked(&supplier, today)?;
     let reception_date = b.reception_date.unwrap_or(today);
     domain::procurement::check_reception_date(reception_date, today)?;
     if b.lines.is_empty() {
@@ -484,6 +486,108 @@ pub async fn declare_loss(
     }
 }
 
+/// The product kinds whose losses a role reads (UI.md row 38: APPRO MP, PRODUCTION PF, ADMIN and COMPTABLE all).
+pub fn loss_kinds(role: Role) -> &'static [&'static str] {
+    match role {
+        Role::Appro => &["MP"],
+        Role::Production => &["PF"],
+        _ => &["MP", "PF"],
+    }
+}
+
+#[derive(Deserialize, utoipa::IntoParams, Debug, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LossQuery {
+    pub page: Option<u64>,
+    pub page_size: Option<u64>,
+}
+
+/// Losses, newest first (reference, date, lot, product, quantity, reason, value, author).
+#[utoipa::path(get, path = "/api/stock/losses", tag = "stock", params(LossQuery), responses((status = 200, description = "Pertes")))]
+pub async fn list_losses(State(st): State<AppState>, id: Identity, Query(q): Query<LossQuery>) -> Response {
+    let (page, size) = match (super::admin::PageQuery { page: q.page, page_size: q.page_size }).resolve() {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    match store::stock::losses(st.dbmon.db(), loss_kinds(id.role), (page - 1) * size, size).await {
+        Ok((rows, total)) => {
+            let items: Vec<Value> = rows
+                .iter()
+                .map(|(l, lot, product, _)| {
+                    json!({"reference": l.reference, "businessDate": l.business_date, "declaredAt": l.declared_at,
+                        "lotNumber": lot, "productCode": product, "quantity": l.quantity, "reason": l.reason,
+                        "note": l.note, "value": l.value, "declaredBy": l.declared_by})
+                })
+                .collect();
+            Json(json!({"items": items, "total": total, "page": page, "pageSize": size})).into_response()
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WriteOffBody {
+    /// Lot numbers, each BLOCKED(EXPIRED) with something left.
+    lots: Vec<String>,
+}
+
+/// Writes off selected expired lots (§14): every lot's whole remaining, one loss each, reason EXPIRED, all in one
+/// transaction; the caller must be allowed to declare a loss on every lot.
+pub async fn write_off(
+    st: &AppState,
+    id: &Identity,
+    ctx: &Ctx,
+    lots: Vec<String>,
+) -> Result<Vec<store::stock::Loss>, ApiError> {
+    for number in &lots {
+        let (_, p) = lot_and_product(st, number).await?;
+        if !may_declare_loss(id.role, &p.kind) {
+            crate::auth::audit_refusal(
+                st,
+                id.actor(ctx),
+                store::audit::Change::new("ACCESS_DENIED")
+                    .security()
+                    .after(json!({"action": "WRITE_OFF", "lot": number})),
+            )
+            .await;
+            return Err(crate::auth::acces_refuse());
+        }
+    }
+    let (actor, now) = (id.actor(ctx), st.clock.now());
+    st.dbmon
+        .db()
+        .write(|tx| {
+            let (lots, actor) = (lots.clone(), actor.clone());
+            Box::pin(async move { store::stock::write_off_expired(&**tx, &lots, &actor, now).await })
+        })
+        .await
+        .map_err(|e| op_err(st, e))
+}
+
+/// "Déclarer la perte" on the expired-lots screen.
+#[utoipa::path(post, path = "/api/stock/losses/write-off", tag = "stock", request_body = WriteOffBody, responses(
+    (status = 201, description = "Pertes enregistrées"), (status = 403, description = "ACCES_REFUSE"),
+    (status = 409, description = "LOT_STATUT_INVALIDE")))]
+pub async fn write_off_expired(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    id: Identity,
+    ApiJson(b): ApiJson<WriteOffBody>,
+) -> Response {
+    match write_off(&st, &id, &ctx, b.lots).await {
+        Ok(losses) => {
+            let items: Vec<Value> = losses
+                .iter()
+                .map(|l| json!({"reference": l.reference, "quantity": l.quantity, "value": l.value}))
+                .collect();
+            let total: i64 = losses.iter().map(|l| l.value).sum();
+            (StatusCode::CREATED, Json(json!({"items": items, "totalValue": total}))).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
 #[derive(Deserialize, utoipa::IntoParams, Debug)]
 #[serde(rename_all = "camelCase")]
 pub struct PlanQuery {
@@ -755,11 +859,44 @@ pub async fn stock_by_product(State(st): State<AppState>, id: Identity, Query(q)
 pub struct MovementQuery {
     pub product: Option<String>,
     pub lot: Option<String>,
+    /// `IN` or `OUT`.
+    pub direction: Option<String>,
+    /// `RECEPTION`, `LOSS`, `INVENTORY_IN`, …
+    pub origin: Option<String>,
+    /// Business dates, inclusive (YYYY-MM-DD).
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
     pub page: Option<u64>,
     pub page_size: Option<u64>,
 }
 
-/// The ledger, newest first.
+/// Resolves the codes of a movement query into the store's filter; `None` when a named product or lot does not exist.
+pub async fn movement_filter(
+    db: &store::Db,
+    role: Role,
+    q: &MovementQuery,
+) -> Result<store::stock::MovementFilter, ApiError> {
+    let mut f = store::stock::MovementFilter {
+        direction: q.direction.clone().filter(|d| d == "IN" || d == "OUT"),
+        origin: q.origin.clone().filter(|o| !o.is_empty()),
+        from: q.from,
+        to: q.to,
+        // COMMERCIAL reads PF movements only.
+        kinds: if role == Role::Commercial { vec!["PF".into()] } else { Vec::new() },
+        ..Default::default()
+    };
+    if let Some(code) = q.product.as_deref().filter(|c| !c.is_empty()) {
+        let p = store::catalogue::product_by_code(db.conn(), code).await?;
+        f.product_id = Some(p.ok_or_else(|| Rejection::non_trouve("Produit"))?.id);
+    }
+    if let Some(n) = q.lot.as_deref().filter(|n| !n.is_empty()) {
+        let l = store::stock::lot_by_number(db.conn(), n).await?;
+        f.lot_id = Some(l.ok_or_else(|| Rejection::non_trouve("Lot"))?.id);
+    }
+    Ok(f)
+}
+
+/// The ledger, newest first, filtered by product, lot, direction, origin and business dates.
 #[utoipa::path(get, path = "/api/stock/movements", tag = "stock", params(MovementQuery), responses((status = 200, description = "Mouvements")))]
 pub async fn list_movements(State(st): State<AppState>, id: Identity, Query(q): Query<MovementQuery>) -> Response {
     let (page, size) = match (super::admin::PageQuery { page: q.page, page_size: q.page_size }).resolve() {
@@ -767,38 +904,27 @@ pub async fn list_movements(State(st): State<AppState>, id: Identity, Query(q): 
         Err(e) => return e.into_response(),
     };
     let db = st.dbmon.db();
-    let product = match &q.product {
-        Some(code) => match store::catalogue::product_by_code(db.conn(), code).await {
-            Ok(Some(p)) => Some(p),
-            Ok(None) => return ApiError::from(Rejection::non_trouve("Produit")).into_response(),
-            Err(e) => return ApiError::from(e).into_response(),
-        },
-        None => None,
+    let filter = match movement_filter(db, id.role, &q).await {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
     };
-    let lot = match &q.lot {
-        Some(n) => match store::stock::lot_by_number(db.conn(), n).await {
-            Ok(Some(l)) => Some(l),
-            Ok(None) => return ApiError::from(Rejection::non_trouve("Lot")).into_response(),
-            Err(e) => return ApiError::from(e).into_response(),
-        },
-        None => None,
+    let (rows, total) = match store::stock::movements(db, &filter, (page - 1) * size, size).await {
+        Ok(x) => x,
+        Err(e) => return ApiError::from(e).into_response(),
     };
-    // COMMERCIAL reads PF movements only.
-    if id.role == Role::Commercial && product.as_ref().is_none_or(|p| p.kind != "PF") {
-        return Json(json!({"items": [], "total": 0, "page": page, "pageSize": size})).into_response();
-    }
-    let (rows, total) =
-        match store::stock::movements(db, product.map(|p| p.id), lot.map(|l| l.id), (page - 1) * size, size).await {
-            Ok(x) => x,
-            Err(e) => return ApiError::from(e).into_response(),
-        };
+    let labels = match store::stock::movement_labels(db, &rows).await {
+        Ok(x) => x,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
     let hide_cost = matches!(id.role, Role::Production | Role::Commercial);
     let items: Vec<Value> = rows
         .iter()
-        .map(|m| {
-            let mut v = json!({"createdAt": m.created_at, "businessDate": m.business_date, "lotId": m.lot_id,
-                "direction": m.direction, "quantity": m.quantity, "origin": m.origin, "unitCost": m.unit_cost,
-                "sourceReference": m.source_reference, "userId": m.user_id, "remainingAfter": m.remaining_after});
+        .zip(labels)
+        .map(|(m, (lot, product, _))| {
+            let mut v = json!({"createdAt": m.created_at, "businessDate": m.business_date, "lotNumber": lot,
+                "productCode": product, "direction": m.direction, "quantity": m.quantity, "origin": m.origin,
+                "unitCost": m.unit_cost, "sourceReference": m.source_reference, "userId": m.user_id,
+                "remainingAfter": m.remaining_after});
             if hide_cost {
                 v.as_object_mut().map(|o| o.remove("unitCost"));
             }

@@ -19,6 +19,7 @@ pub mod catalogue;
 pub mod counts;
 pub mod identity;
 pub mod stock;
+pub mod views;
 
 /// What every page's layout needs.
 pub struct Layout {
@@ -404,4 +405,5 @@ pub fn router() -> Router<AppState> {
         .merge(stock::lot_router())
         .merge(catalogue::router())
         .merge(counts::router())
+        .merge(views::router())
 }

@@ -570,22 +570,27 @@ async fn lot_page(State(st): State<AppState>, pc: PageCtx, id: Identity, Path(nu
     if costs {
         facts.push(("Coût unitaire HT", fmt_money(lot.unit_cost)));
     }
-    let movements = store::stock::movements(db, None, Some(lot.id), 0, 200)
-        .await
-        .map(|x| x.0)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|m| {
-            (
-                domain::format::datetime_algiers(m.created_at.timestamp()),
-                if m.direction == "IN" { "Entrée" } else { "Sortie" },
-                m.origin,
-                m.source_reference.unwrap_or_else(|| "—".into()),
-                qty(m.quantity, &p.base_unit),
-                qty(m.remaining_after, &p.base_unit),
-            )
-        })
-        .collect();
+    let movements = store::stock::movements(
+        db,
+        &store::stock::MovementFilter { lot_id: Some(lot.id), ..Default::default() },
+        0,
+        200,
+    )
+    .await
+    .map(|x| x.0)
+    .unwrap_or_default()
+    .into_iter()
+    .map(|m| {
+        (
+            domain::format::datetime_algiers(m.created_at.timestamp()),
+            if m.direction == "IN" { "Entrée" } else { "Sortie" },
+            m.origin,
+            m.source_reference.unwrap_or_else(|| "—".into()),
+            qty(m.quantity, &p.base_unit),
+            qty(m.remaining_after, &p.base_unit),
+        )
+    })
+    .collect();
     let page_ = LotPage {
         layout: Layout::for_page(&lot.lot_number, "/stock/lots", &pc),
         number: lot.lot_number.clone(),

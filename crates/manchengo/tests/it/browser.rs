@@ -186,9 +186,13 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
     assert_eq!(
         labels,
         vec![
+            "Santé du stock",
             "Stock par produit",
             "Lots",
+            "Échéances DLC",
+            "Mouvements",
             "Comptages",
+            "Pertes",
             "Réceptions",
             "Fournisseurs",
             "Clients",
@@ -246,9 +250,13 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
     assert_eq!(
         labels,
         vec![
+            "Santé du stock",
             "Stock par produit",
             "Lots",
+            "Échéances DLC",
+            "Mouvements",
             "Comptages",
+            "Pertes",
             "Réceptions",
             "Fournisseurs",
             "Clients",

@@ -143,7 +143,7 @@ async fn fefo_consumption_moves_balances_and_ledger_together() {
             .unwrap();
         let v = stock::check(&db).await.unwrap();
         assert_eq!(v.len(), 1);
-        assert_eq!((v[0].lot_number.as_str(), v[0].expected, v[0].actual), ("L250303-001", 70_000, 65_000));
+        assert_eq!((v[0].subject.as_str(), v[0].expected, v[0].actual), ("L250303-001", 70_000, 65_000));
         // The operator's command says the same and fails.
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_manchengo"))
             .args(["check", "--database-url", &t.url])
@@ -298,7 +298,7 @@ async fn concurrent_consumers_never_lose_or_invent_a_gram() {
 }
 
 mod api {
-    use app::platform::jobs::ManualClock;
+    use app::platform::jobs::{Clock, ManualClock};
     use domain::identity::Role;
     use serde_json::{Value, json};
 
@@ -783,6 +783,312 @@ mod api {
             // COMMERCIAL never opens an MP lot.
             let (commercial, _) = crate::support::web_session(&srv, "commercial.page@test.dz").await;
             assert_eq!(commercial.get(srv.url("/stock/lots/L250314-001")).send().await.unwrap().status(), 404);
+            srv.stop().await;
+        })
+        .await;
+    }
+
+    async fn server_and_clock(t: &crate::support::TestDb) -> (TestServer, std::sync::Arc<ManualClock>) {
+        let clock = ManualClock::new(super::now());
+        let options = app::server::Options { clock: clock.clone(), ..Default::default() };
+        (TestServer::start_with(config_for(&t.url, t.dir.path(), &[]), options).await, clock)
+    }
+
+    fn csrf_of(html: &str) -> String {
+        html.split("name=\"_csrf\" value=\"").nth(1).and_then(|s| s.split('"').next()).unwrap_or_default().to_string()
+    }
+
+    /// DOMAIN.md §17 and §14: the health score from its terms, the DLC buckets, the write-off of expired lots (all or
+    /// nothing, by the right role), PERTE_IMPORTANTE, the losses list, movement filters, and a numbering gap caught
+    /// by the integrity check.
+    #[tokio::test]
+    async fn stock_health_echeances_write_off_and_numbering() {
+        on_both(|t| async move {
+            let (srv, clock) = server_and_clock(&t).await;
+            let (appro, admin, production) = setup(&srv).await;
+            let commercial = bearer(&srv, Role::Commercial).await;
+            post(&srv, "/api/catalogue/mp", &appro, json!({"code": "MP-SEL", "name": "Sel", "category": "ADDITIVE",
+                "baseUnit": "KG", "minStock": 1_000, "criticite": "BLOQUANTE", "perishable": false})).await;
+            let (s, b) = client()
+                .put(srv.url("/api/catalogue/mp/MP-LAIT"))
+                .bearer_auth(&appro)
+                .json(&json!({"code": "MP-LAIT", "name": "Lait cru", "category": "RAW_MATERIAL", "baseUnit": "KG", "minStock": 50_000}))
+                .send()
+                .await
+                .map(|r| (r.status().as_u16(), r))
+                .unwrap();
+            assert_eq!(s, 200, "{:?}", b.text().await);
+            let (s, b) = post(&srv, "/api/receptions", &appro, json!({"supplierCode": "FOUR-0001", "lines": [
+                {"productCode": "MP-LAIT", "quantity": 20_000, "unitCostHt": 300, "dlc": "2025-03-15"},
+                {"productCode": "MP-LAIT", "quantity": 10_000, "unitCostHt": 300, "dlc": "2025-03-18"},
+                {"productCode": "MP-FERMENT", "quantity": 5_000, "unitCostHt": 10, "dlc": "2025-03-20"}
+            ]})).await;
+            assert_eq!(s, 201, "{b}");
+
+            // B = 1 (MP-SEL, bloquante, nothing), R = 1 (MP-FERMENT only in quarantine), C = 1 (MP-LAIT 30 kg < 50 kg),
+            // X = 1 (L250314-001 usable, DLC tomorrow) → 100 − 10 − 5 − 2 − 1 = 82, BON.
+            let (s, d) = get(&srv, "/api/stock/dashboard", &admin).await;
+            assert_eq!(s, 200, "{d}");
+            assert_eq!((d["healthScore"].as_i64(), d["band"].as_str()), (Some(82), Some("BON")), "{d}");
+            assert_eq!(d["terms"], json!({"ruptureBloquante": 1, "ruptureMp": 1, "rupturePf": 0, "perimesNonSortis": 0,
+                "critiques": 1, "dlcProches": 1, "comptagesEnAttente": 0}));
+            let buckets: Vec<(i64, i64)> = d["echeances"].as_array().unwrap().iter()
+                .map(|e| (e["count"].as_i64().unwrap(), e["value"].as_i64().unwrap())).collect();
+            assert_eq!(buckets, vec![(0, 0), (1, 6_000), (0, 0), (2, 3_050)]);
+            assert_eq!(d["valeur"]["mp"], json!({"utilisable": 9_000, "quarantaine": 50, "bloque": 0}));
+            let watch: Vec<(&str, &str)> = d["watch"].as_array().unwrap().iter()
+                .map(|w| (w["productCode"].as_str().unwrap(), w["status"].as_str().unwrap())).collect();
+            assert_eq!(watch, vec![("MP-SEL", "RUPTURE"), ("MP-FERMENT", "RUPTURE"), ("MP-LAIT", "CRITIQUE")]);
+            // PRODUCTION sees no value; COMMERCIAL sees PF only (none here).
+            let (_, d) = get(&srv, "/api/stock/dashboard", &production).await;
+            assert!(d.get("valeur").is_none() && d["echeances"][1].get("value").is_none(), "{d}");
+            let (_, d) = get(&srv, "/api/stock/dashboard", &commercial).await;
+            assert_eq!((d["healthScore"].as_i64(), d["echeances"][1]["count"].as_i64()), (Some(100), Some(0)));
+
+            // Two days later the night run has blocked L250314-001 (DLC the 15th).
+            clock.set(chrono::DateTime::parse_from_rfc3339("2025-03-16T09:00:00Z").unwrap().with_timezone(&chrono::Utc));
+            let now = clock.now();
+            let db = srv.state.dbmon.db().clone();
+            db.write(|tx| Box::pin(async move { store::stock::expire_lots(&**tx, now).await })).await.unwrap();
+            // Tokens of two days ago have expired: sign in again.
+            let (appro, admin, production) =
+                (bearer(&srv, Role::Appro).await, bearer(&srv, Role::Admin).await, bearer(&srv, Role::Production).await);
+            let (_, e) = get(&srv, "/api/stock/echeances", &appro).await;
+            let rows: Vec<(&str, Value)> = e["items"].as_array().unwrap().iter()
+                .map(|i| (i["lotNumber"].as_str().unwrap(), i["bucket"].clone())).collect();
+            assert_eq!(rows, vec![("L250314-002", json!("J+2–3")), ("L250314-003", json!("J+4–7")), ("L250314-001", Value::Null)]);
+            let (_, d) = get(&srv, "/api/stock/dashboard", &admin).await;
+            assert_eq!((d["perimesASortir"]["count"].as_i64(), d["perimesASortir"]["value"].as_i64()), (Some(1), Some(6_000)));
+            assert_eq!(d["terms"]["perimesNonSortis"], 1);
+
+            // Write-off: an MP lot is not PRODUCTION's; one non-expired lot in the batch refuses the whole batch.
+            let (s, b) = post(&srv, "/api/stock/losses/write-off", &production, json!({"lots": ["L250314-001"]})).await;
+            assert_eq!((s, b["error"]["code"].as_str()), (403, Some("ACCES_REFUSE")));
+            let (s, b) = post(&srv, "/api/stock/losses/write-off", &appro, json!({"lots": ["L250314-001", "L250314-002"]})).await;
+            assert_eq!((s, b["error"]["code"].as_str()), (409, Some("LOT_STATUT_INVALIDE")), "{b}");
+            let (_, lot) = get(&srv, "/api/stock/lots/L250314-001", &appro).await;
+            assert_eq!((lot["quantityRemaining"].as_i64(), lot["status"].as_str()), (Some(20_000), Some("BLOCKED")));
+            let (s, b) = post(&srv, "/api/stock/losses/write-off", &appro, json!({"lots": ["L250314-001"]})).await;
+            assert_eq!(s, 201, "{b}");
+            assert_eq!(b, json!({"items": [{"reference": "PER-2025-00001", "quantity": 20_000, "value": 6_000}], "totalValue": 6_000}));
+            let (_, lot) = get(&srv, "/api/stock/lots/L250314-001", &appro).await;
+            assert_eq!((lot["quantityRemaining"].as_i64(), lot["status"].as_str()), (Some(0), Some("CONSUMED")));
+
+            // A loss above 50 000,00 DA by APPRO raises PERTE_IMPORTANTE; the same by ADMIN does not.
+            post(&srv, "/api/receptions", &appro, json!({"supplierCode": "FOUR-0001", "lines": [
+                {"productCode": "MP-LAIT", "quantity": 2_000_000, "unitCostHt": 6_000, "dlc": "2025-03-30"}]})).await;
+            let (s, b) = post(&srv, "/api/stock/losses", &appro, json!({"lotNumber": "L250316-001", "quantity": 900_000,
+                "reason": "DAMAGED", "note": "Cuve renversée en salle de réception"})).await;
+            assert_eq!((s, b["value"].as_i64()), (201, Some(5_400_000)), "{b}");
+            let (s, _) = post(&srv, "/api/stock/losses", &admin, json!({"lotNumber": "L250316-001", "quantity": 900_000,
+                "reason": "DAMAGED", "note": "Cuve renversée en salle de réception"})).await;
+            assert_eq!(s, 201);
+            let alerts = store::alerts::open_of_type(&db, "PERTE_IMPORTANTE").await.unwrap();
+            assert_eq!(alerts.len(), 1);
+            assert_eq!((alerts[0].entity_id.as_str(), alerts[0].severity.as_str()), ("PER-2025-00002", "WARNING"));
+
+            // Losses: newest first; APPRO reads MP losses, PRODUCTION PF losses only.
+            let (_, l) = get(&srv, "/api/stock/losses", &appro).await;
+            let refs: Vec<&str> = l["items"].as_array().unwrap().iter().map(|x| x["reference"].as_str().unwrap()).collect();
+            assert_eq!(refs, vec!["PER-2025-00003", "PER-2025-00002", "PER-2025-00001"]);
+            assert_eq!((l["items"][2]["reason"].as_str(), l["items"][2]["lotNumber"].as_str()), (Some("EXPIRED"), Some("L250314-001")));
+            let (_, l) = get(&srv, "/api/stock/losses", &production).await;
+            assert_eq!(l["total"], 0);
+
+            // Movement filters: MP-LAIT outgoing movements, then the reception of the 16th alone.
+            let (_, mv) = get(&srv, "/api/stock/movements?product=MP-LAIT&direction=OUT", &appro).await;
+            let outs: Vec<(&str, i64)> = mv["items"].as_array().unwrap().iter()
+                .map(|m| (m["origin"].as_str().unwrap(), m["quantity"].as_i64().unwrap())).collect();
+            assert_eq!(outs, vec![("LOSS", 900_000), ("LOSS", 900_000), ("LOSS", 20_000)]);
+            let (_, mv) = get(&srv, "/api/stock/movements?origin=RECEPTION&from=2025-03-16&to=2025-03-16", &appro).await;
+            assert_eq!((mv["total"].as_i64(), mv["items"][0]["lotNumber"].as_str()), (Some(1), Some("L250316-001")));
+            let (s, b) = get(&srv, "/api/stock/movements?product=MP-INCONNU", &appro).await;
+            assert_eq!((s, b["error"]["code"].as_str()), (404, Some("NON_TROUVE")));
+
+            // Numbering: clean, then a number taken without its document is reported.
+            let report = store::integrity::run(&db, None, false).await.unwrap();
+            assert!(report.clean(), "{:?}", report.lines());
+            use sea_orm::ConnectionTrait;
+            db.conn()
+                .execute_unprepared("UPDATE sequences SET last_value = last_value + 1 WHERE doc_type = 'PER'")
+                .await
+                .unwrap();
+            let report = store::integrity::run(&db, None, false).await.unwrap();
+            assert!(!report.clean());
+            assert_eq!(report.problems(), vec![
+                "numérotation : 1 trou(s)".to_string(),
+                "  PER 2025 — numérotation : 4 numéro(s) attribué(s), 3 document(s)".to_string(),
+            ]);
+            srv.stop().await;
+        })
+        .await;
+    }
+
+    /// DOMAIN.md §4.3 and scenario 24 (direct receptions): a blocked supplier delivers nothing until the block lapses
+    /// the day after its end date or an ADMIN lifts it with a note.
+    #[tokio::test]
+    async fn a_blocked_supplier_cannot_deliver_until_the_block_ends() {
+        on_both(|t| async move {
+            let (srv, clock) = server_and_clock(&t).await;
+            let (appro, admin, _) = setup(&srv).await;
+            let reception = json!({"supplierCode": "FOUR-0001", "lines": [
+                {"productCode": "MP-LAIT", "quantity": 1_000, "unitCostHt": 300, "dlc": "2025-04-30"}]});
+            let (s, b) = post(&srv, "/api/suppliers/FOUR-0001/block", &admin, json!({"reason": "court", "until": "2025-03-14"})).await;
+            assert_eq!((s, b["error"]["code"].as_str()), (400, Some("VALIDATION_ERROR")), "{b}");
+            let fields: Vec<&str> = b["error"]["details"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+            assert_eq!(fields, vec!["reason", "until"]);
+            let (s, b) = post(&srv, "/api/suppliers/FOUR-0001/block", &admin, json!({"reason": "Retards répétés de livraison", "until": "2025-03-20"})).await;
+            assert_eq!((s, b["blocked"].as_bool(), b["blockedUntil"].as_str()), (200, Some(true), Some("2025-03-20")), "{b}");
+            let (s, b) = post(&srv, "/api/receptions", &appro, reception.clone()).await;
+            assert_eq!((s, b["error"]["code"].as_str()), (409, Some("FOURNISSEUR_BLOQUE")));
+            assert_eq!(b["error"]["message"], "Le fournisseur Laiterie du Djurdjura SARL est bloqué jusqu'au 20/03/2025 : Retards répétés de livraison.");
+            assert!(audit_actions(&srv, "RECEPTION_CREATED").await.is_empty());
+            // Still blocked on its last day; free the day after.
+            clock.set(chrono::DateTime::parse_from_rfc3339("2025-03-20T10:00:00Z").unwrap().with_timezone(&chrono::Utc));
+            let appro = bearer(&srv, Role::Appro).await;
+            let (s, _) = post(&srv, "/api/receptions", &appro, reception.clone()).await;
+            assert_eq!(s, 409);
+            clock.set(chrono::DateTime::parse_from_rfc3339("2025-03-21T10:00:00Z").unwrap().with_timezone(&chrono::Utc));
+            let (appro, admin) = (bearer(&srv, Role::Appro).await, bearer(&srv, Role::Admin).await);
+            let (s, b) = post(&srv, "/api/receptions", &appro, reception.clone()).await;
+            assert_eq!(s, 201, "{b}");
+            // Indefinite block, lifted early with a note.
+            let (s, _) = post(&srv, "/api/suppliers/FOUR-0001/unblock", &admin, json!({"reason": "Plus de blocage"})).await;
+            assert_eq!(s, 409, "nothing to lift");
+            post(&srv, "/api/suppliers/FOUR-0001/block", &admin, json!({"reason": "Analyse de lait non conforme"})).await;
+            let (s, b) = post(&srv, "/api/receptions", &appro, reception.clone()).await;
+            assert!(b["error"]["message"].as_str().unwrap().contains("jusqu'au nouvel ordre"), "{s} {b}");
+            let (s, b) = post(&srv, "/api/suppliers/FOUR-0001/unblock", &admin, json!({"reason": "Nouvelle analyse conforme"})).await;
+            assert_eq!((s, b["blocked"].as_bool()), (200, Some(false)), "{b}");
+            let (s, _) = post(&srv, "/api/receptions", &appro, reception).await;
+            assert_eq!(s, 201);
+            let actions: Vec<String> = [audit_actions(&srv, "SUPPLIER_BLOCKED").await, audit_actions(&srv, "SUPPLIER_UNBLOCKED").await]
+                .concat().iter().map(|r| r.reason.clone().unwrap_or_default()).collect();
+            assert_eq!(actions, vec!["Retards répétés de livraison", "Analyse de lait non conforme", "Nouvelle analyse conforme"]);
+            srv.stop().await;
+        })
+        .await;
+    }
+
+    /// DOMAIN.md §3.1–3.2: company settings and référentiels are ADMIN's, read by everyone, audited.
+    #[tokio::test]
+    async fn company_settings_brands_and_families() {
+        on_both(|t| async move {
+            let srv = server(&t).await;
+            let admin = bearer(&srv, Role::Admin).await;
+            let production = bearer(&srv, Role::Production).await;
+            let put = |token: String, body: Value| {
+                let srv = &srv;
+                async move {
+                    let r = client().put(srv.url("/api/settings/company")).bearer_auth(token).json(&body).send().await.unwrap();
+                    (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+                }
+            };
+            let (s, b) = get(&srv, "/api/settings/company", &production).await;
+            assert_eq!((s, b["error"]["code"].as_str()), (404, Some("NON_TROUVE")));
+            let (s, b) = put(admin.clone(), json!({"raisonSociale": "Fromagerie des Hauts-Plateaux", "formeJuridique": "SARL",
+                "adresse": "Zone industrielle", "wilaya": "19", "rib": "123"})).await;
+            assert_eq!((s, b["error"]["code"].as_str()), (400, Some("VALIDATION_ERROR")));
+            let fields: Vec<&str> = b["error"]["details"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+            assert_eq!(fields, vec!["commune", "capitalSocial", "rib"]);
+            let (s, b) = put(admin.clone(), json!({"raisonSociale": "Fromagerie des Hauts-Plateaux", "formeJuridique": "SARL",
+                "capitalSocial": 100_000_000, "adresse": "Zone industrielle", "wilaya": "19", "commune": "Sétif",
+                "rc": "19 b  0123456 00/19", "nif": "0016 1234 5678 901", "ai": "1601234", "rib": "0012 3456 7890 1234 5678"})).await;
+            assert_eq!(s, 200, "{b}");
+            assert_eq!(b["warnings"][0]["code"], "AI_FORMAT_INHABITUEL");
+            let (s, b) = get(&srv, "/api/settings/company", &production).await;
+            assert_eq!((s, b["rc"].as_str(), b["rib"].as_str()), (200, Some("19 B 0123456 00/19"), Some("00123456789012345678")));
+            assert_eq!(audit_actions(&srv, "COMPANY_SETTINGS_UPDATED").await.len(), 1);
+
+            let (s, b) = post(&srv, "/api/catalogue/brands", &admin, json!({"code": "bon_fromage", "name": "Bon Fromage"})).await;
+            assert_eq!((s, b["code"].as_str(), b["active"].as_bool()), (201, Some("BON_FROMAGE"), Some(true)), "{b}");
+            let (s, b) = post(&srv, "/api/catalogue/brands", &admin, json!({"code": "BON_FROMAGE", "name": "Autre"})).await;
+            assert_eq!((s, b["error"]["code"].as_str()), (409, Some("CODE_DEJA_UTILISE")));
+            let (s, b) = post(&srv, "/api/catalogue/families", &admin, json!({"code": "PÂTE-DURE", "name": "Pâte dure"})).await;
+            assert_eq!((s, b["error"]["details"]["fields"][0]["field"].as_str()), (400, Some("code")));
+            post(&srv, "/api/catalogue/families", &admin, json!({"code": "PATE_DURE", "name": "Pâte dure"})).await;
+            let r = client().put(srv.url("/api/catalogue/brands/BON_FROMAGE")).bearer_auth(&admin)
+                .json(&json!({"name": "Bon Fromage d'Algérie", "active": false})).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let (_, brands) = get(&srv, "/api/catalogue/brands", &production).await;
+            assert_eq!(brands["items"], json!([{"code": "BON_FROMAGE", "name": "Bon Fromage d'Algérie", "active": false}]));
+            let (_, families) = get(&srv, "/api/catalogue/families", &production).await;
+            assert_eq!(families["total"], 1);
+            assert_eq!(audit_actions(&srv, "BRAND_UPDATED").await.len(), 1);
+            srv.stop().await;
+        })
+        .await;
+    }
+
+    /// UI.md rows 29, 33, 34, 38: the stock pages a role opens, and the write-off from the DLC screen with its
+    /// confirmation.
+    #[tokio::test]
+    async fn stock_pages_health_echeances_movements_losses() {
+        on_both(|t| async move {
+            let (srv, clock) = server_and_clock(&t).await;
+            let (appro, _, _) = setup(&srv).await;
+            crate::support::seed_user(&srv, "appro.page@test.dz", Role::Appro, false).await;
+            crate::support::seed_user(&srv, "prod.page@test.dz", Role::Production, false).await;
+            post(
+                &srv,
+                "/api/receptions",
+                &appro,
+                json!({"supplierCode": "FOUR-0001", "lines": [
+                {"productCode": "MP-LAIT", "quantity": 20_000, "unitCostHt": 300, "dlc": "2025-03-15"}]}),
+            )
+            .await;
+            clock
+                .set(chrono::DateTime::parse_from_rfc3339("2025-03-16T09:00:00Z").unwrap().with_timezone(&chrono::Utc));
+            let now = clock.now();
+            let db = srv.state.dbmon.db().clone();
+            db.write(|tx| Box::pin(async move { store::stock::expire_lots(&**tx, now).await })).await.unwrap();
+
+            let (web, _) = crate::support::web_session(&srv, "appro.page@test.dz").await;
+            let html = web.get(srv.url("/stock")).send().await.unwrap().text().await.unwrap();
+            // B 0, R 2 (MP-LAIT and MP-FERMENT have nothing usable), E 1 → 100 − 10 − 3 = 87.
+            assert!(
+                html.contains("id=\"score\">87<") && html.contains(">Bon<") && html.contains("Périmés à sortir"),
+                "{html}"
+            );
+            let html = web.get(srv.url("/stock/echeances")).send().await.unwrap().text().await.unwrap();
+            assert!(html.contains("value=\"L250314-001\"") && html.contains("Périmé à sortir"), "{html}");
+            let csrf = csrf_of(&html);
+            let r = web
+                .post(srv.url("/stock/echeances/perte"))
+                .form(&[("_csrf", csrf.as_str()), ("lot", "L250314-001")])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "a confirmation first");
+            let html = r.text().await.unwrap();
+            assert!(
+                html.contains("Déclarer la perte de 1 lot(s) périmé(s)") && html.contains("Valeur totale : 60,00"),
+                "{html}"
+            );
+            assert!(audit_actions(&srv, "LOSS_DECLARED").await.is_empty(), "nothing written before confirmation");
+            let csrf = csrf_of(&html);
+            let r = web
+                .post(srv.url("/stock/echeances/perte"))
+                .form(&[("_csrf", csrf.as_str()), ("confirme", "1"), ("lot", "L250314-001")])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 303);
+            let html = web.get(srv.url("/stock/echeances")).send().await.unwrap().text().await.unwrap();
+            assert!(html.contains("1 perte(s) enregistrée(s) (PER-2025-00001)"), "{html}");
+            let html = web.get(srv.url("/stock/pertes")).send().await.unwrap().text().await.unwrap();
+            assert!(html.contains("PER-2025-00001") && html.contains("Périmé") && html.contains("60,00"), "{html}");
+            let html = web.get(srv.url("/stock/mouvements?sens=OUT")).send().await.unwrap().text().await.unwrap();
+            assert!(
+                html.contains("Page 1 sur 1 · 1 élément(s)")
+                    && html.contains("Perte")
+                    && html.contains("PER-2025-00001"),
+                "{html}"
+            );
+            // PRODUCTION reads MP movements but neither MP losses nor the write-off of an MP lot.
+            let (prod, _) = crate::support::web_session(&srv, "prod.page@test.dz").await;
+            let html = prod.get(srv.url("/stock/pertes")).send().await.unwrap().text().await.unwrap();
+            assert!(html.contains("Aucune perte déclarée."), "{html}");
             srv.stop().await;
         })
         .await;

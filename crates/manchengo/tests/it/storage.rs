@@ -47,11 +47,12 @@ async fn migrating_twice_applies_nothing_the_second_time() {
                 "m20261128_000003_stock",
                 "m20261128_000004_receptions",
                 "m20261128_000005_losses_alerts",
-                "m20261128_000006_inventory_counts"
+                "m20261128_000006_inventory_counts",
+                "m20261128_000007_supplier_block"
             ]
         );
         assert!(store::migration::migrate(&db).await.unwrap().is_empty());
-        assert_eq!(store::migration::schema_version(&db).await.unwrap(), 6);
+        assert_eq!(store::migration::schema_version(&db).await.unwrap(), 7);
         let status = store::migration::status(&db).await.unwrap();
         assert!(status.iter().all(|m| m.applied));
     })

@@ -12,6 +12,7 @@ mod m20261128_000003_stock;
 mod m20261128_000004_receptions;
 mod m20261128_000005_losses_alerts;
 mod m20261128_000006_inventory_counts;
+mod m20261128_000007_supplier_block;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000004_receptions::Migration),
             Box::new(m20261128_000005_losses_alerts::Migration),
             Box::new(m20261128_000006_inventory_counts::Migration),
+            Box::new(m20261128_000007_supplier_block::Migration),
         ]
     }
 }

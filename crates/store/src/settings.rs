@@ -1,0 +1,249 @@
+//! Company settings, brands and families (DOMAIN.md §3.1, §3.2): ADMIN edits, every change audited in its
+//! transaction. Inputs arrive checked by `domain::catalogue`.
+
+use chrono::{DateTime, Utc};
+use domain::catalogue::Company;
+use domain::rejection::Rejection;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::audit::{self, Actor, Change};
+use crate::error::{OpError, StoreError};
+
+macro_rules! reference_entity {
+    ($module:ident, $table:literal) => {
+        pub mod $module {
+            use sea_orm::entity::prelude::*;
+
+            #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+            #[sea_orm(table_name = $table)]
+            pub struct Model {
+                #[sea_orm(primary_key, auto_increment = false)]
+                pub id: Uuid,
+                pub code: String,
+                pub name: String,
+                pub active: bool,
+            }
+
+            #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+            pub enum Relation {}
+
+            impl ActiveModelBehavior for ActiveModel {}
+        }
+    };
+}
+
+reference_entity!(brands, "brands");
+reference_entity!(families, "families");
+
+/// A brand or a family: the same shape, two tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefKind {
+    Brand,
+    Family,
+}
+
+impl RefKind {
+    pub fn entity(self) -> &'static str {
+        match self {
+            RefKind::Brand => "brand",
+            RefKind::Family => "family",
+        }
+    }
+
+    pub fn label_fr(self) -> &'static str {
+        match self {
+            RefKind::Brand => "Marque",
+            RefKind::Family => "Famille",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    pub id: Uuid,
+    pub code: String,
+    pub name: String,
+    pub active: bool,
+}
+
+pub fn reference_json(r: &Reference) -> serde_json::Value {
+    json!({"code": r.code, "name": r.name, "active": r.active})
+}
+
+pub async fn references<C: ConnectionTrait>(c: &C, kind: RefKind) -> Result<Vec<Reference>, StoreError> {
+    Ok(match kind {
+        RefKind::Brand => brands::Entity::find()
+            .order_by_asc(brands::Column::Code)
+            .all(c)
+            .await?
+            .into_iter()
+            .map(|m| Reference { id: m.id, code: m.code, name: m.name, active: m.active })
+            .collect(),
+        RefKind::Family => families::Entity::find()
+            .order_by_asc(families::Column::Code)
+            .all(c)
+            .await?
+            .into_iter()
+            .map(|m| Reference { id: m.id, code: m.code, name: m.name, active: m.active })
+            .collect(),
+    })
+}
+
+pub async fn reference_by_code<C: ConnectionTrait>(
+    c: &C,
+    kind: RefKind,
+    code: &str,
+) -> Result<Option<Reference>, StoreError> {
+    let code = code.trim().to_uppercase();
+    Ok(references(c, kind).await?.into_iter().find(|r| r.code == code))
+}
+
+/// Creates a brand or family (`create`), or renames / (de)activates an existing one; the code never changes.
+#[allow(clippy::too_many_arguments)]
+pub async fn save_reference<C: ConnectionTrait>(
+    c: &C,
+    kind: RefKind,
+    create: bool,
+    code: &str,
+    name: &str,
+    active: bool,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Reference, OpError> {
+    let (code, name) = domain::catalogue::check_reference(code, name)?;
+    let existing = reference_by_code(c, kind, &code).await?;
+    let r = match (&existing, create) {
+        (Some(_), true) => {
+            return Err(Rejection::new("CODE_DEJA_UTILISE", 409, format!("Le code {code} existe déjà."))
+                .with_details(json!({"fields": [{"field": "code", "code": "CODE_DEJA_UTILISE",
+                    "message": format!("Le code {code} existe déjà.")}]}))
+                .into());
+        }
+        (None, false) => return Err(Rejection::non_trouve(kind.label_fr()).into()),
+        (Some(e), false) => Reference { name, active, ..e.clone() },
+        (None, true) => Reference { id: Uuid::now_v7(), code, name, active: true },
+    };
+    macro_rules! write {
+        ($m:ident) => {{
+            let am = $m::ActiveModel {
+                id: Set(r.id),
+                code: Set(r.code.clone()),
+                name: Set(r.name.clone()),
+                active: Set(r.active),
+            };
+            if existing.is_some() {
+                $m::Entity::update(am).exec(c).await?;
+            } else {
+                $m::Entity::insert(am).exec_without_returning(c).await?;
+            }
+        }};
+    }
+    match kind {
+        RefKind::Brand => write!(brands),
+        RefKind::Family => write!(families),
+    }
+    let action = match (kind, existing.is_some()) {
+        (RefKind::Brand, false) => "BRAND_CREATED",
+        (RefKind::Brand, true) => "BRAND_UPDATED",
+        (RefKind::Family, false) => "FAMILY_CREATED",
+        (RefKind::Family, true) => "FAMILY_UPDATED",
+    };
+    let mut change = Change::new(action).entity(kind.entity(), &r.code).after(reference_json(&r));
+    if let Some(e) = &existing {
+        change = change.before(reference_json(e));
+    }
+    audit::append(c, actor, change, now).await?;
+    Ok(r)
+}
+
+pub mod company {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "company_settings")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: i32,
+        pub raison_sociale: String,
+        pub forme_juridique: Option<String>,
+        pub capital_social: Option<i64>,
+        pub adresse: Option<String>,
+        pub wilaya: Option<String>,
+        pub commune: Option<String>,
+        pub rc: Option<String>,
+        pub nif: Option<String>,
+        pub ai: Option<String>,
+        pub nis: Option<String>,
+        pub telephone: Option<String>,
+        pub email: Option<String>,
+        pub rib: Option<String>,
+        pub bank_name: Option<String>,
+        pub invoice_footer: Option<String>,
+        pub updated_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub type CompanySettings = company::Model;
+
+pub fn company_json(s: &CompanySettings) -> serde_json::Value {
+    json!({"raisonSociale": s.raison_sociale, "formeJuridique": s.forme_juridique, "capitalSocial": s.capital_social,
+           "adresse": s.adresse, "wilaya": s.wilaya, "commune": s.commune, "rc": s.rc, "nif": s.nif, "ai": s.ai,
+           "nis": s.nis, "telephone": s.telephone, "email": s.email, "rib": s.rib, "bankName": s.bank_name,
+           "invoiceFooter": s.invoice_footer, "updatedAt": s.updated_at})
+}
+
+pub async fn company<C: ConnectionTrait>(c: &C) -> Result<Option<CompanySettings>, StoreError> {
+    Ok(company::Entity::find().filter(company::Column::Id.eq(1)).one(c).await?)
+}
+
+/// Writes the single settings row (created at the first save); before and after go to the audit.
+pub async fn save_company<C: ConnectionTrait>(
+    c: &C,
+    new: Company,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<CompanySettings, OpError> {
+    let before = company(c).await?;
+    let i = new.identity;
+    let s = CompanySettings {
+        id: 1,
+        raison_sociale: i.raison_sociale,
+        forme_juridique: i.forme_juridique,
+        capital_social: new.capital_social,
+        adresse: i.adresse,
+        wilaya: i.wilaya,
+        commune: i.commune,
+        rc: i.rc,
+        nif: i.nif,
+        ai: i.ai,
+        nis: i.nis,
+        telephone: i.telephone,
+        email: i.email,
+        rib: new.rib,
+        bank_name: new.bank_name,
+        invoice_footer: new.invoice_footer,
+        updated_at: now,
+    };
+    let am = s.clone().into_active_model().reset_all();
+    if before.is_some() {
+        company::Entity::update(am).exec(c).await?;
+    } else {
+        company::Entity::insert(am).exec_without_returning(c).await?;
+    }
+    let mut change = Change::new("COMPANY_SETTINGS_UPDATED").entity("company", 1).after(company_json(&s));
+    if let Some(b) = &before {
+        change = change.before(company_json(b));
+    }
+    audit::append(c, actor, change, now).await?;
+    Ok(s)
+}
