@@ -432,6 +432,12 @@ async fn check(config: Config, audit_only: bool, from: Option<i64>) -> ExitCode 
             for line in report.lines() {
                 println!("{line}");
             }
+            // DOMAIN.md §20, scenario 62: a failure, whoever finds it, raises INTEGRITE_ECHEC for the dashboard.
+            if !report.clean()
+                && let Err(e) = store::integrity::raise_failure(&db, &report, chrono::Utc::now()).await
+            {
+                eprintln!("alerte INTEGRITE_ECHEC non enregistrée : {e}");
+            }
             report.clean()
         }
         Err(e) => {

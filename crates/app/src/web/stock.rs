@@ -55,16 +55,28 @@ struct ReceptionsPage {
     rows: Vec<ReceptionRow>,
     show_values: bool,
     can_create: bool,
+    prev: Option<String>,
+    next: Option<String>,
+    summary: String,
 }
 
-async fn receptions(State(st): State<AppState>, pc: PageCtx, id: Identity) -> Response {
+async fn receptions(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Response {
+    let page_no = super::views::page_of(&raw);
     let all = match store::procurement::list(st.dbmon.db()).await {
         Ok(a) => a,
         Err(e) => return super::unavailable_page(&ApiError::from(e).message),
     };
+    let (prev, next, summary) = super::views::pager("/appro/receptions", &[], page_no, all.len() as u64);
+    let size = super::views::PAGE_SIZE as usize;
     let rows = all
         .iter()
-        .take(200)
+        .skip((page_no as usize - 1) * size)
+        .take(size)
         .map(|r| ReceptionRow {
             reference: r.reference.clone(),
             date: fmt_date(r.reception_date),
@@ -77,6 +89,9 @@ async fn receptions(State(st): State<AppState>, pc: PageCtx, id: Identity) -> Re
         rows,
         show_values: shows_values(id.role),
         can_create: matches!(id.role, Role::Admin | Role::Appro),
+        prev,
+        next,
+        summary,
     };
     page(StatusCode::OK, p, &pc)
 }
@@ -391,12 +406,16 @@ struct LotsPage {
     rows: Vec<LotRow>,
     statut: String,
     statuses: Vec<(&'static str, &'static str)>,
+    prev: Option<String>,
+    next: Option<String>,
+    summary: String,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct LotFilter {
     statut: String,
+    page: String,
 }
 
 async fn lots(State(st): State<AppState>, pc: PageCtx, id: Identity, Query(q): Query<LotFilter>) -> Response {
@@ -437,9 +456,22 @@ async fn lots(State(st): State<AppState>, pc: PageCtx, id: Identity, Query(q): Q
         }
     }
     rows.sort_by(|a, b| a.0.cmp(&b.0));
+    let page_no = q.page.parse::<u64>().ok().filter(|p| *p >= 1).unwrap_or(1);
+    let filters = [super::views::Filter {
+        name: "statut",
+        label: "Statut",
+        kind: "select",
+        value: q.statut.clone(),
+        options: Vec::new(),
+    }];
+    let (prev, next, summary) = super::views::pager("/stock/lots", &filters, page_no, rows.len() as u64);
+    let size = super::views::PAGE_SIZE as usize;
     let p = LotsPage {
         layout: Layout::for_page("Lots", "/stock/lots", &pc),
-        rows: rows.into_iter().map(|r| r.1).collect(),
+        rows: rows.into_iter().skip((page_no as usize - 1) * size).take(size).map(|r| r.1).collect(),
+        prev,
+        next,
+        summary,
         statut: q.statut,
         statuses: vec![
             ("", "En stock (tous sauf épuisés)"),

@@ -22,7 +22,7 @@ use crate::auth::Identity;
 use crate::platform::errors::ApiError;
 use crate::state::AppState;
 
-const PAGE_SIZE: u64 = 50;
+pub const PAGE_SIZE: u64 = 50;
 
 fn qty(milli: i64, unit: &str) -> String {
     fmt_qty(milli, Unit::parse(unit).unwrap_or(Unit::Kg))
@@ -89,7 +89,7 @@ struct TablePage {
 }
 
 /// Previous / next links keeping the filters, and "Page 2 sur 7 · 321 élément(s)".
-fn pager(path: &str, filters: &[Filter], page: u64, total: u64) -> (Option<String>, Option<String>, String) {
+pub fn pager(path: &str, filters: &[Filter], page: u64, total: u64) -> (Option<String>, Option<String>, String) {
     let pages = total.div_ceil(PAGE_SIZE).max(1);
     let href = |p: u64| {
         let mut q: Vec<(String, String)> =
@@ -102,7 +102,7 @@ fn pager(path: &str, filters: &[Filter], page: u64, total: u64) -> (Option<Strin
     (prev, next, format!("Page {page} sur {pages} · {total} élément(s)"))
 }
 
-fn page_of(raw: &HashMap<String, String>) -> u64 {
+pub fn page_of(raw: &HashMap<String, String>) -> u64 {
     raw.get("page").and_then(|p| p.parse().ok()).filter(|p| *p >= 1).unwrap_or(1)
 }
 

@@ -409,3 +409,72 @@ async fn a_reception_is_recorded_through_the_form_and_shows_in_stock() {
     web.quit().await.unwrap();
     srv.stop().await;
 }
+
+/// UI.md rows 29, 34, 38: from the stock health card to the DLC screen, an expired lot ticked, the confirmation with
+/// its value, the loss recorded and listed.
+#[tokio::test]
+async fn expired_lots_are_written_off_from_the_dlc_screen() {
+    use app::platform::jobs::{Clock, ManualClock};
+    use domain::identity::Role;
+    use serde_json::json;
+    let Some(driver) = start_chromedriver() else { return };
+    let t = TestDb::new(Kind::Sqlite).await.unwrap();
+    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
+    let clock = ManualClock::new(at("2025-03-14T09:00:00Z"));
+    let options = app::server::Options { clock: clock.clone(), ..Default::default() };
+    let srv = TestServer::start_with(crate::support::config_for(&t.url, t.dir.path(), &[]), options).await;
+    let appro = crate::support::bearer(&srv, Role::Appro).await;
+    let api = |path: &'static str, body: serde_json::Value| {
+        let (srv, appro) = (&srv, appro.clone());
+        async move {
+            let r = crate::support::client().post(srv.url(path)).bearer_auth(appro).json(&body).send().await.unwrap();
+            assert!(r.status().is_success(), "{path}: {}", r.text().await.unwrap());
+        }
+    };
+    api("/api/suppliers", json!({"raisonSociale": "Laiterie du Djurdjura SARL"})).await;
+    api(
+        "/api/catalogue/mp",
+        json!({"code": "MP-LAIT", "name": "Lait cru", "category": "RAW_MATERIAL", "baseUnit": "KG"}),
+    )
+    .await;
+    api(
+        "/api/receptions",
+        json!({"supplierCode": "FOUR-0001", "lines": [
+        {"productCode": "MP-LAIT", "quantity": 20_000, "unitCostHt": 300, "dlc": "2025-03-15"}]}),
+    )
+    .await;
+    clock.set(at("2025-03-16T09:00:00Z"));
+    let now = clock.now();
+    srv.state
+        .dbmon
+        .db()
+        .write(|tx| Box::pin(async move { store::stock::expire_lots(&**tx, now).await }))
+        .await
+        .unwrap();
+
+    let web = browser(&driver, 1366).await;
+    login(&web, &srv, "appro@test.dz", crate::support::PASSWORD).await;
+    web.goto(srv.url("/stock")).await.unwrap();
+    let text = body_text(&web).await;
+    assert!(text.contains("Périmés à sortir") && text.contains("Rupture"), "{text}");
+    // R 1 (MP-LAIT has nothing usable), E 1 → 100 − 5 − 3 = 92.
+    assert_eq!(web.find(By::Id("score")).await.unwrap().text().await.unwrap(), "92 / 100");
+    assert_eq!(web.find(By::Id("bande")).await.unwrap().text().await.unwrap(), "Excellent");
+    web.find(By::LinkText("Déclarer la perte")).await.unwrap().click().await.unwrap();
+    web.find(By::Css("input[name='lot'][value='L250314-001']")).await.unwrap().click().await.unwrap();
+    submit(&web, "Déclarer la perte des lots cochés").await;
+    let text = body_text(&web).await;
+    assert!(
+        text.contains("Déclarer la perte de 1 lot(s) périmé(s)") && text.contains("Valeur totale : 60,00"),
+        "{text}"
+    );
+    submit(&web, "Confirmer la perte").await;
+    let text = body_text(&web).await;
+    assert!(text.contains("1 perte(s) enregistrée(s) (PER-2025-00001), valeur 60,00"), "{text}");
+    assert!(text.contains("0 lot(s) périmé(s) à sortir"), "{text}");
+    web.find(By::LinkText("Pertes")).await.unwrap().click().await.unwrap();
+    let text = body_text(&web).await;
+    assert!(text.contains("PER-2025-00001") && text.contains("L250314-001") && text.contains("Périmé"), "{text}");
+    web.quit().await.unwrap();
+    srv.stop().await;
+}

@@ -697,6 +697,11 @@ async fn the_audit_chain_detects_an_edited_row_and_names_it() {
         assert_eq!(out.status.code(), Some(1));
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains("chaîne d'audit ROMPUE à l'entrée 3"), "{stdout}");
+        let alerts = store::alerts::open_of_type(db, "INTEGRITE_ECHEC").await.unwrap();
+        assert_eq!(alerts.len(), 1, "scenario 62: the failure is raised");
+        assert_eq!(alerts[0].severity, "CRITICAL");
+        let data = alerts[0].data.clone().unwrap_or_default();
+        assert!(data.contains("ROMPUE"), "{data}");
         let v: Value =
             client().get(srv.url("/api/audit/verify")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
         assert_eq!(
