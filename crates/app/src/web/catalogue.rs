@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Form, State};
+use axum::extract::{Form, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
@@ -75,10 +75,15 @@ struct ListPage {
     layout: Layout,
     crumb: String,
     caption: &'static str,
+    path: String,
+    search: String,
     headers: Vec<&'static str>,
     rows: Vec<Vec<String>>,
     create: Option<(&'static str, &'static str)>,
     empty: &'static str,
+    prev: Option<String>,
+    next: Option<String>,
+    summary: String,
 }
 
 /// One kind of object: its pages, its fields, how a form becomes an API body, and how the API creates it.
@@ -152,10 +157,12 @@ pub fn form_page_for(
     page(status, p, pc)
 }
 
-/// A list of rows whose first cell is a reference.
+/// A list of rows whose first cell is a reference, searched (`?q=`, any cell, case-insensitive) and paginated
+/// (`?page=`).
 #[allow(clippy::too_many_arguments)]
 pub fn list_page_for(
     pc: &PageCtx,
+    query: &HashMap<String, String>,
     title: &'static str,
     path: &str,
     crumb: &str,
@@ -164,14 +171,35 @@ pub fn list_page_for(
     create: Option<(&'static str, &'static str)>,
     empty: &'static str,
 ) -> Response {
+    let search = query.get("q").map(|q| q.trim().to_string()).unwrap_or_default();
+    let needle = search.to_lowercase();
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .filter(|r| needle.is_empty() || r.iter().any(|c| c.to_lowercase().contains(&needle)))
+        .collect();
+    let page_no = super::views::page_of(query);
+    let filters = [super::views::Filter {
+        name: "q",
+        label: "Rechercher",
+        kind: "search",
+        value: search.clone(),
+        options: Vec::new(),
+    }];
+    let (prev, next, summary) = super::views::pager(path, &filters, page_no, rows.len() as u64);
+    let size = super::views::PAGE_SIZE as usize;
     let p = ListPage {
         layout: Layout::for_page(title, path, pc),
         crumb: crumb.to_string(),
         caption: title,
+        path: path.to_string(),
+        search,
         headers,
-        rows,
+        rows: rows.into_iter().skip((page_no as usize - 1) * size).take(size).collect(),
         create,
         empty,
+        prev,
+        next,
+        summary,
     };
     page(StatusCode::OK, p, pc)
 }
@@ -259,7 +287,12 @@ fn mp_body(v: &HashMap<String, String>) -> Value {
            "criticite": opt(v, "criticite"), "qcRequired": v.get("qcRequired").is_some_and(|x| x == "true")})
 }
 
-async fn mp_list(State(st): State<AppState>, pc: PageCtx, id: Identity) -> Response {
+async fn mp_list(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     let rows = store::catalogue::list_products(st.dbmon.db(), "MP")
         .await
         .unwrap_or_default()
@@ -277,16 +310,17 @@ async fn mp_list(State(st): State<AppState>, pc: PageCtx, id: Identity) -> Respo
             ]
         })
         .collect();
-    let p = ListPage {
-        layout: Layout::for_page(MP.title, MP.path, &pc),
-        crumb: format!("{} › {}", MP.section, MP.title),
-        caption: MP.title,
-        headers: vec!["Code", "Désignation", "Catégorie", "Unité", "Stock minimum", "Criticité", "Statut"],
+    list_page_for(
+        &pc,
+        &query,
+        MP.title,
+        MP.path,
+        &format!("{} › {}", MP.section, MP.title),
+        vec!["Code", "Désignation", "Catégorie", "Unité", "Stock minimum", "Criticité", "Statut"],
         rows,
-        create: matches!(id.role, Role::Admin | Role::Appro).then_some((MP.new_path, MP.new_title)),
-        empty: "Aucune matière première. Créez la première avec « Nouvelle matière ».",
-    };
-    page(StatusCode::OK, p, &pc)
+        matches!(id.role, Role::Admin | Role::Appro).then_some((MP.new_path, MP.new_title)),
+        "Aucune matière première. Créez la première avec « Nouvelle matière ».",
+    )
 }
 
 async fn mp_new(pc: PageCtx) -> Response {
@@ -382,7 +416,12 @@ fn pf_body(v: &HashMap<String, String>) -> Value {
            "tvaRate": integer(v, "tvaRate")})
 }
 
-async fn pf_list(State(st): State<AppState>, pc: PageCtx, id: Identity) -> Response {
+async fn pf_list(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     let prices = !matches!(id.role, Role::Appro | Role::Production);
     let rows = store::catalogue::list_products(st.dbmon.db(), "PF")
         .await
@@ -403,6 +442,7 @@ async fn pf_list(State(st): State<AppState>, pc: PageCtx, id: Identity) -> Respo
         .collect();
     list_page_for(
         &pc,
+        &query,
         PF.title,
         PF.path,
         "Catalogue › Produits finis",
@@ -523,43 +563,64 @@ fn party_body(v: &HashMap<String, String>) -> Value {
     b
 }
 
-fn parties_page(pc: &PageCtx, k: &Kind, rows: Vec<Vec<String>>, can_create: bool) -> Response {
-    let p = ListPage {
-        layout: Layout::for_page(k.title, k.path, pc),
-        crumb: format!("{} › {}", k.section, k.title),
-        caption: k.title,
-        headers: vec!["Code", "Raison sociale", "Wilaya", "Téléphone", "NIF", "Statut"],
+fn parties_page(
+    pc: &PageCtx,
+    query: &HashMap<String, String>,
+    k: &Kind,
+    rows: Vec<Vec<String>>,
+    can_create: bool,
+) -> Response {
+    list_page_for(
+        pc,
+        query,
+        k.title,
+        k.path,
+        &format!("{} › {}", k.section, k.title),
+        vec!["Code", "Raison sociale", "Wilaya", "Téléphone", "NIF", "Statut"],
         rows,
-        create: can_create.then_some((k.new_path, k.new_title)),
-        empty: "Aucun tiers enregistré pour l'instant.",
-    };
-    page(StatusCode::OK, p, pc)
+        can_create.then_some((k.new_path, k.new_title)),
+        "Aucun tiers enregistré pour l'instant.",
+    )
 }
 
 fn dash(v: Option<String>) -> String {
     v.unwrap_or_else(|| "—".into())
 }
 
-async fn supplier_list(State(st): State<AppState>, pc: PageCtx, id: Identity) -> Response {
+async fn supplier_list(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let today = domain::stock::today_algiers(st.clock.now());
     let rows = store::catalogue::list_suppliers(st.dbmon.db())
         .await
         .unwrap_or_default()
         .into_iter()
         .map(|s| {
-            vec![
-                s.code,
-                s.raison_sociale,
-                dash(s.wilaya),
-                dash(s.telephone),
-                dash(s.nif),
-                if s.active { "Actif".into() } else { "Inactif".into() },
-            ]
+            let status = if !s.active {
+                "Inactif".to_string()
+            } else if domain::catalogue::supplier_blocked(s.block_reason.as_deref(), s.blocked_until, today) {
+                match s.blocked_until {
+                    Some(d) => format!("Bloqué jusqu'au {}", domain::stock::fmt_date(d)),
+                    None => "Bloqué jusqu'à nouvel ordre".into(),
+                }
+            } else {
+                "Actif".into()
+            };
+            vec![s.code, s.raison_sociale, dash(s.wilaya), dash(s.telephone), dash(s.nif), status]
         })
         .collect();
-    parties_page(&pc, &SUPPLIERS, rows, matches!(id.role, Role::Admin | Role::Appro))
+    parties_page(&pc, &query, &SUPPLIERS, rows, matches!(id.role, Role::Admin | Role::Appro))
 }
 
-async fn client_list(State(st): State<AppState>, pc: PageCtx, id: Identity) -> Response {
+async fn client_list(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     let rows = store::catalogue::list_clients(st.dbmon.db())
         .await
         .unwrap_or_default()
@@ -575,7 +636,7 @@ async fn client_list(State(st): State<AppState>, pc: PageCtx, id: Identity) -> R
             ]
         })
         .collect();
-    parties_page(&pc, &CLIENTS, rows, matches!(id.role, Role::Admin | Role::Commercial))
+    parties_page(&pc, &query, &CLIENTS, rows, matches!(id.role, Role::Admin | Role::Commercial))
 }
 
 async fn supplier_new(pc: PageCtx) -> Response {

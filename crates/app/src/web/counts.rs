@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -41,10 +41,15 @@ fn risk_fr(risk: &str) -> &'static str {
     }
 }
 
-async fn list(State(st): State<AppState>, pc: PageCtx, id: Identity) -> Response {
+async fn list(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Response {
     let db = st.dbmon.db();
     let mut rows = Vec::new();
-    for c in store::inventory::list(db).await.unwrap_or_default().into_iter().take(200) {
+    for c in store::inventory::list(db).await.unwrap_or_default() {
         let p = store::stock::product(db.conn(), c.product_id).await.ok().flatten();
         let (code, unit) = p.map(|p| (p.code, p.base_unit)).unwrap_or_default();
         rows.push(vec![
@@ -59,6 +64,7 @@ async fn list(State(st): State<AppState>, pc: PageCtx, id: Identity) -> Response
     }
     list_page_for(
         &pc,
+        &query,
         "Comptages",
         "/stock/comptages",
         "Stock › Comptages",

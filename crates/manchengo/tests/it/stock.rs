@@ -1085,6 +1085,14 @@ mod api {
                     && html.contains("PER-2025-00001"),
                 "{html}"
             );
+            // Catalogue lists are searched on any column and paginated.
+            let html = web.get(srv.url("/fournisseurs?q=djurdjura")).send().await.unwrap().text().await.unwrap();
+            assert!(html.contains("FOUR-0001") && html.contains("Page 1 sur 1 · 1 élément(s)"), "{html}");
+            let html = web.get(srv.url("/catalogue/matieres?q=inconnue")).send().await.unwrap().text().await.unwrap();
+            assert!(
+                html.contains("Aucune matière première.") && html.contains("Page 1 sur 1 · 0 élément(s)"),
+                "{html}"
+            );
             // PRODUCTION reads MP movements but neither MP losses nor the write-off of an MP lot.
             let (prod, _) = crate::support::web_session(&srv, "prod.page@test.dz").await;
             let html = prod.get(srv.url("/stock/pertes")).send().await.unwrap().text().await.unwrap();
