@@ -118,6 +118,28 @@ pub fn check_mp(i: &MpInput) -> Result<Mp, Rejection> {
     })
 }
 
+/// A brand or family named by a product form, as the store found it (§3.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RefChoice {
+    pub code: String,
+    pub exists: bool,
+    pub active: bool,
+    /// Already the product's: a deactivated one stays on existing products.
+    pub kept: bool,
+}
+
+fn reference_choice(f: &mut Fields, field: &str, label: &str, c: &RefChoice) -> Option<String> {
+    if !c.exists {
+        f.add(field, "NON_TROUVE", format!("{label} {} introuvable.", c.code));
+        None
+    } else if !c.active && !c.kept {
+        f.add(field, "VALEUR_INVALIDE", format!("{label} {} est désactivée : choisissez-en une autre.", c.code));
+        None
+    } else {
+        Some(c.code.clone())
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct PfInput {
     pub code: String,
@@ -130,6 +152,10 @@ pub struct PfInput {
     pub list_price_ht: i64,
     pub tva_rate: Option<i32>,
     pub min_stock: Option<i64>,
+    /// Exactly one family (§3.2).
+    pub family: Option<RefChoice>,
+    /// At most one brand.
+    pub brand: Option<RefChoice>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +170,8 @@ pub struct Pf {
     pub list_price_ht: i64,
     pub tva_rate: i32,
     pub min_stock: i64,
+    pub family_code: String,
+    pub brand_code: Option<String>,
 }
 
 /// §3.4: pieces (U, with a weight) or kilograms; shelf life 1–730 days; TVA 0, 9 or 19 %.
@@ -165,8 +193,18 @@ pub fn check_pf(i: &PfInput) -> Result<Pf, Rejection> {
     let list_price_ht = non_negative(&mut f, "listPriceHt", i.list_price_ht);
     let tva_rate = tva(&mut f, "tvaRate", i.tva_rate.unwrap_or(1900));
     let min_stock = non_negative(&mut f, "minStock", i.min_stock.unwrap_or(0));
+    let family_code = match &i.family {
+        Some(c) => reference_choice(&mut f, "familyCode", "La famille", c),
+        None => {
+            f.add("familyCode", "OBLIGATOIRE", "Choisissez la famille du produit.");
+            None
+        }
+    };
+    let brand_code = i.brand.as_ref().and_then(|c| reference_choice(&mut f, "brandCode", "La marque", c));
     f.into_result()?;
     Ok(Pf {
+        family_code: family_code.unwrap_or_default(),
+        brand_code,
         code,
         name,
         base_unit,
@@ -506,14 +544,26 @@ mod tests {
             storage_type: "REFRIGERE".into(),
             shelf_life_days: 180,
             list_price_ht: 65_000,
+            family: Some(RefChoice { code: "PATE_PRESSEE".into(), exists: true, active: true, kept: false }),
             ..Default::default()
         };
         assert_eq!(check_pf(&base).unwrap().tva_rate, 1900);
+        assert_eq!(check_pf(&base).unwrap().family_code, "PATE_PRESSEE");
         let e = check_pf(&PfInput { weight_g: None, ..base.clone() }).unwrap_err();
         assert_eq!(e.details["fields"][0]["field"], "weightG");
         let e = check_pf(&PfInput { tva_rate: Some(700), ..base.clone() }).unwrap_err();
         assert_eq!((e.code, e.status), ("TVA_INVALIDE", 422));
-        assert!(check_pf(&PfInput { base_unit: "KG".into(), weight_g: None, ..base }).is_ok());
+        assert!(check_pf(&PfInput { base_unit: "KG".into(), weight_g: None, ..base.clone() }).is_ok());
+        // §3.2: exactly one family; a deactivated family or brand stays on a product but is not chosen anew.
+        let e = check_pf(&PfInput { family: None, ..base.clone() }).unwrap_err();
+        assert_eq!((e.details["fields"][0]["field"].as_str(), e.status), (Some("familyCode"), 400));
+        let off = RefChoice { code: "ANCIENNE".into(), exists: true, active: false, kept: false };
+        let e = check_pf(&PfInput { brand: Some(off.clone()), ..base.clone() }).unwrap_err();
+        assert_eq!(e.details["fields"][0]["message"], "La marque ANCIENNE est désactivée : choisissez-en une autre.");
+        assert!(check_pf(&PfInput { brand: Some(RefChoice { kept: true, ..off }), ..base.clone() }).is_ok());
+        let missing = RefChoice { code: "X".into(), ..Default::default() };
+        let e = check_pf(&PfInput { family: Some(missing), ..base }).unwrap_err();
+        assert_eq!(e.details["fields"][0]["code"], "NON_TROUVE");
     }
 
     #[test]

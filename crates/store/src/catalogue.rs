@@ -69,7 +69,7 @@ pub fn product_json(p: &Product) -> serde_json::Value {
            "leadTimeDays": p.lead_time_days, "criticite": p.criticite, "stockTracked": p.stock_tracked,
            "weightG": p.weight_g, "packagingType": p.packaging_type, "storageType": p.storage_type,
            "shelfLifeDays": p.shelf_life_days, "listPriceHt": p.list_price_ht, "tvaRate": p.tva_rate,
-           "active": p.active})
+           "familyId": p.family_id, "brandId": p.brand_id, "active": p.active})
 }
 
 pub async fn product_by_code<C: ConnectionTrait>(c: &C, code: &str) -> Result<Option<Product>, StoreError> {
@@ -212,6 +212,12 @@ pub async fn save_pf<C: ConnectionTrait>(
     p.list_price_ht = f.list_price_ht;
     p.tva_rate = f.tva_rate;
     p.min_stock = f.min_stock;
+    p.family_id =
+        crate::settings::reference_by_code(c, crate::settings::RefKind::Family, &f.family_code).await?.map(|r| r.id);
+    p.brand_id = match &f.brand_code {
+        Some(b) => crate::settings::reference_by_code(c, crate::settings::RefKind::Brand, b).await?.map(|r| r.id),
+        None => None,
+    };
     p.perishable = true;
     p.updated_at = now;
     write_product(c, &p).await?;

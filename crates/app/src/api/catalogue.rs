@@ -179,11 +179,48 @@ pub struct PfBody {
     list_price_ht: i64,
     tva_rate: Option<i32>,
     min_stock: Option<i64>,
+    /// Mandatory: the code of an active family.
+    family_code: Option<String>,
+    /// Optional: the code of an active brand.
+    brand_code: Option<String>,
+}
+
+/// What the store knows of a brand or family code a form names (`kept` when the product already has it).
+async fn choice(
+    st: &AppState,
+    kind: store::settings::RefKind,
+    code: &Option<String>,
+    current: Option<uuid::Uuid>,
+) -> Result<Option<domain::catalogue::RefChoice>, ApiError> {
+    let Some(code) = code.as_deref().map(str::trim).filter(|c| !c.is_empty()) else { return Ok(None) };
+    let found = store::settings::reference_by_code(st.dbmon.db().conn(), kind, code).await?;
+    Ok(Some(domain::catalogue::RefChoice {
+        code: code.to_uppercase(),
+        exists: found.is_some(),
+        active: found.as_ref().is_some_and(|r| r.active),
+        kept: found.is_some_and(|r| Some(r.id) == current),
+    }))
+}
+
+/// A PF as JSON with its family and brand codes.
+pub async fn pf_json(st: &AppState, role: Role, p: &store::stock::Product) -> Value {
+    let conn = st.dbmon.db().conn();
+    let code_of = |refs: Vec<store::settings::Reference>, id: Option<uuid::Uuid>| {
+        refs.into_iter().find(|r| Some(r.id) == id).map(|r| r.code)
+    };
+    let families = store::settings::references(conn, store::settings::RefKind::Family).await.unwrap_or_default();
+    let brands = store::settings::references(conn, store::settings::RefKind::Brand).await.unwrap_or_default();
+    let mut v = pf_for(role, cat::product_json(p));
+    v["familyCode"] = json!(code_of(families, p.family_id));
+    v["brandCode"] = json!(code_of(brands, p.brand_id));
+    v
 }
 
 impl PfBody {
     fn input(&self) -> PfInput {
         PfInput {
+            family: None,
+            brand: None,
             code: self.code.clone(),
             name: self.name.clone(),
             base_unit: self.base_unit.clone(),
@@ -220,7 +257,12 @@ pub async fn save_pf(
     id: &Identity,
     ctx: &Ctx,
 ) -> Result<store::stock::Product, ApiError> {
-    let f = domain::catalogue::check_pf(&b.input())?;
+    use store::settings::RefKind;
+    let mut input = b.input();
+    let (family_id, brand_id) = existing.as_ref().map(|p| (p.family_id, p.brand_id)).unwrap_or_default();
+    input.family = choice(st, RefKind::Family, &b.family_code, family_id).await?;
+    input.brand = choice(st, RefKind::Brand, &b.brand_code, brand_id).await?;
+    let f = domain::catalogue::check_pf(&input)?;
     let (actor, now) = (id.actor(ctx), st.clock.now());
     write(st, move |tx| {
         let (existing, f, actor) = (existing.clone(), f.clone(), actor.clone());
@@ -232,14 +274,17 @@ pub async fn save_pf(
 #[utoipa::path(post, path = "/api/catalogue/pf", tag = "catalogue", request_body = PfBody, responses((status = 201, description = "Créé")))]
 pub async fn create_pf(State(st): State<AppState>, ctx: Ctx, id: Identity, ApiJson(b): ApiJson<PfBody>) -> Response {
     match save_pf(&st, None, &b, &id, &ctx).await {
-        Ok(p) => (StatusCode::CREATED, Json(cat::product_json(&p))).into_response(),
+        Ok(p) => (StatusCode::CREATED, Json(pf_json(&st, id.role, &p).await)).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
 #[utoipa::path(get, path = "/api/catalogue/pf/{code}", tag = "catalogue", responses((status = 200, description = "Produit fini")))]
 pub async fn get_pf(State(st): State<AppState>, id: Identity, Path(code): Path<String>) -> Response {
-    product_of(&st, "PF", &code).await.map(|p| Json(pf_for(id.role, cat::product_json(&p)))).into_response()
+    match product_of(&st, "PF", &code).await {
+        Ok(p) => Json(pf_json(&st, id.role, &p).await).into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 #[utoipa::path(put, path = "/api/catalogue/pf/{code}", tag = "catalogue", request_body = PfBody, responses((status = 200, description = "Modifié")))]
@@ -254,7 +299,10 @@ pub async fn update_pf(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    save_pf(&st, Some(existing), &b, &id, &ctx).await.map(|p| Json(cat::product_json(&p))).into_response()
+    match save_pf(&st, Some(existing), &b, &id, &ctx).await {
+        Ok(p) => Json(pf_json(&st, id.role, &p).await).into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 // ---- parties ------------------------------------------------------------------------------------------------------

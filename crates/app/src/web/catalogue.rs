@@ -413,7 +413,7 @@ fn pf_body(v: &HashMap<String, String>) -> Value {
     json!({"code": text("code"), "name": text("name"), "baseUnit": text("baseUnit"), "weightG": integer(v, "weightG"),
            "packagingType": text("packagingType"), "storageType": text("storageType"),
            "shelfLifeDays": integer(v, "shelfLifeDays"), "listPriceHt": number(v, "listPriceHt", domain::money::parse_money),
-           "tvaRate": integer(v, "tvaRate")})
+           "tvaRate": integer(v, "tvaRate"), "familyCode": opt(v, "familyCode"), "brandCode": opt(v, "brandCode")})
 }
 
 async fn pf_list(
@@ -453,8 +453,35 @@ async fn pf_list(
     )
 }
 
-async fn pf_new(pc: PageCtx) -> Response {
+/// The PF fields with the active families and brands to choose from.
+async fn pf_fields_of(st: &AppState) -> Vec<Field> {
+    use store::settings::RefKind;
+    let conn = st.dbmon.db().conn();
     let mut fields = pf_fields();
+    for (kind, name, label, required, none) in [
+        (RefKind::Family, "familyCode", "Famille", true, "— Choisir —"),
+        (RefKind::Brand, "brandCode", "Marque", false, "— Sans marque —"),
+    ] {
+        let mut options = vec![(String::new(), none.to_string())];
+        options.extend(
+            store::settings::references(conn, kind)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|r| r.active)
+                .map(|r| (r.code, r.name)),
+        );
+        fields.push(Field {
+            options,
+            hint: if required { "Les familles se créent dans Catalogue › Référentiels." } else { "" },
+            ..field(name, label, "select", required)
+        });
+    }
+    fields
+}
+
+async fn pf_new(State(st): State<AppState>, pc: PageCtx) -> Response {
+    let mut fields = pf_fields_of(&st).await;
     fields[2].value = "U".into();
     fields[8].value = "1900".into();
     form_page(&pc, &PF, fields, Vec::new(), StatusCode::OK)
@@ -478,7 +505,7 @@ async fn pf_create(
     match res {
         Ok(code) => redirect_with_flash(PF.path, "succes", &format!("Produit {code} créé.")),
         Err(e) => {
-            let (fields, summary) = fields_with(pf_fields(), &v, &e);
+            let (fields, summary) = fields_with(pf_fields_of(&st).await, &v, &e);
             form_page(&pc, &PF, fields, summary, e.status)
         }
     }

@@ -44,12 +44,26 @@ async fn products_are_created_with_domain_defaults_and_read_per_role() {
         assert_eq!((s, b["name"].as_str(), b["leadTimeDays"].as_i64()), (200, Some("Lait cru de vache"), Some(2)));
         assert_eq!(audit_actions(&srv, "PRODUCT_UPDATED").await.len(), 1);
 
-        let pf = json!({"code": "PF-EDAM-400", "name": "Edam 400 g", "baseUnit": "U", "weightG": 400, "packagingType": "SAC_THERMO",
+        let mut pf = json!({"code": "PF-EDAM-400", "name": "Edam 400 g", "baseUnit": "U", "weightG": 400, "packagingType": "SAC_THERMO",
                         "storageType": "REFRIGERE", "shelfLifeDays": 180, "listPriceHt": 65_000});
         let (s, b) = send(&srv, "POST", "/api/catalogue/pf", &appro, pf.clone()).await;
         assert_eq!((s, b["error"]["code"].as_str()), (403, Some("ACCES_REFUSE")), "PF catalogue is ADMIN's");
+        // §3.2: exactly one family, at most one brand, both active when chosen.
+        let (s, b) = send(&srv, "POST", "/api/catalogue/pf", &admin, pf.clone()).await;
+        assert_eq!((s, b["error"]["details"]["fields"][0]["field"].as_str()), (400, Some("familyCode")));
+        send(&srv, "POST", "/api/catalogue/families", &admin, json!({"code": "PATE_PRESSEE", "name": "Pâte pressée"})).await;
+        send(&srv, "POST", "/api/catalogue/brands", &admin, json!({"code": "HAUTS_PLATEAUX", "name": "Hauts-Plateaux"})).await;
+        send(&srv, "POST", "/api/catalogue/brands", &admin, json!({"code": "ANCIENNE", "name": "Ancienne", "active": true})).await;
+        send(&srv, "PUT", "/api/catalogue/brands/ANCIENNE", &admin, json!({"name": "Ancienne", "active": false})).await;
+        pf["familyCode"] = json!("pate_pressee");
+        pf["brandCode"] = json!("ANCIENNE");
+        let (s, b) = send(&srv, "POST", "/api/catalogue/pf", &admin, pf.clone()).await;
+        assert_eq!(s, 400);
+        assert_eq!(b["error"]["details"]["fields"][0]["message"], "La marque ANCIENNE est désactivée : choisissez-en une autre.");
+        pf["brandCode"] = json!("HAUTS_PLATEAUX");
         let (s, b) = send(&srv, "POST", "/api/catalogue/pf", &admin, pf).await;
         assert_eq!((s, b["tvaRate"].as_i64()), (201, Some(1900)));
+        assert_eq!((b["familyCode"].as_str(), b["brandCode"].as_str()), (Some("PATE_PRESSEE"), Some("HAUTS_PLATEAUX")));
         // R−: APPRO and PRODUCTION never receive a price; COMMERCIAL does.
         let (_, b) = send(&srv, "GET", "/api/catalogue/pf/PF-EDAM-400", &production, Value::Null).await;
         assert!(b.get("listPriceHt").is_none(), "{b}");
@@ -60,7 +74,7 @@ async fn products_are_created_with_domain_defaults_and_read_per_role() {
         let (s, b) = send(&srv, "POST", "/api/catalogue/pf", &admin, json!({"code": "PF-BRIE", "name": "Brie", "baseUnit": "U", "packagingType": "BOITE", "storageType": "FRAIS", "shelfLifeDays": 60, "listPriceHt": 1, "tvaRate": 700})).await;
         assert_eq!(s, 400);
         let codes: Vec<&str> = b["error"]["details"]["fields"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
-        assert_eq!(codes, vec!["OBLIGATOIRE", "TVA_INVALIDE"]);
+        assert_eq!(codes, vec!["OBLIGATOIRE", "TVA_INVALIDE", "OBLIGATOIRE"]);
         srv.stop().await;
     })
     .await;
@@ -121,8 +135,12 @@ async fn the_pf_catalogue_page_creates_products_and_hides_prices_from_r_minus_ro
         let srv = TestServer::start(&t, &[]).await;
         crate::support::seed_user(&srv, "admin@test.dz", Role::Admin, false).await;
         crate::support::seed_user(&srv, "appro@test.dz", Role::Appro, false).await;
+        let token = crate::support::bearer(&srv, Role::Admin).await;
+        send(&srv, "POST", "/api/catalogue/families", &token, json!({"code": "PATE_PRESSEE", "name": "Pâte pressée"}))
+            .await;
         let (admin, _) = crate::support::web_session(&srv, "admin@test.dz").await;
         let html = admin.get(srv.url("/catalogue/produits/nouveau")).send().await.unwrap().text().await.unwrap();
+        assert!(html.contains("<option value=\"PATE_PRESSEE\">Pâte pressée</option>"), "{html}");
         let csrf = html.split("name=\"_csrf\" value=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_string();
         let form = |weight: &'static str| {
             vec![
@@ -136,6 +154,8 @@ async fn the_pf_catalogue_page_creates_products_and_hides_prices_from_r_minus_ro
                 ("shelfLifeDays", "180".into()),
                 ("listPriceHt", "650,00".into()),
                 ("tvaRate", "1900".into()),
+                ("familyCode", "PATE_PRESSEE".into()),
+                ("brandCode", "".into()),
             ]
         };
         let r = admin.post(srv.url("/catalogue/produits/nouveau")).form(&form("")).send().await.unwrap();

@@ -545,27 +545,55 @@ mod api {
             let options = app::server::Options { clock: clock.clone(), ..Default::default() };
             let srv = TestServer::start_with(config_for(&t.url, t.dir.path(), &[]), options).await;
             let (appro, admin, production) = setup(&srv).await;
-            post(&srv, "/api/catalogue/mp", &appro, json!({"code": "MP-CARTON", "name": "Carton 400 g", "category": "PACKAGING", "baseUnit": "U"})).await;
-            post(&srv, "/api/catalogue/pf", &admin, json!({"code": "PF-EDAM-400", "name": "Edam 400 g", "baseUnit": "U", "weightG": 400,
-                "packagingType": "SAC_THERMO", "storageType": "REFRIGERE", "shelfLifeDays": 180, "listPriceHt": 65_000})).await;
+            post(
+                &srv,
+                "/api/catalogue/mp",
+                &appro,
+                json!({"code": "MP-CARTON", "name": "Carton 400 g", "category": "PACKAGING", "baseUnit": "U"}),
+            )
+            .await;
+            post(&srv, "/api/catalogue/families", &admin, json!({"code": "PATE_PRESSEE", "name": "Pâte pressée"}))
+                .await;
+            let (s, b) = post(
+                &srv,
+                "/api/catalogue/pf",
+                &admin,
+                json!({"code": "PF-EDAM-400", "name": "Edam 400 g", "baseUnit": "U", "weightG": 400,
+                "packagingType": "SAC_THERMO", "storageType": "REFRIGERE", "shelfLifeDays": 180, "listPriceHt": 65_000,
+                "familyCode": "PATE_PRESSEE"}),
+            )
+            .await;
+            assert_eq!(s, 201, "{b}");
             // 1 000 kg of milk in two lots (L1 DLC 03-20 120 kg, L2 DLC 03-25 880 kg); 10 000 cartons at 600.00 DA.
-            let (s, b) = post(&srv, "/api/receptions", &appro, json!({"supplierCode": "FOUR-0001", "lines": [
-                {"productCode": "MP-LAIT", "quantity": 120_000, "unitCostHt": 300, "dlc": "2025-03-20"},
-                {"productCode": "MP-LAIT", "quantity": 880_000, "unitCostHt": 300, "dlc": "2025-03-25"},
-                {"productCode": "MP-CARTON", "quantity": 10_000_000, "unitCostHt": 60_000}
-            ]})).await;
+            let (s, b) = post(
+                &srv,
+                "/api/receptions",
+                &appro,
+                json!({"supplierCode": "FOUR-0001", "lines": [
+                    {"productCode": "MP-LAIT", "quantity": 120_000, "unitCostHt": 300, "dlc": "2025-03-20"},
+                    {"productCode": "MP-LAIT", "quantity": 880_000, "unitCostHt": 300, "dlc": "2025-03-25"},
+                    {"productCode": "MP-CARTON", "quantity": 10_000_000, "unitCostHt": 60_000}
+                ]}),
+            )
+            .await;
             assert_eq!(s, 201, "{b}");
 
             // 53: −15 kg on 1 000 kg = 150 bp, LOW: approved at once, 15 kg out of the earliest-DLC lot.
             let (s, b) = count(&srv, &appro, json!({"productCode": "MP-LAIT", "declaredQuantity": 985_000})).await;
             assert_eq!(s, 201, "{b}");
-            assert_eq!((b["reference"].as_str(), b["pctBp"].as_i64(), b["risk"].as_str(), b["status"].as_str()), (Some("INV-2025-00001"), Some(150), Some("LOW"), Some("APPROVED")));
+            assert_eq!(
+                (b["reference"].as_str(), b["pctBp"].as_i64(), b["risk"].as_str(), b["status"].as_str()),
+                (Some("INV-2025-00001"), Some(150), Some("LOW"), Some("APPROVED"))
+            );
             let (_, lot) = get(&srv, "/api/stock/lots/L250314-001", &appro).await;
             assert_eq!(lot["quantityRemaining"], 105_000);
             // 57: a second count of the product within 4 h is refused; 4 h later it is accepted.
             let (s, b) = count(&srv, &production, json!({"productCode": "MP-LAIT", "declaredQuantity": 985_000})).await;
             assert_eq!((s, b["error"]["code"].as_str()), (429, Some("INVENTAIRE_DELAI")));
-            assert_eq!(b["error"]["message"], "Un comptage de ce produit a eu lieu il y a moins de 4 heures (prochain possible à 14:00).");
+            assert_eq!(
+                b["error"]["message"],
+                "Un comptage de ce produit a eu lieu il y a moins de 4 heures (prochain possible à 14:00)."
+            );
             clock.advance(chrono::Duration::hours(4));
             // Four hours later everyone signs in again (access tokens last 15 minutes).
             let (appro, admin, production, comptable) = (
@@ -577,12 +605,21 @@ mod api {
             // 54: 2.10 % is MEDIUM → PENDING; the counter cannot validate; another person can (55).
             let (s, b) = count(&srv, &production, json!({"productCode": "MP-LAIT", "declaredQuantity": 964_315})).await;
             assert_eq!(s, 201, "{b}");
-            assert_eq!((b["pctBp"].as_i64(), b["risk"].as_str(), b["status"].as_str()), (Some(210), Some("MEDIUM"), Some("PENDING")));
+            assert_eq!(
+                (b["pctBp"].as_i64(), b["risk"].as_str(), b["status"].as_str()),
+                (Some(210), Some("MEDIUM"), Some("PENDING"))
+            );
             assert!(b.get("value").is_none(), "PRODUCTION reads counts without values");
             let reference = b["reference"].as_str().unwrap().to_string();
-            let prod_id = store::identity::user_by_email(srv.state.dbmon.db().conn(), "production@test.dz").await.unwrap().unwrap().id;
+            let prod_id = store::identity::user_by_email(srv.state.dbmon.db().conn(), "production@test.dz")
+                .await
+                .unwrap()
+                .unwrap()
+                .id;
             assert_eq!(b["counterId"], json!(prod_id));
-            let (s, b) = post(&srv, &format!("/api/stock/counts/{reference}/reject"), &comptable, json!({"reason": "court"})).await;
+            let (s, b) =
+                post(&srv, &format!("/api/stock/counts/{reference}/reject"), &comptable, json!({"reason": "court"}))
+                    .await;
             assert_eq!((s, b["error"]["code"].as_str()), (422, Some("MOTIF_TROP_COURT")));
             let (s, b) = post(&srv, &format!("/api/stock/counts/{reference}/validate"), &admin, json!({})).await;
             assert_eq!((s, b["status"].as_str()), (200, Some("APPROVED")), "{b}");
@@ -592,7 +629,10 @@ mod api {
             // 56: 1 % of 10 000 cartons at 600.00 DA is 60 000.00 DA > 50 000.00: CRITICAL, two different validators.
             let (s, b) = count(&srv, &appro, json!({"productCode": "MP-CARTON", "declaredQuantity": 9_900_000})).await;
             assert_eq!(s, 201, "{b}");
-            assert_eq!((b["value"].as_i64(), b["risk"].as_str(), b["status"].as_str()), (Some(6_000_000), Some("CRITICAL"), Some("PENDING_DOUBLE")));
+            assert_eq!(
+                (b["value"].as_i64(), b["risk"].as_str(), b["status"].as_str()),
+                (Some(6_000_000), Some("CRITICAL"), Some("PENDING_DOUBLE"))
+            );
             let inv = b["reference"].as_str().unwrap().to_string();
             let appro_counter = post(&srv, &format!("/api/stock/counts/{inv}/validate"), &appro, json!({})).await;
             assert_eq!(appro_counter.0, 403, "APPRO never validates");
@@ -605,9 +645,15 @@ mod api {
             assert_eq!(store::alerts::open_of_type(srv.state.dbmon.db(), "ECART_INVENTAIRE").await.unwrap().len(), 1);
 
             // 60: 12 pieces found of a PF with no stock: CRITICAL; after two validations, lot AJ250314-001.
-            let (s, b) = count(&srv, &production, json!({"productCode": "PF-EDAM-400", "declaredQuantity": 12_000})).await;
+            let (s, b) =
+                count(&srv, &production, json!({"productCode": "PF-EDAM-400", "declaredQuantity": 12_000})).await;
             assert_eq!((s, b["error"]["code"].as_str()), (422, Some("DLC_OBLIGATOIRE")));
-            let (s, b) = count(&srv, &production, json!({"productCode": "PF-EDAM-400", "declaredQuantity": 12_000, "dlc": "2025-06-30"})).await;
+            let (s, b) = count(
+                &srv,
+                &production,
+                json!({"productCode": "PF-EDAM-400", "declaredQuantity": 12_000, "dlc": "2025-06-30"}),
+            )
+            .await;
             assert_eq!((s, b["pctBp"].as_i64(), b["status"].as_str()), (201, Some(10_000), Some("PENDING_DOUBLE")));
             let pf = b["reference"].as_str().unwrap().to_string();
             let (s, b) = post(&srv, &format!("/api/stock/counts/{pf}/validate"), &production, json!({})).await;
@@ -616,10 +662,19 @@ mod api {
             let (s, b) = post(&srv, &format!("/api/stock/counts/{pf}/validate"), &admin, json!({})).await;
             assert_eq!((s, b["status"].as_str()), (200, Some("APPROVED")));
             let (_, lot) = get(&srv, "/api/stock/lots/AJ250314-001", &admin).await;
-            assert_eq!((lot["quantityRemaining"].as_i64(), lot["status"].as_str(), lot["dlc"].as_str()), (Some(12_000), Some("AVAILABLE"), Some("2025-06-30")));
+            assert_eq!(
+                (lot["quantityRemaining"].as_i64(), lot["status"].as_str(), lot["dlc"].as_str()),
+                (Some(12_000), Some("AVAILABLE"), Some("2025-06-30"))
+            );
             // The ledger still balances; a validated count cannot move again.
             assert!(store::stock::check(srv.state.dbmon.db()).await.unwrap().is_empty());
-            let (s, b) = post(&srv, &format!("/api/stock/counts/{pf}/reject"), &comptable, json!({"reason": "Recompter la chambre froide"})).await;
+            let (s, b) = post(
+                &srv,
+                &format!("/api/stock/counts/{pf}/reject"),
+                &comptable,
+                json!({"reason": "Recompter la chambre froide"}),
+            )
+            .await;
             assert_eq!((s, b["error"]["code"].as_str()), (409, Some("TRANSITION_INVALIDE")));
             srv.stop().await;
         })
