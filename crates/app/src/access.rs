@@ -178,6 +178,10 @@ pub const ROUTES: &[Route] = &[
     page("/catalogue/produits", PF_READERS, "Catalogue", "Produits finis"),
     r("GET", "/catalogue/produits/nouveau", ADMIN),
     r("POST", "/catalogue/produits/nouveau", ADMIN),
+    page("/catalogue/referentiels", EVERYONE, "Catalogue", "Référentiels"),
+    r("POST", "/catalogue/referentiels", ADMIN),
+    page("/parametres/societe", EVERYONE, "Paramètres", "Société"),
+    r("POST", "/parametres/societe", ADMIN),
     page("/systeme/utilisateurs", ADMIN, "Système", "Utilisateurs"),
     r("GET", "/systeme/utilisateurs/nouveau", ADMIN),
     r("POST", "/systeme/utilisateurs/nouveau", ADMIN),
@@ -255,6 +259,8 @@ mod tests {
                 "Clients",
                 "Matières premières",
                 "Produits finis",
+                "Référentiels",
+                "Société",
                 "Utilisateurs",
                 "Appareils",
                 "Santé",
@@ -262,7 +268,7 @@ mod tests {
             ]
         );
         let comptable: Vec<_> = menu(Comptable).into_iter().map(|(s, _)| s).collect();
-        assert_eq!(comptable, vec!["Stock", "Approvisionnement", "Ventes", "Catalogue", "Contrôle"]);
+        assert_eq!(comptable, vec!["Stock", "Approvisionnement", "Ventes", "Catalogue", "Paramètres", "Contrôle"]);
         let commercial: Vec<_> = menu(Role::Commercial).into_iter().flat_map(|(_, i)| i).map(|(l, _)| l).collect();
         assert_eq!(
             commercial,
@@ -273,7 +279,9 @@ mod tests {
                 "Échéances DLC",
                 "Mouvements",
                 "Clients",
-                "Produits finis"
+                "Produits finis",
+                "Référentiels",
+                "Société"
             ]
         );
         assert!(may_open(Comptable, "/systeme/audit"));

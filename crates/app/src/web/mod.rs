@@ -18,6 +18,7 @@ pub mod assets;
 pub mod catalogue;
 pub mod counts;
 pub mod identity;
+pub mod settings;
 pub mod stock;
 pub mod views;
 
@@ -406,4 +407,5 @@ pub fn router() -> Router<AppState> {
         .merge(catalogue::router())
         .merge(counts::router())
         .merge(views::router())
+        .merge(settings::router())
 }

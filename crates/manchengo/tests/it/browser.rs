@@ -198,6 +198,8 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Clients",
             "Matières premières",
             "Produits finis",
+            "Référentiels",
+            "Société",
             "Utilisateurs",
             "Appareils",
             "Santé",
@@ -262,6 +264,8 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Clients",
             "Matières premières",
             "Produits finis",
+            "Référentiels",
+            "Société",
             "Journal d'audit"
         ]
     );

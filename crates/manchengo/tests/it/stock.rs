@@ -1070,6 +1070,44 @@ mod api {
             let (_, families) = get(&srv, "/api/catalogue/families", &production).await;
             assert_eq!(families["total"], 1);
             assert_eq!(audit_actions(&srv, "BRAND_UPDATED").await.len(), 1);
+
+            // The pages: ADMIN adds a family (a bad code comes back under its field), PRODUCTION only reads.
+            crate::support::seed_user(&srv, "admin.ref@test.dz", Role::Admin, false).await;
+            crate::support::seed_user(&srv, "prod.ref@test.dz", Role::Production, false).await;
+            let (web, _) = crate::support::web_session(&srv, "admin.ref@test.dz").await;
+            let html = web.get(srv.url("/catalogue/referentiels?onglet=familles")).send().await.unwrap().text().await.unwrap();
+            assert!(html.contains("PATE_DURE") && html.contains("Ajouter une famille"), "{html}");
+            let csrf = csrf_of(&html);
+            let r = web.post(srv.url("/catalogue/referentiels"))
+                .form(&[("_csrf", csrf.as_str()), ("onglet", "familles"), ("nouveau", "1"), ("code", "x"), ("name", "Fromages frais")])
+                .send().await.unwrap();
+            assert_eq!(r.status(), 400);
+            let html = r.text().await.unwrap();
+            assert!(html.contains("Code attendu : 2 à 20 caractères parmi A–Z, 0–9 et _.") && html.contains("value=\"Fromages frais\""), "{html}");
+            let r = web.post(srv.url("/catalogue/referentiels"))
+                .form(&[("_csrf", csrf.as_str()), ("onglet", "familles"), ("nouveau", "1"), ("code", "frais"), ("name", "Fromages frais")])
+                .send().await.unwrap();
+            assert_eq!(r.status(), 303);
+            let html = web.get(srv.url("/catalogue/referentiels?onglet=familles")).send().await.unwrap().text().await.unwrap();
+            assert!(html.contains("Famille FRAIS ajouté.") && html.contains("Fromages frais"), "{html}");
+            // Company form: the saved values come back; a wrong RIB is refused next to its field.
+            let html = web.get(srv.url("/parametres/societe")).send().await.unwrap().text().await.unwrap();
+            assert!(html.contains("value=\"Fromagerie des Hauts-Plateaux\"") && html.contains("value=\"1 000 000,00\""), "{html}");
+            let form = |rib: &'static str| vec![("_csrf", csrf.clone()), ("raisonSociale", "Fromagerie des Hauts-Plateaux".into()),
+                ("formeJuridique", "SARL".into()), ("capitalSocial", "1 000 000,00".into()), ("adresse", "Zone industrielle".into()),
+                ("wilaya", "19".into()), ("commune", "Sétif".into()), ("rib", rib.to_string())];
+            let r = web.post(srv.url("/parametres/societe")).form(&form("12")).send().await.unwrap();
+            assert_eq!(r.status(), 400);
+            assert!(r.text().await.unwrap().contains("RIB attendu : 20 chiffres."));
+            let r = web.post(srv.url("/parametres/societe")).form(&form("00123456789012345678")).send().await.unwrap();
+            assert_eq!(r.status(), 303);
+            let (s, b) = get(&srv, "/api/settings/company", &production).await;
+            assert_eq!((s, b["capitalSocial"].as_i64(), b["rc"].as_str()), (200, Some(100_000_000), None), "the form replaced the RC");
+            let (prod, _) = crate::support::web_session(&srv, "prod.ref@test.dz").await;
+            let html = prod.get(srv.url("/parametres/societe")).send().await.unwrap().text().await.unwrap();
+            assert!(html.contains("Fromagerie des Hauts-Plateaux") && !html.contains("method=\"post\" action=\"/parametres/societe\""), "read only: {html}");
+            let html = prod.get(srv.url("/catalogue/referentiels?onglet=familles")).send().await.unwrap().text().await.unwrap();
+            assert!(html.contains("FRAIS") && !html.contains("Ajouter une famille"), "{html}");
             srv.stop().await;
         })
         .await;
