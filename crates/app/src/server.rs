@@ -197,6 +197,23 @@ impl App {
             }
         });
         jobs.push({
+            // PLATFORM.md §8: daily 03:30, idempotency keys older than 24 h go.
+            let db = dbmon.db().clone();
+            let clock = options.clock.clone();
+            Job {
+                name: "retention",
+                schedule: Schedule::At(domain::platform::schedule::Calendar::Daily { hour: 3, minute: 30 }),
+                lease_ttl: Duration::from_secs(3600),
+                leased: true,
+                run: Arc::new(move || {
+                    let (db, clock) = (db.clone(), clock.clone());
+                    Box::pin(async move {
+                        store::idempotency::purge(&db, clock.now()).await.map(|_| ()).map_err(|e| e.to_string())
+                    })
+                }),
+            }
+        });
+        jobs.push({
             // DOMAIN.md §20: `manchengo check` every night at 02:00 Algiers; a failure raises INTEGRITE_ECHEC and
             // shows as this job's last error in detailed health.
             let db = dbmon.db().clone();

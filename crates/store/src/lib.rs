@@ -7,6 +7,7 @@ pub mod audit;
 pub mod catalogue;
 pub mod db;
 pub mod error;
+pub mod idempotency;
 pub mod identity;
 pub mod integrity;
 pub mod inventory;

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod catalogue;
 pub mod dashboard;
 pub mod health;
+pub mod idempotency;
 pub mod settings;
 pub mod stock;
 pub mod system;

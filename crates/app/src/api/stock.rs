@@ -3,25 +3,26 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use domain::identity::Role;
 use domain::procurement::{LineInput, LineProduct};
 use domain::rejection::Rejection;
 use domain::validation::Fields;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use store::procurement::{NewLine, NewReception};
 use utoipa::ToSchema;
 
 use super::catalogue::ListQuery;
+use super::idempotency::Idem;
 use crate::auth::session::op_err;
 use crate::auth::{Ctx, Identity};
 use crate::platform::errors::{ApiError, ApiJson};
 use crate::state::AppState;
 
-#[derive(Deserialize, ToSchema, Clone)]
+#[derive(Deserialize, Serialize, ToSchema, Clone)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ReceptionLineBody {
     pub product_code: String,
@@ -38,7 +39,7 @@ pub struct ReceptionLineBody {
     pub manufacture_date: Option<NaiveDate>,
 }
 
-#[derive(Deserialize, ToSchema, Clone)]
+#[derive(Deserialize, Serialize, ToSchema, Clone)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ReceptionBody {
     pub supplier_code: String,
@@ -97,7 +98,8 @@ pub async fn receive(
     b: &ReceptionBody,
     id: &Identity,
     ctx: &Ctx,
-) -> Result<(Value, Vec<Rejection>), ApiError> {
+    idem: Option<Idem>,
+) -> Result<(StatusCode, Value), ApiError> {
     let db = st.dbmon.db();
     let now = st.clock.now();
     let today = domain::stock::today_algiers(now);
@@ -159,17 +161,27 @@ pub async fn receive(
         supplier_invoice_number: b.supplier_invoice_number.clone().filter(|s| !s.trim().is_empty()),
         lines,
     };
-    let actor = id.actor(ctx);
-    let (r, created) = db
+    let (actor, role, supplier_code, warnings) =
+        (id.actor(ctx), id.role, supplier.code.clone(), warnings_json(&warnings));
+    let body = db
         .write(|tx| {
-            let (new, actor) = (new.clone(), actor.clone());
-            Box::pin(async move { store::procurement::create_reception(&**tx, new, &actor, now).await })
+            let (new, actor, codes, idem) = (new.clone(), actor.clone(), codes.clone(), idem.clone());
+            let (supplier_code, warnings) = (supplier_code.clone(), warnings.clone());
+            Box::pin(async move {
+                let (r, created) = store::procurement::create_reception(&**tx, new, &actor, now).await?;
+                let lines: Vec<_> = created
+                    .into_iter()
+                    .zip(codes)
+                    .map(|((line, lot), code)| (line, code, lot.lot_number, lot.status))
+                    .collect();
+                let body = json!({"reception": reception_json(&r, &supplier_code, &lines, role), "warnings": warnings});
+                super::idempotency::record(&idem, tx, StatusCode::CREATED, &body, now).await?;
+                Ok(body)
+            })
         })
         .await
         .map_err(|e| op_err(st, e))?;
-    let lines: Vec<_> =
-        created.into_iter().zip(codes).map(|((line, lot), code)| (line, code, lot.lot_number, lot.status)).collect();
-    Ok((reception_json(&r, &supplier.code, &lines, id.role), warnings))
+    Ok((StatusCode::CREATED, body))
 }
 
 #[utoipa::path(post, path = "/api/receptions", tag = "stock", request_body = ReceptionBody, responses(
@@ -180,14 +192,14 @@ pub async fn create_reception(
     State(st): State<AppState>,
     ctx: Ctx,
     id: Identity,
+    headers: HeaderMap,
     ApiJson(b): ApiJson<ReceptionBody>,
 ) -> Response {
-    match receive(&st, &b, &id, &ctx).await {
-        Ok((r, w)) => {
-            (StatusCode::CREATED, Json(json!({"reception": r, "warnings": warnings_json(&w)}))).into_response()
-        }
-        Err(e) => e.into_response(),
-    }
+    let idem = match Idem::from_headers(&headers, &id, "/api/receptions", &json!(b)) {
+        Ok(i) => i,
+        Err(e) => return e.into_response(),
+    };
+    super::idempotency::run(&st, idem, |idem| receive(&st, &b, &id, &ctx, idem)).await
 }
 
 async fn detail(st: &AppState, reference: &str, role: Role) -> Result<Value, ApiError> {
@@ -414,15 +426,15 @@ pub async fn unblock_lot(
         .await
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LossBody {
-    lot_number: String,
-    quantity: i64,
+    pub lot_number: String,
+    pub quantity: i64,
     /// EXPIRED, DAMAGED, QC_FAILED, OTHER.
-    reason: String,
+    pub reason: String,
     #[serde(default)]
-    note: String,
+    pub note: String,
 }
 
 /// DOMAIN.md §2.2 capabilities 22–23: losses on MP lots by ADMIN or APPRO, on PF lots by ADMIN or PRODUCTION.
@@ -441,49 +453,60 @@ pub async fn declare_loss(
     State(st): State<AppState>,
     ctx: Ctx,
     id: Identity,
+    headers: HeaderMap,
     ApiJson(b): ApiJson<LossBody>,
 ) -> Response {
+    let idem = match Idem::from_headers(&headers, &id, "/api/stock/losses", &json!(b)) {
+        Ok(i) => i,
+        Err(e) => return e.into_response(),
+    };
+    super::idempotency::run(&st, idem, |idem| loss(&st, &ctx, &id, b, idem)).await
+}
+
+/// One loss, as the API and the lot page declare it.
+pub async fn loss(
+    st: &AppState,
+    ctx: &Ctx,
+    id: &Identity,
+    b: LossBody,
+    idem: Option<Idem>,
+) -> Result<(StatusCode, Value), ApiError> {
     let Some(reason) = domain::stock::LossReason::parse(&b.reason) else {
-        return super::admin::field_error(
+        return Err(super::admin::field_error(
             "reason",
             "VALEUR_INVALIDE",
             "Motif attendu : EXPIRED, DAMAGED, QC_FAILED ou OTHER.",
-        )
-        .into_response();
+        ));
     };
-    let (_, p) = match lot_and_product(&st, &b.lot_number).await {
-        Ok(x) => x,
-        Err(e) => return e.into_response(),
-    };
+    let (_, p) = lot_and_product(st, &b.lot_number).await?;
     if !may_declare_loss(id.role, &p.kind) {
         crate::auth::audit_refusal(
-            &st,
-            id.actor(&ctx),
+            st,
+            id.actor(ctx),
             store::audit::Change::new("ACCESS_DENIED").security().after(json!({"action": "LOSS", "lot": b.lot_number})),
         )
         .await;
-        return crate::auth::acces_refuse().into_response();
+        return Err(crate::auth::acces_refuse());
     }
-    let (actor, now) = (id.actor(&ctx), st.clock.now());
-    let res = st
+    let (actor, now) = (id.actor(ctx), st.clock.now());
+    let body = st
         .dbmon
         .db()
         .write(|tx| {
-            let (number, note, actor) = (b.lot_number.clone(), b.note.clone(), actor.clone());
+            let (number, note, actor, idem) = (b.lot_number.clone(), b.note.clone(), actor.clone(), idem.clone());
             let qty = b.quantity;
-            Box::pin(async move { store::stock::declare_loss(&**tx, &number, qty, reason, &note, &actor, now).await })
+            Box::pin(async move {
+                let (loss, lot) = store::stock::declare_loss(&**tx, &number, qty, reason, &note, &actor, now).await?;
+                let body = json!({"reference": loss.reference, "lotNumber": lot.lot_number, "quantity": loss.quantity,
+                    "reason": loss.reason, "value": loss.value, "lotStatus": lot.status,
+                    "remainingAfter": lot.quantity_remaining});
+                super::idempotency::record(&idem, tx, StatusCode::CREATED, &body, now).await?;
+                Ok(body)
+            })
         })
-        .await;
-    match res {
-        Ok((loss, lot)) => (
-            StatusCode::CREATED,
-            Json(json!({"reference": loss.reference, "lotNumber": lot.lot_number, "quantity": loss.quantity,
-                        "reason": loss.reason, "value": loss.value, "lotStatus": lot.status,
-                        "remainingAfter": lot.quantity_remaining})),
-        )
-            .into_response(),
-        Err(e) => op_err(&st, e).into_response(),
-    }
+        .await
+        .map_err(|e| op_err(st, e))?;
+    Ok((StatusCode::CREATED, body))
 }
 
 /// The product kinds whose losses a role reads (UI.md row 38: APPRO MP, PRODUCTION PF, ADMIN and COMPTABLE all).
@@ -525,7 +548,7 @@ pub async fn list_losses(State(st): State<AppState>, id: Identity, Query(q): Que
     }
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct WriteOffBody {
     /// Lot numbers, each BLOCKED(EXPIRED) with something left.
@@ -533,13 +556,14 @@ pub struct WriteOffBody {
 }
 
 /// Writes off selected expired lots (§14): every lot's whole remaining, one loss each, reason EXPIRED, all in one
-/// transaction; the caller must be allowed to declare a loss on every lot.
+/// transaction; the caller must be allowed to declare a loss on every lot. The answer lists the losses.
 pub async fn write_off(
     st: &AppState,
     id: &Identity,
     ctx: &Ctx,
     lots: Vec<String>,
-) -> Result<Vec<store::stock::Loss>, ApiError> {
+    idem: Option<Idem>,
+) -> Result<(StatusCode, Value), ApiError> {
     for number in &lots {
         let (_, p) = lot_and_product(st, number).await?;
         if !may_declare_loss(id.role, &p.kind) {
@@ -555,14 +579,25 @@ pub async fn write_off(
         }
     }
     let (actor, now) = (id.actor(ctx), st.clock.now());
-    st.dbmon
+    let body = st
+        .dbmon
         .db()
         .write(|tx| {
-            let (lots, actor) = (lots.clone(), actor.clone());
-            Box::pin(async move { store::stock::write_off_expired(&**tx, &lots, &actor, now).await })
+            let (lots, actor, idem) = (lots.clone(), actor.clone(), idem.clone());
+            Box::pin(async move {
+                let losses = store::stock::write_off_expired(&**tx, &lots, &actor, now).await?;
+                let items: Vec<Value> = losses
+                    .iter()
+                    .map(|l| json!({"reference": l.reference, "quantity": l.quantity, "value": l.value}))
+                    .collect();
+                let body = json!({"items": items, "totalValue": losses.iter().map(|l| l.value).sum::<i64>()});
+                super::idempotency::record(&idem, tx, StatusCode::CREATED, &body, now).await?;
+                Ok(body)
+            })
         })
         .await
-        .map_err(|e| op_err(st, e))
+        .map_err(|e| op_err(st, e))?;
+    Ok((StatusCode::CREATED, body))
 }
 
 /// "Déclarer la perte" on the expired-lots screen.
@@ -573,19 +608,14 @@ pub async fn write_off_expired(
     State(st): State<AppState>,
     ctx: Ctx,
     id: Identity,
+    headers: HeaderMap,
     ApiJson(b): ApiJson<WriteOffBody>,
 ) -> Response {
-    match write_off(&st, &id, &ctx, b.lots).await {
-        Ok(losses) => {
-            let items: Vec<Value> = losses
-                .iter()
-                .map(|l| json!({"reference": l.reference, "quantity": l.quantity, "value": l.value}))
-                .collect();
-            let total: i64 = losses.iter().map(|l| l.value).sum();
-            (StatusCode::CREATED, Json(json!({"items": items, "totalValue": total}))).into_response()
-        }
-        Err(e) => e.into_response(),
-    }
+    let idem = match Idem::from_headers(&headers, &id, "/api/stock/losses/write-off", &json!(b)) {
+        Ok(i) => i,
+        Err(e) => return e.into_response(),
+    };
+    super::idempotency::run(&st, idem, |idem| write_off(&st, &id, &ctx, b.lots, idem)).await
 }
 
 #[derive(Deserialize, utoipa::IntoParams, Debug)]
@@ -623,16 +653,16 @@ pub async fn fefo_plan(State(st): State<AppState>, Query(q): Query<PlanQuery>) -
 
 // ---- inventory counts -----------------------------------------------------------------------------------------------
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CountBody {
-    product_code: String,
+    pub product_code: String,
     /// Milli-units counted (≥ 0).
-    declared_quantity: i64,
+    pub declared_quantity: i64,
     /// DLC of a surplus of a perishable product.
     #[schema(value_type = Option<String>, format = Date)]
-    dlc: Option<NaiveDate>,
-    note: Option<String>,
+    pub dlc: Option<NaiveDate>,
+    pub note: Option<String>,
 }
 
 fn count_view(c: &store::inventory::Count, code: &str, role: Role) -> Value {
@@ -654,17 +684,31 @@ pub async fn declare_count(
     State(st): State<AppState>,
     ctx: Ctx,
     id: Identity,
+    headers: HeaderMap,
     ApiJson(b): ApiJson<CountBody>,
 ) -> Response {
-    let db = st.dbmon.db();
-    let product = match store::catalogue::product_by_code(db.conn(), &b.product_code).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return ApiError::from(Rejection::non_trouve("Produit")).into_response(),
-        Err(e) => return ApiError::from(e).into_response(),
+    let idem = match Idem::from_headers(&headers, &id, "/api/stock/counts", &json!(b)) {
+        Ok(i) => i,
+        Err(e) => return e.into_response(),
     };
-    let code = product.code.clone();
-    let (actor, now) = (id.actor(&ctx), st.clock.now());
-    let res = db
+    super::idempotency::run(&st, idem, |idem| count(&st, &ctx, &id, b, idem)).await
+}
+
+/// One count declaration, as the API and the count form make it.
+pub async fn count(
+    st: &AppState,
+    ctx: &Ctx,
+    id: &Identity,
+    b: CountBody,
+    idem: Option<Idem>,
+) -> Result<(StatusCode, Value), ApiError> {
+    let db = st.dbmon.db();
+    let product = store::catalogue::product_by_code(db.conn(), &b.product_code)
+        .await?
+        .ok_or_else(|| ApiError::from(Rejection::non_trouve("Produit")))?;
+    let (code, role) = (product.code.clone(), id.role);
+    let (actor, now) = (id.actor(ctx), st.clock.now());
+    let body = db
         .write(|tx| {
             let d = store::inventory::Declaration {
                 product: product.clone(),
@@ -672,14 +716,17 @@ pub async fn declare_count(
                 surplus_dlc: b.dlc,
                 note: b.note.clone().filter(|n| !n.trim().is_empty()),
             };
-            let actor = actor.clone();
-            Box::pin(async move { store::inventory::declare(&**tx, d, &actor, now).await })
+            let (actor, code, idem) = (actor.clone(), code.clone(), idem.clone());
+            Box::pin(async move {
+                let c = store::inventory::declare(&**tx, d, &actor, now).await?;
+                let body = count_view(&c, &code, role);
+                super::idempotency::record(&idem, tx, StatusCode::CREATED, &body, now).await?;
+                Ok(body)
+            })
         })
-        .await;
-    match res {
-        Ok(c) => (StatusCode::CREATED, Json(count_view(&c, &code, id.role))).into_response(),
-        Err(e) => op_err(&st, e).into_response(),
-    }
+        .await
+        .map_err(|e| op_err(st, e))?;
+    Ok((StatusCode::CREATED, body))
 }
 
 async fn count_and_code(st: &AppState, reference: &str) -> Result<(store::inventory::Count, String), ApiError> {

@@ -155,35 +155,31 @@ async fn create(
             );
         }
     };
-    let dlc = chrono::NaiveDate::parse_from_str(&get("dlc"), "%Y-%m-%d").ok();
-    let note = Some(get("note")).filter(|n| !n.is_empty());
-    let (actor, now) = (id.actor(&pc.ctx), st.clock.now());
-    let res = db
-        .write(|tx| {
-            let d = store::inventory::Declaration {
-                product: product.clone(),
-                declared,
-                surplus_dlc: dlc,
-                note: note.clone(),
-            };
-            let actor = actor.clone();
-            Box::pin(async move { store::inventory::declare(&**tx, d, &actor, now).await })
-        })
-        .await;
+    let body = crate::api::stock::CountBody {
+        product_code: product.code.clone(),
+        declared_quantity: declared,
+        dlc: chrono::NaiveDate::parse_from_str(&get("dlc"), "%Y-%m-%d").ok(),
+        note: Some(get("note")).filter(|n| !n.is_empty()),
+    };
+    let idem =
+        crate::api::idempotency::Idem::from_form(&get("_commande"), &id, "/api/stock/counts", &serde_json::json!(body));
+    let res =
+        crate::api::idempotency::run_value(&st, idem, |idem| crate::api::stock::count(&st, &pc.ctx, &id, body, idem))
+            .await;
     match res {
-        Ok(c) => {
-            let text = if c.status == "APPROVED" {
+        Ok((_, c, _)) => {
+            let reference = c["reference"].as_str().unwrap_or_default();
+            let text = if c["status"] == "APPROVED" {
                 format!(
-                    "Comptage {} approuvé : écart {} passé en stock.",
-                    c.reference,
-                    qty(c.difference, &product.base_unit)
+                    "Comptage {reference} approuvé : écart {} passé en stock.",
+                    qty(c["difference"].as_i64().unwrap_or(0), &product.base_unit)
                 )
             } else {
-                format!("Comptage {} déclaré : il attend sa validation par une autre personne.", c.reference)
+                format!("Comptage {reference} déclaré : il attend sa validation par une autre personne.")
             };
-            redirect_with_flash(&format!("/stock/comptages/{}", c.reference), "succes", &text)
+            redirect_with_flash(&format!("/stock/comptages/{reference}"), "succes", &text)
         }
-        Err(e) => refuse(crate::auth::session::op_err(&st, e), fields(&st).await),
+        Err(e) => refuse(e, fields(&st).await),
     }
 }
 

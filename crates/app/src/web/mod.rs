@@ -35,6 +35,9 @@ pub struct Layout {
     pub user: Option<UserMenu>,
     /// The CSRF token forms carry in `_csrf`.
     pub csrf: String,
+    /// A fresh command id for the page's document-creating form (`_commande`, PLATFORM.md §2.5): submitting the
+    /// same form twice creates one document.
+    pub command: String,
 }
 
 pub struct UserMenu {
@@ -139,6 +142,7 @@ impl Layout {
             flash: Vec::new(),
             user: None,
             csrf: String::new(),
+            command: uuid::Uuid::now_v7().to_string(),
         }
     }
 

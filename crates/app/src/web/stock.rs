@@ -16,6 +16,7 @@ use domain::stock::{LotStatus, Unit, fmt_date, fmt_qty};
 use serde::Deserialize;
 
 use super::{Layout, PageCtx, page, redirect_with_flash};
+use crate::api::idempotency::{Idem, run_value};
 use crate::api::stock::{ReceptionBody, ReceptionLineBody};
 use crate::auth::Identity;
 use crate::platform::errors::ApiError;
@@ -278,13 +279,15 @@ async fn create_reception(
         supplier_invoice_number: None,
         lines,
     };
-    match crate::api::stock::receive(&st, &body, &id, &pc.ctx).await {
-        Ok((r, warnings)) => {
-            let reference = r["reference"].as_str().unwrap_or_default().to_string();
+    let idem = Idem::from_form(&get("_commande"), &id, "/api/receptions", &serde_json::json!(body));
+    let res = run_value(&st, idem, |idem| crate::api::stock::receive(&st, &body, &id, &pc.ctx, idem)).await;
+    match res {
+        Ok((_, r, _)) => {
+            let reference = r["reception"]["reference"].as_str().unwrap_or_default().to_string();
             let mut text = format!("Réception {reference} enregistrée.");
-            for w in warnings {
+            for w in r["warnings"].as_array().into_iter().flatten() {
                 text.push(' ');
-                text.push_str(&w.message);
+                text.push_str(w["message"].as_str().unwrap_or_default());
             }
             redirect_with_flash(
                 &format!("/appro/receptions/{reference}"),
@@ -729,6 +732,8 @@ struct LossForm {
     quantity: String,
     reason: String,
     note: String,
+    #[serde(rename = "_commande")]
+    commande: String,
     #[serde(rename = "_csrf")]
     _csrf: String,
 }
@@ -754,30 +759,25 @@ async fn lot_loss(
     let Some(quantity) = parse_qty(&f.quantity) else {
         return redirect_with_flash(&back, "erreur", "Quantité attendue, par exemple 12,5.");
     };
-    let Some(reason) = domain::stock::LossReason::parse(&f.reason) else {
-        return redirect_with_flash(&back, "erreur", "Motif inconnu.");
+    let body = crate::api::stock::LossBody {
+        lot_number: number.clone(),
+        quantity,
+        reason: f.reason.clone(),
+        note: f.note.clone(),
     };
-    let (actor, now) = (id.actor(&pc.ctx), st.clock.now());
-    let res = db
-        .write(|tx| {
-            let (number, note, actor) = (number.clone(), f.note.clone(), actor.clone());
-            Box::pin(
-                async move { store::stock::declare_loss(&**tx, &number, quantity, reason, &note, &actor, now).await },
-            )
-        })
-        .await;
-    match res {
-        Ok((loss, _)) => redirect_with_flash(
+    let idem = Idem::from_form(&f.commande, &id, "/api/stock/losses", &serde_json::json!(body));
+    match run_value(&st, idem, |idem| crate::api::stock::loss(&st, &pc.ctx, &id, body, idem)).await {
+        Ok((_, b, _)) => redirect_with_flash(
             &back,
             "succes",
             &format!(
                 "Perte {} enregistrée : {}, valeur {}.",
-                loss.reference,
-                qty(loss.quantity, &p.base_unit),
-                fmt_money(loss.value)
+                b["reference"].as_str().unwrap_or_default(),
+                qty(b["quantity"].as_i64().unwrap_or(0), &p.base_unit),
+                fmt_money(b["value"].as_i64().unwrap_or(0))
             ),
         ),
-        Err(e) => redirect_with_flash(&back, "erreur", &crate::auth::session::op_err(&st, e).message),
+        Err(e) => redirect_with_flash(&back, "erreur", &e.message),
     }
 }
 

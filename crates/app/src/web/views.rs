@@ -342,18 +342,28 @@ async fn write_off(
         };
         return page(StatusCode::OK, p, &pc);
     }
-    match crate::api::stock::write_off(&st, &id, &pc.ctx, lots).await {
-        Ok(losses) => {
-            let refs: Vec<&str> = losses.iter().map(|l| l.reference.as_str()).collect();
-            let total: i64 = losses.iter().map(|l| l.value).sum();
+    let key = raw.iter().find(|(k, _)| k == "_commande").map(|(_, v)| v.as_str()).unwrap_or_default();
+    let idem = crate::api::idempotency::Idem::from_form(
+        key,
+        &id,
+        "/api/stock/losses/write-off",
+        &serde_json::json!({ "lots": lots }),
+    );
+    let res = crate::api::idempotency::run_value(&st, idem, |idem| {
+        crate::api::stock::write_off(&st, &id, &pc.ctx, lots.clone(), idem)
+    });
+    match res.await {
+        Ok((_, b, _)) => {
+            let items = b["items"].as_array().cloned().unwrap_or_default();
+            let refs: Vec<&str> = items.iter().filter_map(|l| l["reference"].as_str()).collect();
             redirect_with_flash(
                 "/stock/echeances",
                 "succes",
                 &format!(
                     "{} perte(s) enregistrée(s) ({}), valeur {}.",
-                    losses.len(),
+                    items.len(),
                     refs.join(", "),
-                    fmt_money(total)
+                    fmt_money(b["totalValue"].as_i64().unwrap_or(0))
                 ),
             )
         }
@@ -492,7 +502,7 @@ async fn movements(
 fn reason_label(reason: &str) -> &str {
     match reason {
         "EXPIRED" => "Périmé",
-        "DAMAGED" => "Endommagé",
+        "DAMAGED" => "Abîmé",
         "QC_FAILED" => "Non conforme",
         "OTHER" => "Autre",
         other => other,

@@ -2,6 +2,7 @@
 
 pub mod config_values;
 pub mod health;
+pub mod idempotency;
 pub mod net;
 pub mod ratelimit;
 pub mod request_id;

@@ -1194,4 +1194,73 @@ mod api {
         })
         .await;
     }
+
+    /// PLATFORM.md §2.5: a document-creating POST repeated with its key writes once and answers the same; another
+    /// body under the same key is refused; concurrent duplicates collide on the key; a form submitted twice writes once.
+    #[tokio::test]
+    async fn idempotency_keys_make_document_creation_safe_to_retry() {
+        on_both(|t| async move {
+            let srv = server(&t).await;
+            let (appro, _, _) = setup(&srv).await;
+            let send = |key: &'static str, path: &'static str, body: Value| {
+                let (srv, appro) = (&srv, appro.clone());
+                async move {
+                    let r = client().post(srv.url(path)).bearer_auth(appro).header("Idempotency-Key", key).json(&body).send().await.unwrap();
+                    let replayed = r.headers().get("idempotent-replayed").is_some();
+                    (r.status().as_u16(), replayed, r.json::<Value>().await.unwrap())
+                }
+            };
+            let key = "0192f0c1-8a7b-7c3d-9e4f-123456789abc";
+            let body = json!({"supplierCode": "FOUR-0001", "lines": [{"productCode": "MP-LAIT", "quantity": 50_000, "unitCostHt": 300, "dlc": "2025-03-30"}]});
+            let first = send(key, "/api/receptions", body.clone()).await;
+            assert_eq!((first.0, first.1), (201, false), "{}", first.2);
+            let again = send(key, "/api/receptions", body.clone()).await;
+            assert_eq!((again.0, again.1), (201, true));
+            assert_eq!(again.2, first.2, "the stored answer");
+            assert_eq!(audit_actions(&srv, "RECEPTION_CREATED").await.len(), 1);
+            let mut other = body.clone();
+            other["lines"][0]["quantity"] = json!(60_000);
+            let (s, _, b) = send(key, "/api/receptions", other).await;
+            assert_eq!((s, b["error"]["code"].as_str()), (409, Some("IDEMPOTENCE_CONFLIT")));
+            assert_eq!(b["error"]["message"], "Cette commande a déjà été envoyée avec un contenu différent.");
+            let (s, _, b) = send("pas-une-cle", "/api/receptions", body).await;
+            assert_eq!((s, b["error"]["code"].as_str()), (400, Some("VALIDATION_ERROR")));
+
+            // Four copies of one loss at once: one loss, four identical answers.
+            let loss = json!({"lotNumber": "L250314-001", "quantity": 1_000, "reason": "DAMAGED", "note": "Bidon percé au déchargement"});
+            let key = "9b2f6c1e-3d4a-4b5c-8d6e-7f8091a2b3c4";
+            let (a, b, c, d) = tokio::join!(
+                send(key, "/api/stock/losses", loss.clone()),
+                send(key, "/api/stock/losses", loss.clone()),
+                send(key, "/api/stock/losses", loss.clone()),
+                send(key, "/api/stock/losses", loss.clone())
+            );
+            let answers = [a, b, c, d];
+            for (s, _, b) in &answers {
+                assert_eq!((*s, b["reference"].as_str()), (201, Some("PER-2025-00001")), "{b}");
+            }
+            assert_eq!(answers.iter().filter(|a| !a.1).count(), 1, "one executed, the others replayed");
+            let (_, lot) = get(&srv, "/api/stock/lots/L250314-001", &appro).await;
+            assert_eq!(lot["quantityRemaining"], 49_000);
+
+            // The lot page's loss form carries its command id: a double submission writes once.
+            crate::support::seed_user(&srv, "appro.idem@test.dz", Role::Appro, false).await;
+            let (web, _) = crate::support::web_session(&srv, "appro.idem@test.dz").await;
+            let html = web.get(srv.url("/stock/lots/L250314-001")).send().await.unwrap().text().await.unwrap();
+            let csrf = csrf_of(&html);
+            let command = html.split("name=\"_commande\" value=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_string();
+            let form = [("_csrf", csrf.as_str()), ("_commande", command.as_str()), ("quantity", "2"), ("reason", "OTHER"), ("note", "Retour fournisseur du lot")];
+            for _ in 0..2 {
+                let r = web.post(srv.url("/stock/lots/L250314-001/perte")).form(&form).send().await.unwrap();
+                assert_eq!(r.status(), 303);
+            }
+            let (_, lot) = get(&srv, "/api/stock/lots/L250314-001", &appro).await;
+            assert_eq!(lot["quantityRemaining"], 47_000);
+            assert_eq!(audit_actions(&srv, "LOSS_DECLARED").await.len(), 2);
+            let purged = store::idempotency::purge(srv.state.dbmon.db(), super::now() + chrono::Duration::hours(25)).await.unwrap();
+            assert_eq!(purged, 3, "keys are kept 24 h");
+            srv.stop().await;
+        })
+        .await;
+    }
 }

@@ -48,11 +48,12 @@ async fn migrating_twice_applies_nothing_the_second_time() {
                 "m20261128_000004_receptions",
                 "m20261128_000005_losses_alerts",
                 "m20261128_000006_inventory_counts",
-                "m20261128_000007_supplier_block"
+                "m20261128_000007_supplier_block",
+                "m20261128_000008_idempotency"
             ]
         );
         assert!(store::migration::migrate(&db).await.unwrap().is_empty());
-        assert_eq!(store::migration::schema_version(&db).await.unwrap(), 7);
+        assert_eq!(store::migration::schema_version(&db).await.unwrap(), 8);
         let status = store::migration::status(&db).await.unwrap();
         assert!(status.iter().all(|m| m.applied));
     })

@@ -13,6 +13,7 @@ mod m20261128_000004_receptions;
 mod m20261128_000005_losses_alerts;
 mod m20261128_000006_inventory_counts;
 mod m20261128_000007_supplier_block;
+mod m20261128_000008_idempotency;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000005_losses_alerts::Migration),
             Box::new(m20261128_000006_inventory_counts::Migration),
             Box::new(m20261128_000007_supplier_block::Migration),
+            Box::new(m20261128_000008_idempotency::Migration),
         ]
     }
 }
