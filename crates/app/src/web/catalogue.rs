@@ -84,6 +84,8 @@ struct ListPage {
     prev: Option<String>,
     next: Option<String>,
     summary: String,
+    /// When set, the first cell links to `{link}/{cell}`.
+    link: &'static str,
 }
 
 /// One kind of object: its pages, its fields, how a form becomes an API body, and how the API creates it.
@@ -200,6 +202,7 @@ pub fn list_page_for(
         prev,
         next,
         summary,
+        link: if path == SUPPLIERS.path { SUPPLIERS.path } else { "" },
     };
     page(StatusCode::OK, p, pc)
 }
@@ -732,6 +735,130 @@ async fn client_create(
     party_create(&st, &pc, &id, raw, &CLIENTS).await
 }
 
+#[derive(Template)]
+#[template(path = "supplier.html")]
+struct SupplierPage {
+    layout: Layout,
+    code: String,
+    name: String,
+    tone: &'static str,
+    status: String,
+    facts: Vec<(&'static str, String)>,
+    can_block: bool,
+    blocked: bool,
+}
+
+async fn supplier_page(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    axum::extract::Path(code): axum::extract::Path<String>,
+) -> Response {
+    let Some(s) = store::catalogue::supplier_by_code(st.dbmon.db().conn(), &code).await.ok().flatten() else {
+        return super::not_found().await;
+    };
+    let today = domain::stock::today_algiers(st.clock.now());
+    let blocked = domain::catalogue::supplier_blocked(s.block_reason.as_deref(), s.blocked_until, today);
+    let (tone, status) = match (s.active, blocked, s.blocked_until) {
+        (false, _, _) => ("gris", "Inactif".to_string()),
+        (true, true, Some(d)) => ("rouge", format!("Bloqué jusqu'au {}", domain::stock::fmt_date(d))),
+        (true, true, None) => ("rouge", "Bloqué jusqu'à nouvel ordre".to_string()),
+        _ => ("vert", "Actif".to_string()),
+    };
+    let mut facts = vec![
+        ("Code", s.code.clone()),
+        ("Forme juridique", dash(s.forme_juridique.clone())),
+        ("Adresse", dash(s.adresse.clone())),
+        ("Wilaya", dash(s.wilaya.clone())),
+        ("Commune", dash(s.commune.clone())),
+        ("Téléphone", dash(s.telephone.clone())),
+        ("E-mail", dash(s.email.clone())),
+        ("RC", dash(s.rc.clone())),
+        ("NIF", dash(s.nif.clone())),
+        ("AI", dash(s.ai.clone())),
+        ("NIS", dash(s.nis.clone())),
+        ("Délai de paiement", format!("{} jour(s)", s.payment_terms_days)),
+    ];
+    if blocked {
+        facts.push(("Motif du blocage", s.block_reason.clone().unwrap_or_default()));
+    }
+    let p = SupplierPage {
+        layout: Layout::for_page(&s.raison_sociale, SUPPLIERS.path, &pc),
+        code: s.code.clone(),
+        name: s.raison_sociale.clone(),
+        tone,
+        status,
+        facts,
+        can_block: id.role == Role::Admin && s.active,
+        blocked,
+    };
+    page(StatusCode::OK, p, &pc)
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct BlockForm {
+    reason: String,
+    until: String,
+    #[serde(rename = "_csrf")]
+    _csrf: String,
+}
+
+async fn supplier_block_change(
+    st: &AppState,
+    pc: &PageCtx,
+    id: &Identity,
+    code: String,
+    block: bool,
+    f: BlockForm,
+) -> Response {
+    let back = format!("{}/{code}", SUPPLIERS.path);
+    let until = chrono::NaiveDate::parse_from_str(f.until.trim(), "%Y-%m-%d").ok();
+    if block && !f.until.trim().is_empty() && until.is_none() {
+        return redirect_with_flash(&back, "erreur", "Date de fin illisible.");
+    }
+    match crate::api::catalogue::supplier_block(st, id, &pc.ctx, &code, block, f.reason, until).await {
+        Ok(s) => {
+            let text = if block {
+                format!("Fournisseur {} bloqué.", s.code)
+            } else {
+                format!("Fournisseur {} débloqué.", s.code)
+            };
+            redirect_with_flash(&back, "succes", &text)
+        }
+        Err(e) => {
+            let details: Vec<String> = e.details["fields"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f["message"].as_str().map(str::to_string))
+                .collect();
+            let text = if details.is_empty() { e.message.clone() } else { details.join(" ") };
+            redirect_with_flash(&back, "erreur", &text)
+        }
+    }
+}
+
+async fn supplier_block(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    axum::extract::Path(code): axum::extract::Path<String>,
+    Form(f): Form<BlockForm>,
+) -> Response {
+    supplier_block_change(&st, &pc, &id, code, true, f).await
+}
+
+async fn supplier_unblock(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    axum::extract::Path(code): axum::extract::Path<String>,
+    Form(f): Form<BlockForm>,
+) -> Response {
+    supplier_block_change(&st, &pc, &id, code, false, f).await
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/catalogue/matieres", get(mp_list))
@@ -740,6 +867,9 @@ pub fn router() -> Router<AppState> {
         .route("/catalogue/produits/nouveau", get(pf_new).post(pf_create))
         .route("/fournisseurs", get(supplier_list))
         .route("/fournisseurs/nouveau", get(supplier_new).post(supplier_create))
+        .route("/fournisseurs/{code}", get(supplier_page))
+        .route("/fournisseurs/{code}/bloquer", axum::routing::post(supplier_block))
+        .route("/fournisseurs/{code}/debloquer", axum::routing::post(supplier_unblock))
         .route("/clients", get(client_list))
         .route("/clients/nouveau", get(client_new).post(client_create))
 }

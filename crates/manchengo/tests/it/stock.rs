@@ -1020,6 +1020,28 @@ mod api {
             let actions: Vec<String> = [audit_actions(&srv, "SUPPLIER_BLOCKED").await, audit_actions(&srv, "SUPPLIER_UNBLOCKED").await]
                 .concat().iter().map(|r| r.reason.clone().unwrap_or_default()).collect();
             assert_eq!(actions, vec!["Retards répétés de livraison", "Analyse de lait non conforme", "Nouvelle analyse conforme"]);
+            // The supplier page: ADMIN blocks from it (a short reason comes back as a flash), APPRO only reads.
+            crate::support::seed_user(&srv, "admin.four@test.dz", Role::Admin, false).await;
+            crate::support::seed_user(&srv, "appro.four@test.dz", Role::Appro, false).await;
+            let (web, _) = crate::support::web_session(&srv, "admin.four@test.dz").await;
+            let html = web.get(srv.url("/fournisseurs")).send().await.unwrap().text().await.unwrap();
+            assert!(html.contains("<a href=\"/fournisseurs/FOUR-0001\">"), "{html}");
+            let html = web.get(srv.url("/fournisseurs/FOUR-0001")).send().await.unwrap().text().await.unwrap();
+            assert!(html.contains("Bloquer le fournisseur") && html.contains("Laiterie du Djurdjura SARL"), "{html}");
+            let csrf = csrf_of(&html);
+            web.post(srv.url("/fournisseurs/FOUR-0001/bloquer")).form(&[("_csrf", csrf.as_str()), ("reason", "court"), ("until", "")]).send().await.unwrap();
+            let html = web.get(srv.url("/fournisseurs/FOUR-0001")).send().await.unwrap().text().await.unwrap();
+            assert!(html.contains("Le motif doit contenir au moins 10 caractères."), "{html}");
+            let r = web.post(srv.url("/fournisseurs/FOUR-0001/bloquer"))
+                .form(&[("_csrf", csrf.as_str()), ("reason", "Citerne non conforme"), ("until", "2025-04-30")]).send().await.unwrap();
+            assert_eq!(r.status(), 303);
+            let html = web.get(srv.url("/fournisseurs/FOUR-0001")).send().await.unwrap().text().await.unwrap();
+            let html = html.replace("&#39;", "'").replace("&#x27;", "'");
+            assert!(html.contains("Fournisseur FOUR-0001 bloqué.") && html.contains("Bloqué jusqu'au 30/04/2025"), "{html}");
+            assert!(html.contains("Lever le blocage"), "{html}");
+            let (appro_web, _) = crate::support::web_session(&srv, "appro.four@test.dz").await;
+            let html = appro_web.get(srv.url("/fournisseurs/FOUR-0001")).send().await.unwrap().text().await.unwrap();
+            assert!(html.contains("Citerne non conforme") && !html.contains("Lever le blocage"), "{html}");
             srv.stop().await;
         })
         .await;
