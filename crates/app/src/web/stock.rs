@@ -506,6 +506,10 @@ struct StockPage {
     show_mp: bool,
     show_values: bool,
     rows: Vec<StockRow>,
+    /// The date asked for (`YYYY-MM-DD`), empty for now.
+    date: String,
+    /// "au 31/03/2025 (fin de journée)" when a past date is shown.
+    at: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -513,6 +517,8 @@ struct StockPage {
 struct KindQuery {
     #[serde(rename = "type")]
     kind: String,
+    /// `YYYY-MM-DD`: the stock at the end of that day, from the ledger.
+    date: String,
 }
 
 async fn stock_products(State(st): State<AppState>, pc: PageCtx, id: Identity, Query(q): Query<KindQuery>) -> Response {
@@ -521,7 +527,39 @@ async fn stock_products(State(st): State<AppState>, pc: PageCtx, id: Identity, Q
     let today = domain::stock::today_algiers(st.clock.now());
     let show_values = matches!(id.role, Role::Admin | Role::Comptable) || (id.role == Role::Appro && kind == "MP");
     let mut rows = Vec::new();
-    for p in store::catalogue::list_products(db, kind).await.unwrap_or_default() {
+    let products = store::catalogue::list_products(db, kind).await.unwrap_or_default();
+    if let Ok(date) = NaiveDate::parse_from_str(q.date.trim(), "%Y-%m-%d") {
+        // Stock at a past date: one read per lot alive that day (DECISIONS.md), totals only.
+        let at = match store::stock::stock_at(db, date).await {
+            Ok(a) => a,
+            Err(e) => return super::unavailable_page(&ApiError::from(e).message),
+        };
+        let dash = || "—".to_string();
+        for p in products {
+            let total = at.iter().find(|x| x.0 == p.id).map_or(0, |x| x.1);
+            rows.push(StockRow {
+                total: qty(total, &p.base_unit),
+                usable: dash(),
+                quarantine: dash(),
+                blocked: dash(),
+                value: dash(),
+                below: false,
+                code: p.code,
+                name: p.name,
+            });
+        }
+        let p = StockPage {
+            layout: Layout::for_page("Stock par produit", "/stock/produits", &pc),
+            kind,
+            show_mp: id.role != Role::Commercial,
+            show_values: false,
+            rows,
+            date: q.date.trim().to_string(),
+            at: format!("au {} (fin de journée)", fmt_date(date)),
+        };
+        return page(StatusCode::OK, p, &pc);
+    }
+    for p in products {
         let lots = store::stock::lots_of(db.conn(), p.id).await.unwrap_or_default();
         let sum = |f: &dyn Fn(&store::stock::Lot) -> bool| {
             lots.iter().filter(|l| f(l)).map(|l| l.quantity_remaining).sum::<i64>()
@@ -546,6 +584,8 @@ async fn stock_products(State(st): State<AppState>, pc: PageCtx, id: Identity, Q
         show_mp: id.role != Role::Commercial,
         show_values,
         rows,
+        date: String::new(),
+        at: String::new(),
     };
     page(StatusCode::OK, p, &pc)
 }

@@ -1200,6 +1200,13 @@ mod api {
                     && html.contains("PER-2025-00001"),
                 "{html}"
             );
+            // Stock at a past date, from the ledger: 20 kg on the 14th, nothing left after the write-off.
+            let html =
+                web.get(srv.url("/stock/produits?type=mp&date=2025-03-14")).send().await.unwrap().text().await.unwrap();
+            assert!(html.contains("stock au 14/03/2025 (fin de journée)") && html.contains("20,000\u{a0}kg"), "{html}");
+            let html =
+                web.get(srv.url("/stock/produits?type=mp&date=2025-03-16")).send().await.unwrap().text().await.unwrap();
+            assert!(!html.contains("20,000\u{a0}kg") && html.contains("0,000\u{a0}kg"), "{html}");
             // Catalogue lists are searched on any column and paginated.
             let html = web.get(srv.url("/fournisseurs?q=djurdjura")).send().await.unwrap().text().await.unwrap();
             assert!(html.contains("FOUR-0001") && html.contains("Page 1 sur 1 · 1 élément(s)"), "{html}");
