@@ -147,3 +147,22 @@ where
         Err(e) => e.into_response(),
     }
 }
+
+/// A document-creating API call: reads the `Idempotency-Key` header for `route` and runs `work` under it.
+pub async fn handle<F, Fut>(
+    st: &AppState,
+    headers: &HeaderMap,
+    id: &Identity,
+    route: &'static str,
+    body: Value,
+    work: F,
+) -> Response
+where
+    F: FnOnce(Option<Idem>) -> Fut,
+    Fut: std::future::Future<Output = Result<(StatusCode, Value), ApiError>>,
+{
+    match Idem::from_headers(headers, id, route, &body) {
+        Ok(idem) => run(st, idem, work).await,
+        Err(e) => e.into_response(),
+    }
+}

@@ -195,11 +195,10 @@ pub async fn create_reception(
     headers: HeaderMap,
     ApiJson(b): ApiJson<ReceptionBody>,
 ) -> Response {
-    let idem = match Idem::from_headers(&headers, &id, "/api/receptions", &json!(b)) {
-        Ok(i) => i,
-        Err(e) => return e.into_response(),
-    };
-    super::idempotency::run(&st, idem, |idem| receive(&st, &b, &id, &ctx, idem)).await
+    super::idempotency::handle(&st, &headers, &id, "/api/receptions", json!(b), |idem| {
+        receive(&st, &b, &id, &ctx, idem)
+    })
+    .await
 }
 
 async fn detail(st: &AppState, reference: &str, role: Role) -> Result<Value, ApiError> {
@@ -456,11 +455,8 @@ pub async fn declare_loss(
     headers: HeaderMap,
     ApiJson(b): ApiJson<LossBody>,
 ) -> Response {
-    let idem = match Idem::from_headers(&headers, &id, "/api/stock/losses", &json!(b)) {
-        Ok(i) => i,
-        Err(e) => return e.into_response(),
-    };
-    super::idempotency::run(&st, idem, |idem| loss(&st, &ctx, &id, b, idem)).await
+    super::idempotency::handle(&st, &headers, &id, "/api/stock/losses", json!(b), |idem| loss(&st, &ctx, &id, b, idem))
+        .await
 }
 
 /// One loss, as the API and the lot page declare it.
@@ -611,11 +607,10 @@ pub async fn write_off_expired(
     headers: HeaderMap,
     ApiJson(b): ApiJson<WriteOffBody>,
 ) -> Response {
-    let idem = match Idem::from_headers(&headers, &id, "/api/stock/losses/write-off", &json!(b)) {
-        Ok(i) => i,
-        Err(e) => return e.into_response(),
-    };
-    super::idempotency::run(&st, idem, |idem| write_off(&st, &id, &ctx, b.lots, idem)).await
+    super::idempotency::handle(&st, &headers, &id, "/api/stock/losses/write-off", json!(b), |idem| {
+        write_off(&st, &id, &ctx, b.lots, idem)
+    })
+    .await
 }
 
 #[derive(Deserialize, utoipa::IntoParams, Debug)]
@@ -687,11 +682,8 @@ pub async fn declare_count(
     headers: HeaderMap,
     ApiJson(b): ApiJson<CountBody>,
 ) -> Response {
-    let idem = match Idem::from_headers(&headers, &id, "/api/stock/counts", &json!(b)) {
-        Ok(i) => i,
-        Err(e) => return e.into_response(),
-    };
-    super::idempotency::run(&st, idem, |idem| count(&st, &ctx, &id, b, idem)).await
+    super::idempotency::handle(&st, &headers, &id, "/api/stock/counts", json!(b), |idem| count(&st, &ctx, &id, b, idem))
+        .await
 }
 
 /// One count declaration, as the API and the count form make it.
