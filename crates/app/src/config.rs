@@ -145,6 +145,11 @@ pub struct Config {
     pub health_detailed_allow: Vec<Cidr>,
     pub metrics_allow: Vec<Cidr>,
     pub backup_dir: PathBuf,
+    pub backup_interval_hours: u64,
+    pub backup_retention_days: u64,
+    /// OpenSSL AES-256 + PBKDF2 encryption of the local copies when set (with `BACKUP_ENCRYPT_LOCAL`).
+    pub backup_passphrase_file: Option<PathBuf>,
+    pub backup_encrypt_local: bool,
     /// The values as read (for `config check`), secrets masked.
     pub effective: Vec<(String, String)>,
 }
@@ -360,9 +365,10 @@ impl Config {
             }
         }
         let backup_dir = r.raw("BACKUP_DIR").map(PathBuf::from).unwrap_or_else(|| data_dir.join("backups"));
-        r.get("BACKUP_INTERVAL_HOURS", 6, parse_positive);
-        r.get("BACKUP_RETENTION_DAYS", 30, parse_positive);
-        r.get("BACKUP_ENCRYPT_LOCAL", false, parse_bool);
+        let backup_interval_hours = r.get("BACKUP_INTERVAL_HOURS", 6, parse_positive);
+        let backup_retention_days = r.get("BACKUP_RETENTION_DAYS", 30, parse_positive);
+        let backup_passphrase_file = r.raw("BACKUP_PASSPHRASE_FILE").map(PathBuf::from);
+        let backup_encrypt_local = r.get("BACKUP_ENCRYPT_LOCAL", false, parse_bool);
 
         if !r.errors.is_empty() {
             return Err(r.errors);
@@ -410,6 +416,10 @@ impl Config {
             health_detailed_allow,
             metrics_allow,
             backup_dir,
+            backup_interval_hours,
+            backup_retention_days,
+            backup_passphrase_file,
+            backup_encrypt_local,
             effective,
         })
     }

@@ -196,6 +196,26 @@ impl App {
                 }),
             }
         });
+        if dbmon.db().backend() == store::Backend::Sqlite {
+            // PLATFORM.md §8, §12.1: embedded mode backs itself up every BACKUP_INTERVAL_HOURS (slots from 00:00
+            // Algiers); with PostgreSQL the backup container does it.
+            let db = dbmon.db().clone();
+            let (clock, config) = (options.clock.clone(), config.clone());
+            jobs.push(Job {
+                name: "backup",
+                schedule: Schedule::At(domain::platform::schedule::Calendar::EveryHours {
+                    hours: config.backup_interval_hours.clamp(1, 24) as u32,
+                }),
+                lease_ttl: Duration::from_secs(3600),
+                leased: true,
+                run: Arc::new(move || {
+                    let (db, clock, config) = (db.clone(), clock.clone(), config.clone());
+                    Box::pin(
+                        async move { crate::ops::backup::backup(&config, &db, None, clock.now()).await.map(|_| ()) },
+                    )
+                }),
+            });
+        }
         jobs.push({
             // PLATFORM.md §8: daily 03:30, idempotency keys older than 24 h go.
             let db = dbmon.db().clone();

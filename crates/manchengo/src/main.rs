@@ -58,6 +58,22 @@ enum Command {
         #[arg(long, value_name = "URL")]
         database_url: Option<String>,
     },
+    /// Une sauvegarde vérifiée dans BACKUP_DIR (SQLite : copie cohérente gzip ; PostgreSQL : pg_dump + SQL gzip),
+    /// liens latest, élagage après vérification. Code 1 en cas d'échec (sauvegardes précédentes intactes).
+    Backup {
+        /// Étiquette ajoutée au nom du fichier (par exemple pre-deploy-3f2a1b).
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Restaure une sauvegarde (fichier, nom dans BACKUP_DIR ou « latest ») : vérifiée d'abord, données actuelles
+    /// mises de côté, migrations ensuite. Arrêtez « manchengo serve » avant (base embarquée).
+    Restore {
+        /// Fichier .db.gz, .dump ou .sql.gz (éventuellement .enc), ou « latest ».
+        file: String,
+        /// Ne demande pas de taper RESTAURER.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Mesures de performance écrites dans docs/BENCHMARKS.md (jamais des assertions).
     Bench {
         #[command(subcommand)]
@@ -197,6 +213,20 @@ fn main() -> ExitCode {
                 config.database_url = url;
             }
             runtime().block_on(check(config, audit, from))
+        }
+        Command::Backup { label } => {
+            let config = match load_config() {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            runtime().block_on(backup(config, label))
+        }
+        Command::Restore { file, yes } => {
+            let config = match load_config() {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            runtime().block_on(restore(config, file, yes))
         }
         Command::Bench { what: BenchWhat::Login { logins, write, database_url } } => {
             match runtime().block_on(bench::login_bench(database_url, logins.max(4), write)) {
@@ -414,6 +444,87 @@ fn describe(e: store::OpError) -> String {
     match e {
         store::OpError::Rejected(r) => r.message,
         store::OpError::Store(e) => e.to_string(),
+    }
+}
+
+async fn backup(config: Config, label: Option<String>) -> ExitCode {
+    let db = match store::Db::open(&app::server::db_options(&config, Duration::from_secs(600))).await {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("échec de connexion à la base : {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let res = app::ops::backup::backup(&config, &db, label.as_deref(), chrono::Utc::now()).await;
+    db.close().await;
+    match res {
+        Ok(r) => {
+            for f in &r.files {
+                println!("sauvegarde vérifiée : {}", f.display());
+            }
+            println!("taille {} octets, sha256 {}, durée {} ms", r.size_bytes, r.sha256, r.elapsed_ms);
+            if !r.pruned.is_empty() {
+                println!("élagués (plus de {} jours) : {}", config.backup_retention_days, r.pruned.join(", "));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sauvegarde impossible : {e}");
+            eprintln!("les sauvegardes précédentes sont intactes ; rien n'a été élagué");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn restore(config: Config, file: String, yes: bool) -> ExitCode {
+    // The embedded database must not be in use: the data-directory lock of `serve` says so.
+    let _lock = if store::Backend::from_url(&config.database_url) == Some(store::Backend::Sqlite) {
+        match take_data_lock(&config.data_dir) {
+            Ok(l) => Some(l),
+            Err(_) => {
+                eprintln!(
+                    "restauration refusée : « manchengo serve » tourne sur {} ; arrêtez-le d'abord",
+                    config.data_dir.display()
+                );
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        None
+    };
+    let path = app::ops::backup::resolve(&config, &file);
+    if !path.exists() {
+        eprintln!("fichier de sauvegarde introuvable : {file}");
+        return ExitCode::from(1);
+    }
+    if let Ok(modified) = std::fs::metadata(&path).and_then(|m| m.modified()) {
+        let at = chrono::DateTime::<chrono::Utc>::from(modified);
+        println!(
+            "sauvegarde {} du {} : les données saisies après ce moment seront perdues",
+            path.display(),
+            domain::format::datetime_algiers(at.timestamp())
+        );
+    }
+    if !yes {
+        use std::io::BufRead;
+        println!("Tapez RESTAURER pour confirmer :");
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+        if line.trim() != "RESTAURER" {
+            eprintln!("abandon : rien n'a été modifié");
+            return ExitCode::from(1);
+        }
+    }
+    match app::ops::backup::restore(&config, &path, chrono::Utc::now()).await {
+        Ok(r) => {
+            println!("restauration terminée en {} ms ; données précédentes conservées : {}", r.elapsed_ms, r.kept);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("restauration impossible : {e}");
+            eprintln!("les données actuelles n'ont pas été modifiées");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod backups;
 pub mod catalogue;
 pub mod db;
 pub mod error;

@@ -111,6 +111,24 @@ pub fn diagnostics_refused() -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "Authentification requise (jeton administrateur).")
 }
 
+/// Backups as PLATFORM.md §9.1 shows them: the last verified one, its age, the last restore test (null when unknown).
+async fn backups_json(st: &AppState) -> Value {
+    let db = st.dbmon.db();
+    if !st.dbmon.is_up() {
+        return Value::Null;
+    }
+    let last = store::backups::last_ok(db, "BACKUP").await.ok().flatten();
+    let test = store::backups::last(db, "RESTORE_TEST").await.ok().flatten();
+    let now = st.clock.now();
+    json!({
+        "lastAt": last.as_ref().map(|b| b.finished_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        "lastFile": last.as_ref().and_then(|b| b.file.as_deref().and_then(|f| f.rsplit('/').next()).map(str::to_string)),
+        "ageHours": last.as_ref().map(|b| ((now - b.finished_at).num_minutes() as f64 / 6.0).round() / 10.0),
+        "lastRestoreTestAt": test.as_ref().map(|t| t.finished_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        "lastRestoreTestStatus": test.as_ref().map(|t| t.status.clone()),
+    })
+}
+
 /// The detailed report of `/api/health/detailed`.
 pub async fn detailed_report(st: &AppState) -> Value {
     let c = run_checks(st).await;
@@ -124,6 +142,7 @@ pub async fn detailed_report(st: &AppState) -> Value {
         database["schemaVersion"] = json!(store::migration::schema_version(db).await.ok());
     }
     let jobs = st.scheduler.views(&st.dbmon).await;
+    let backups = backups_json(st).await;
     let uptime = st.started.elapsed().as_secs();
     let rss = telemetry::rss_bytes();
     json!({
@@ -150,6 +169,7 @@ pub async fn detailed_report(st: &AppState) -> Value {
             "loginMax": st.config.rate_limit_login_max,
         },
         "jobs": jobs,
+        "backups": backups,
         "memory": {"rssBytes": rss, "rss": rules::memory_human(rss), "limitBytes": telemetry::memory_limit_bytes()},
     })
 }
@@ -183,6 +203,11 @@ pub async fn metrics(State(st): State<AppState>, req: axum::extract::Request) ->
     metrics::gauge!("db_pool_connections", "state" => "in_use").set(size.saturating_sub(idle) as f64);
     metrics::gauge!("db_pool_connections", "state" => "max").set(max as f64);
     metrics::gauge!("process_resident_memory_bytes").set(telemetry::rss_bytes() as f64);
+    if st.dbmon.is_up()
+        && let Ok(Some(b)) = store::backups::last_ok(st.dbmon.db(), "BACKUP").await
+    {
+        metrics::gauge!("backup_last_success_timestamp_seconds").set(b.finished_at.timestamp() as f64);
+    }
     if let Some(limit) = telemetry::memory_limit_bytes() {
         metrics::gauge!("process_memory_limit_bytes").set(limit as f64);
     }

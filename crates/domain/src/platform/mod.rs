@@ -1,5 +1,6 @@
 //! Platform rules (PLATFORM.md): configuration values, client IP, rate-limit windows, health status.
 
+pub mod backup;
 pub mod config_values;
 pub mod health;
 pub mod idempotency;

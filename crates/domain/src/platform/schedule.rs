@@ -11,31 +11,51 @@ pub enum Calendar {
     Daily { hour: u32, minute: u32 },
     /// Every hour at :mm.
     Hourly { minute: u32 },
+    /// Every `hours` hours from 00:00 Algiers each day (6 → 00:00, 06:00, 12:00, 18:00).
+    EveryHours { hours: u32 },
 }
 
 /// The most recent slot that started at or before `now` (Unix seconds): its start and its key.
 pub fn latest_slot(cal: Calendar, now: i64) -> (i64, String) {
     let local = now + ALGIERS_OFFSET_SECS;
-    let (period, offset) = match cal {
-        Calendar::Daily { hour, minute } => (86_400, (hour * 3_600 + minute * 60) as i64),
-        Calendar::Hourly { minute } => (3_600, (minute * 60) as i64),
+    let start_local = match cal {
+        Calendar::Daily { hour, minute } => {
+            let offset = (hour * 3_600 + minute * 60) as i64;
+            (local - offset).div_euclid(86_400) * 86_400 + offset
+        }
+        Calendar::Hourly { minute } => {
+            let offset = (minute * 60) as i64;
+            (local - offset).div_euclid(3_600) * 3_600 + offset
+        }
+        Calendar::EveryHours { hours } => {
+            let period = i64::from(hours.clamp(1, 24)) * 3_600;
+            let day = local.div_euclid(86_400) * 86_400;
+            day + (local - day) / period * period
+        }
     };
-    let start_local = (local - offset).div_euclid(period) * period + offset;
     let (y, m, d) = civil_from_days(start_local.div_euclid(86_400));
     let key = match cal {
         Calendar::Daily { .. } => format!("{y:04}-{m:02}-{d:02}"),
-        Calendar::Hourly { .. } => format!("{y:04}-{m:02}-{d:02}T{:02}", start_local.rem_euclid(86_400) / 3_600),
+        Calendar::Hourly { .. } | Calendar::EveryHours { .. } => {
+            format!("{y:04}-{m:02}-{d:02}T{:02}", start_local.rem_euclid(86_400) / 3_600)
+        }
     };
     (start_local - ALGIERS_OFFSET_SECS, key)
 }
 
 /// The first slot strictly after `now`.
 pub fn next_slot(cal: Calendar, now: i64) -> i64 {
-    let period = match cal {
-        Calendar::Daily { .. } => 86_400,
-        Calendar::Hourly { .. } => 3_600,
-    };
-    latest_slot(cal, now).0 + period
+    match cal {
+        Calendar::Daily { .. } => latest_slot(cal, now).0 + 86_400,
+        Calendar::Hourly { .. } => latest_slot(cal, now).0 + 3_600,
+        // The last slot of a day may be shorter (hours not dividing 24): the next day's 00:00 comes first.
+        Calendar::EveryHours { hours } => {
+            let start = latest_slot(cal, now).0;
+            let local_start = start + ALGIERS_OFFSET_SECS;
+            let next_day = (local_start.div_euclid(86_400) + 1) * 86_400 - ALGIERS_OFFSET_SECS;
+            (start + i64::from(hours.clamp(1, 24)) * 3_600).min(next_day)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -53,6 +73,20 @@ mod tests {
         assert_eq!(latest_slot(cal, MIDNIGHT_FIVE - 1).1, "2025-03-14");
         assert_eq!(next_slot(cal, MIDNIGHT_FIVE - 1), MIDNIGHT_FIVE);
         assert_eq!(next_slot(cal, MIDNIGHT_FIVE), MIDNIGHT_FIVE + 86_400);
+    }
+
+    #[test]
+    fn backup_slots_start_at_midnight_algiers() {
+        let cal = Calendar::EveryHours { hours: 6 };
+        // 2025-03-15 00:05 Algiers → the 00:00 slot; 05:59 still; 06:00 the next.
+        assert_eq!(latest_slot(cal, MIDNIGHT_FIVE), (MIDNIGHT_FIVE - 300, "2025-03-15T00".to_string()));
+        assert_eq!(next_slot(cal, MIDNIGHT_FIVE), MIDNIGHT_FIVE - 300 + 6 * 3_600);
+        assert_eq!(latest_slot(cal, MIDNIGHT_FIVE - 300 + 6 * 3_600).1, "2025-03-15T06");
+        // 5-hour slots: 00, 05, 10, 15, 20, then the next day's 00 (not 01).
+        let five = Calendar::EveryHours { hours: 5 };
+        let at_20 = MIDNIGHT_FIVE - 300 + 20 * 3_600;
+        assert_eq!(latest_slot(five, at_20 + 10).1, "2025-03-15T20");
+        assert_eq!(next_slot(five, at_20 + 10), MIDNIGHT_FIVE - 300 + 24 * 3_600);
     }
 
     #[test]

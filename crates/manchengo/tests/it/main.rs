@@ -8,6 +8,7 @@ mod cli;
 mod drills;
 mod identity;
 mod jobs;
+mod ops;
 mod shutdown;
 mod stock;
 mod storage;

@@ -14,6 +14,7 @@ mod m20261128_000005_losses_alerts;
 mod m20261128_000006_inventory_counts;
 mod m20261128_000007_supplier_block;
 mod m20261128_000008_idempotency;
+mod m20261128_000009_backup_runs;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000006_inventory_counts::Migration),
             Box::new(m20261128_000007_supplier_block::Migration),
             Box::new(m20261128_000008_idempotency::Migration),
+            Box::new(m20261128_000009_backup_runs::Migration),
         ]
     }
 }

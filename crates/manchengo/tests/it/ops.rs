@@ -1,0 +1,125 @@
+//! Operations kit (issue 5): `manchengo backup` and `manchengo restore` as an operator runs them, on both backends.
+
+use std::process::{Command, Output, Stdio};
+
+use domain::identity::Role;
+use serde_json::{Value, json};
+
+use crate::support::{TestDb, TestServer, bearer, client, on_both};
+
+fn manchengo(t: &TestDb, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_manchengo"))
+        .args(args)
+        .env("DATABASE_URL", &t.url)
+        .env("DATA_DIR", t.dir.path())
+        .env("LOG_LEVEL", "warn")
+        .env_remove("BACKUP_DIR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+async fn receptions(t: &TestDb) -> usize {
+    let db = t.open().await;
+    let n = store::procurement::list(&db).await.unwrap().len();
+    db.close().await;
+    n
+}
+
+/// PLATFORM.md §12: a verified backup with its `latest` link(s) and its row in `backup_runs` (health and metric);
+/// a truncated file is refused with the current data untouched; `latest` brings the data back to the backup; the
+/// result passes `manchengo check`.
+#[tokio::test]
+async fn backup_then_restore_brings_the_data_back_and_refuses_a_truncated_file() {
+    on_both(|t| async move {
+        let srv = TestServer::start(&t, &[]).await;
+        let appro = bearer(&srv, Role::Appro).await;
+        let admin = bearer(&srv, Role::Admin).await;
+        let post = |path: &'static str, body: Value| {
+            let (srv, appro) = (&srv, appro.clone());
+            async move {
+                let r = client().post(srv.url(path)).bearer_auth(appro).json(&body).send().await.unwrap();
+                assert!(r.status().is_success(), "{path}: {}", r.text().await.unwrap());
+            }
+        };
+        post("/api/suppliers", json!({"raisonSociale": "Laiterie du Djurdjura SARL"})).await;
+        post("/api/catalogue/mp", json!({"code": "MP-SEL", "name": "Sel", "category": "ADDITIVE", "baseUnit": "KG", "perishable": false})).await;
+        let reception = json!({"supplierCode": "FOUR-0001", "lines": [{"productCode": "MP-SEL", "quantity": 5_000, "unitCostHt": 100}]});
+        post("/api/receptions", reception.clone()).await;
+
+        let out = manchengo(&t, &["backup"], "");
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(text(&out).contains("sauvegarde vérifiée"), "{}", text(&out));
+        let dir = t.dir.path().join("backups");
+        let links: &[&str] = match t.kind {
+            crate::support::Kind::Sqlite => &["latest.db.gz"],
+            crate::support::Kind::Postgres => &["latest.dump", "latest.sql.gz"],
+        };
+        for l in links {
+            let target = std::fs::read_link(dir.join(l)).unwrap_or_else(|e| panic!("{l}: {e}"));
+            assert!(target.to_string_lossy().starts_with("manchengo_"), "{l} → {}", target.display());
+        }
+        // Detailed health and the metric know it.
+        let d: Value = client().get(srv.url("/api/health/detailed")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(d["backups"]["ageHours"], 0.0, "{}", d["backups"]);
+        assert!(d["backups"]["lastFile"].as_str().unwrap().starts_with("manchengo_"));
+        let m = client().get(srv.url("/metrics")).bearer_auth(&admin).send().await.unwrap().text().await.unwrap();
+        assert!(m.contains("backup_last_success_timestamp_seconds"), "{m}");
+
+        // Work after the backup: lost by the restore, by design (the runbook prints the boundary).
+        post("/api/receptions", reception).await;
+        srv.stop().await;
+        assert_eq!(receptions(&t).await, 2);
+
+        // A truncated copy of the backup: refused, nothing touched.
+        let latest = std::fs::canonicalize(dir.join(links[0])).unwrap();
+        let bytes = std::fs::read(&latest).unwrap();
+        let truncated = t.dir.path().join(format!("tronque.{}", latest.file_name().unwrap().to_string_lossy().split_once('.').unwrap().1));
+        std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+        let out = manchengo(&t, &["restore", truncated.to_str().unwrap(), "--yes"], "");
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(text(&out).contains("les données actuelles n'ont pas été modifiées"), "{}", text(&out));
+        assert_eq!(receptions(&t).await, 2);
+        // Without --yes the operator must type RESTAURER.
+        let out = manchengo(&t, &["restore", "latest"], "oui\n");
+        assert_eq!(out.status.code(), Some(1));
+        assert!(text(&out).contains("abandon : rien n'a été modifié"), "{}", text(&out));
+        assert_eq!(receptions(&t).await, 2);
+
+        let out = manchengo(&t, &["restore", "latest"], "RESTAURER\n");
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(text(&out).contains("les données saisies après ce moment seront perdues"), "{}", text(&out));
+        assert_eq!(receptions(&t).await, 1, "the data of the backup");
+        let out = manchengo(&t, &["check"], "");
+        assert!(out.status.success(), "{}", text(&out));
+        if matches!(t.kind, crate::support::Kind::Postgres) {
+            // The database before the restore was kept under <name>_pre_<ts>: drop it with the test database.
+            let admin = crate::support::pg_admin_url();
+            let name = t.url.rsplit('/').next().unwrap().to_string();
+            let conn = sea_orm::Database::connect(&admin).await.unwrap();
+            use sea_orm::ConnectionTrait;
+            let rows = conn
+                .query_all_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    format!("SELECT datname FROM pg_database WHERE datname LIKE '{name}_pre_%'"),
+                ))
+                .await
+                .unwrap();
+            assert_eq!(rows.len(), 1, "the previous database is kept aside");
+            for r in rows {
+                let n: String = r.try_get("", "datname").unwrap();
+                conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {n} WITH (FORCE)")).await.unwrap();
+            }
+        }
+    })
+    .await;
+}
