@@ -61,6 +61,8 @@ enum Command {
     /// Une sauvegarde vérifiée dans BACKUP_DIR (SQLite : copie cohérente gzip ; PostgreSQL : pg_dump + SQL gzip),
     /// liens latest, élagage après vérification. Code 1 en cas d'échec (sauvegardes précédentes intactes).
     Backup {
+        #[command(subcommand)]
+        action: Option<BackupAction>,
         /// Étiquette ajoutée au nom du fichier (par exemple pre-deploy-3f2a1b).
         #[arg(long)]
         label: Option<String>,
@@ -81,6 +83,17 @@ enum Command {
     },
     /// Affiche la version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum BackupAction {
+    /// Restaure une sauvegarde dans une base jetable, lance la vérification d'intégrité, compte les lignes, supprime
+    /// la copie et enregistre le résultat (santé : lastRestoreTestStatus). Code 1 en cas d'échec.
+    TestRestore {
+        /// Fichier à tester (défaut : latest).
+        #[arg(long)]
+        file: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -214,12 +227,17 @@ fn main() -> ExitCode {
             }
             runtime().block_on(check(config, audit, from))
         }
-        Command::Backup { label } => {
+        Command::Backup { action, label } => {
             let config = match load_config() {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            runtime().block_on(backup(config, label))
+            match action {
+                None => runtime().block_on(backup(config, label)),
+                Some(BackupAction::TestRestore { file }) => {
+                    runtime().block_on(test_restore(config, file.unwrap_or_else(|| "latest".into())))
+                }
+            }
         }
         Command::Restore { file, yes } => {
             let config = match load_config() {
@@ -471,6 +489,41 @@ async fn backup(config: Config, label: Option<String>) -> ExitCode {
         Err(e) => {
             eprintln!("sauvegarde impossible : {e}");
             eprintln!("les sauvegardes précédentes sont intactes ; rien n'a été élagué");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn test_restore(config: Config, file: String) -> ExitCode {
+    let db = match store::Db::open(&app::server::db_options(&config, Duration::from_secs(600))).await {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("échec de connexion à la base : {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let path = app::ops::backup::resolve(&config, &file);
+    let res = app::ops::backup::test_restore(&config, &db, &path, chrono::Utc::now()).await;
+    db.close().await;
+    match res {
+        Ok(r) => {
+            println!("test de restauration de {} ({} ms)", r.file.display(), r.elapsed_ms);
+            for (table, n) in &r.counts {
+                println!("  {table} : {n}");
+            }
+            for line in &r.check {
+                println!("{line}");
+            }
+            if r.ok {
+                println!("test de restauration réussi");
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("TEST DE RESTAURATION EN ÉCHEC");
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("TEST DE RESTAURATION EN ÉCHEC : {e}");
             ExitCode::from(1)
         }
     }

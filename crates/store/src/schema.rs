@@ -217,6 +217,20 @@ async fn introspect_postgres(db: &Db) -> Result<Snapshot, StoreError> {
     Ok(snap)
 }
 
+/// Rows of one of our tables (restore tests compare them); `table` is one of our own names, never user input.
+pub async fn count_rows(db: &Db, table: &str) -> Result<i64, StoreError> {
+    use sea_orm::ConnectionTrait;
+    assert!(table.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "table name");
+    let row = db
+        .conn()
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.sea_backend(),
+            format!("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM {table}"),
+        ))
+        .await?;
+    Ok(row.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::normalize_type;

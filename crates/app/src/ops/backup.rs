@@ -501,3 +501,130 @@ mod tests {
         assert_eq!(database_name(url), "manchengo_erp");
     }
 }
+
+/// What a restore test found (PLATFORM.md §12.4).
+#[derive(Debug, Clone)]
+pub struct TestReport {
+    pub file: PathBuf,
+    /// (table, rows) of the restored copy.
+    pub counts: Vec<(&'static str, i64)>,
+    /// `manchengo check` on the copy.
+    pub check: Vec<String>,
+    pub ok: bool,
+    pub elapsed_ms: u128,
+}
+
+const COUNTED: [&str; 6] = ["users", "products", "clients", "lots", "stock_movements", "audit_log"];
+
+async fn counts_of(db: &store::Db) -> Result<Vec<(&'static str, i64)>, String> {
+    let mut out = Vec::new();
+    for table in COUNTED {
+        let n = store::schema::count_rows(db, table).await.map_err(|e| e.to_string())?;
+        out.push((table, n));
+    }
+    Ok(out)
+}
+
+/// Restores `file` into a throw-away database, runs the integrity check and counts the rows, always drops the copy,
+/// and records the outcome in `backup_runs` of the live database (health `lastRestoreTestStatus`).
+pub async fn test_restore(
+    config: &Config,
+    live: &store::Db,
+    file: &Path,
+    now: DateTime<Utc>,
+) -> Result<TestReport, String> {
+    let started = Instant::now();
+    let work = std::env::temp_dir().join(format!("manchengo-restore-test-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let res = test_restore_in(config, file, &work, now).await;
+    let _ = std::fs::remove_dir_all(&work);
+    let mut row = store::backups::new_run("RESTORE_TEST", now);
+    row.finished_at = Utc::now().max(now);
+    row.file = Some(file.display().to_string());
+    row.host = Some(config.instance_name.clone());
+    match &res {
+        Ok((_, _, true)) => {
+            row.status = "ok".into();
+            row.verified = true;
+        }
+        Ok((_, check, false)) => row.error = Some(check.join(" ; ")),
+        Err(e) => row.error = Some(e.clone()),
+    }
+    if let Err(e) = store::backups::record(live, row).await {
+        tracing::error!(error = %e, "restore test not recorded");
+    }
+    let (counts, check, ok) = res?;
+    Ok(TestReport { file: file.to_path_buf(), counts, check, ok, elapsed_ms: started.elapsed().as_millis() })
+}
+
+async fn check_copy(url: &str) -> Result<(Vec<(&'static str, i64)>, Vec<String>, bool), String> {
+    let db = store::Db::open(&store::DbOptions::new(url)).await.map_err(|e| format!("copie illisible : {e}"))?;
+    let res = async {
+        let counts = counts_of(&db).await?;
+        let report = store::integrity::run(&db, None, false).await.map_err(|e| e.to_string())?;
+        let users = counts.iter().find(|c| c.0 == "users").map_or(0, |c| c.1);
+        let mut lines = report.lines();
+        if users == 0 {
+            lines.push("aucun utilisateur dans la copie".into());
+        }
+        Ok((counts, lines, report.clean() && users > 0))
+    }
+    .await;
+    db.close().await;
+    res
+}
+
+async fn test_restore_in(
+    config: &Config,
+    file: &Path,
+    work: &Path,
+    now: DateTime<Utc>,
+) -> Result<(Vec<(&'static str, i64)>, Vec<String>, bool), String> {
+    if !file.exists() {
+        return Err(format!("fichier de sauvegarde introuvable : {}", file.display()));
+    }
+    let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let plain = if let Some(inner) = name.strip_suffix(".enc") {
+        let out = work.join(inner);
+        decrypt(config, file, &out)?;
+        out
+    } else {
+        file.to_path_buf()
+    };
+    let plain_name = plain.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    if plain_name.ends_with(".db.gz") {
+        gzip_test(&plain)?;
+        let copy = work.join("copy.db");
+        gunzip_to(&plain, &copy)?;
+        store::backups::sqlite_verify(&copy).await?;
+        return check_copy(&format!("sqlite://{}", copy.display())).await;
+    }
+    if !plain_name.ends_with(".dump") {
+        return Err(format!("{name} : le test de restauration PostgreSQL lit un fichier .dump"));
+    }
+    run(Command::new("pg_restore").arg("--list").arg(&plain), "pg_restore --list")
+        .map_err(|_| format!("{name} est tronqué ou corrompu (pg_restore --list)"))?;
+    let scratch = format!("manchengo_restore_test_{}", now.timestamp());
+    let admin = with_database(&config.database_url, "postgres");
+    let psql = |sql: String| {
+        run(
+            Command::new("psql").args(["-v", "ON_ERROR_STOP=1", "-X", "-q", "-d"]).arg(&admin).arg("-c").arg(sql),
+            "psql",
+        )
+    };
+    psql(format!("DROP DATABASE IF EXISTS \"{scratch}\""))?;
+    psql(format!("CREATE DATABASE \"{scratch}\""))?;
+    let url = with_database(&config.database_url, &scratch);
+    let res = match run(
+        Command::new("pg_restore")
+            .args(["--single-transaction", "--exit-on-error", "--no-owner", "--no-privileges", "-d"])
+            .arg(&url)
+            .arg(&plain),
+        "pg_restore",
+    ) {
+        Ok(_) => check_copy(&url).await,
+        Err(e) => Err(e),
+    };
+    let _ = psql(format!("DROP DATABASE IF EXISTS \"{scratch}\" WITH (FORCE)"));
+    res
+}

@@ -74,6 +74,13 @@ async fn backup_then_restore_brings_the_data_back_and_refuses_a_truncated_file()
         assert!(d["backups"]["lastFile"].as_str().unwrap().starts_with("manchengo_"));
         let m = client().get(srv.url("/metrics")).bearer_auth(&admin).send().await.unwrap().text().await.unwrap();
         assert!(m.contains("backup_last_success_timestamp_seconds"), "{m}");
+        // §12.4: the backup restores into a throw-away database and passes the checks; health shows it.
+        let out = manchengo(&t, &["backup", "test-restore"], "");
+        assert!(out.status.success(), "{}", text(&out));
+        let report = text(&out);
+        assert!(report.contains("test de restauration réussi") && report.contains("users : 2") && report.contains("lots : 1"), "{report}");
+        let d: Value = client().get(srv.url("/api/health/detailed")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(d["backups"]["lastRestoreTestStatus"], "ok");
 
         // Work after the backup: lost by the restore, by design (the runbook prints the boundary).
         post("/api/receptions", reception).await;
@@ -89,6 +96,9 @@ async fn backup_then_restore_brings_the_data_back_and_refuses_a_truncated_file()
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
         assert!(text(&out).contains("les données actuelles n'ont pas été modifiées"), "{}", text(&out));
         assert_eq!(receptions(&t).await, 2);
+        let out = manchengo(&t, &["backup", "test-restore", "--file", truncated.to_str().unwrap()], "");
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(text(&out).contains("TEST DE RESTAURATION EN ÉCHEC"), "{}", text(&out));
         // Without --yes the operator must type RESTAURER.
         let out = manchengo(&t, &["restore", "latest"], "oui\n");
         assert_eq!(out.status.code(), Some(1));
