@@ -216,7 +216,13 @@ async fn backup_files(
                 let _ = std::fs::remove_file(&gz);
                 return Err(e);
             }
-            let gz = if encrypt_local { encrypt(config, &gz)? } else { gz };
+            let gz = if encrypt_local {
+                encrypt(config, &gz).inspect_err(|_| {
+                    let _ = std::fs::remove_file(&gz);
+                })?
+            } else {
+                gz
+            };
             let suffix = if encrypt_local { ".db.gz.enc" } else { ".db.gz" };
             let name = format!("{stem}{suffix}");
             let final_path = dir.join(&name);
@@ -242,8 +248,19 @@ async fn backup_files(
                 return Err(e);
             }
             let mut published = Vec::new();
+            if encrypt_local {
+                for part in [&dump, &sql] {
+                    if let Err(e) = encrypt(config, part) {
+                        for p in [&dump, &sql] {
+                            let _ = std::fs::remove_file(p);
+                            let _ = std::fs::remove_file(format!("{}.enc", p.display()));
+                        }
+                        return Err(e);
+                    }
+                }
+            }
             for (part, ext) in [(dump, "dump"), (sql, "sql.gz")] {
-                let part = if encrypt_local { encrypt(config, &part)? } else { part };
+                let part = if encrypt_local { PathBuf::from(format!("{}.enc", part.display())) } else { part };
                 let suffix = if encrypt_local { format!("{ext}.enc") } else { ext.to_string() };
                 let name = format!("{stem}.{suffix}");
                 let final_path = dir.join(&name);

@@ -17,14 +17,16 @@ fn sanitize(label: &str) -> String {
     label.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').take(40).collect()
 }
 
-/// Whether a file name is one of our backups (not a `latest` link, not a safety copy).
+const SUFFIXES: [&str; 6] = [".db.gz.enc", ".dump.enc", ".sql.gz.enc", ".db.gz", ".dump", ".sql.gz"];
+
+/// Whether a file name is one of our backups, encrypted or not (not a `latest` link, not a safety copy).
 pub fn is_backup(name: &str) -> bool {
-    name.starts_with("manchengo_") && [".db.gz", ".dump", ".sql.gz"].iter().any(|s| name.ends_with(s))
+    name.starts_with("manchengo_") && SUFFIXES.iter().any(|s| name.ends_with(s))
 }
 
-/// The run a file belongs to (`manchengo_20250314_050003` for both its `.dump` and `.sql.gz`).
+/// The run a file belongs to (`manchengo_20250314_050003` for its `.dump`, `.sql.gz` and their `.enc`).
 pub fn run_of(name: &str) -> &str {
-    [".db.gz", ".dump", ".sql.gz"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name)
+    SUFFIXES.iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name)
 }
 
 pub const KEEP_NEWEST: usize = 4;
@@ -76,6 +78,8 @@ mod tests {
         );
         assert!(is_backup("manchengo_20250314_050003.sql.gz") && !is_backup("latest.sql.gz"));
         assert_eq!(run_of("manchengo_20250314_050003.dump"), "manchengo_20250314_050003");
+        assert_eq!(run_of("manchengo_20250314_050003.sql.gz.enc"), "manchengo_20250314_050003");
+        assert!(is_backup("manchengo_20250314_050003.db.gz.enc"));
     }
 
     #[test]

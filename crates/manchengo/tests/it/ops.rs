@@ -8,9 +8,14 @@ use serde_json::{Value, json};
 use crate::support::{TestDb, TestServer, bearer, client, on_both};
 
 fn manchengo(t: &TestDb, args: &[&str], stdin: &str) -> Output {
+    manchengo_with(t, args, stdin, &[])
+}
+
+fn manchengo_with(t: &TestDb, args: &[&str], stdin: &str, envs: &[(&str, &str)]) -> Output {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_manchengo"))
         .args(args)
+        .envs(envs.iter().copied())
         .env("DATABASE_URL", &t.url)
         .env("DATA_DIR", t.dir.path())
         .env("LOG_LEVEL", "warn")
@@ -132,4 +137,68 @@ async fn backup_then_restore_brings_the_data_back_and_refuses_a_truncated_file()
         }
     })
     .await;
+}
+
+/// PLATFORM.md §12.1 steps 5–6: local copies encrypted with the passphrase file, restored only with it; old runs pruned
+/// after a verified backup, never the 4 newest; a failed run prunes nothing and leaves no partial file.
+#[tokio::test]
+async fn encrypted_backups_and_retention() {
+    let t = TestDb::new(crate::support::Kind::Sqlite).await.unwrap();
+    let srv = TestServer::start(&t, &[]).await;
+    bearer(&srv, Role::Admin).await;
+    srv.stop().await;
+    let dir = t.dir.path().join("backups");
+    std::fs::create_dir_all(&dir).unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(40 * 86_400);
+    for d in 1..=6 {
+        let f = std::fs::File::create(dir.join(format!("manchengo_2025010{d}_000000.db.gz"))).unwrap();
+        f.set_modified(old + std::time::Duration::from_secs(d * 3_600)).unwrap();
+    }
+    let pass = t.dir.path().join("phrase");
+    std::fs::write(&pass, "une phrase secrète assez longue\n").unwrap();
+    let pass = pass.to_str().unwrap();
+    let enc = [("BACKUP_PASSPHRASE_FILE", pass), ("BACKUP_ENCRYPT_LOCAL", "true"), ("BACKUP_RETENTION_DAYS", "30")];
+
+    // A failing run (unreadable passphrase file) prunes nothing and leaves nothing half-written.
+    let broken = [("BACKUP_PASSPHRASE_FILE", "/nonexistent/phrase"), ("BACKUP_ENCRYPT_LOCAL", "true")];
+    let out = manchengo_with(&t, &["backup"], "", &broken);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("rien n'a été élagué"), "{}", text(&out));
+    let names = || {
+        let mut n: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names().len(), 6, "{:?}", names());
+
+    let out = manchengo_with(&t, &["backup"], "", &enc);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("élagués (plus de 30 jours) : manchengo_20250101_000000.db.gz"), "{}", text(&out));
+    let left = names();
+    assert!(
+        left.iter().all(|n| !n.starts_with("manchengo_2025010") || n > &"manchengo_20250103".to_string()),
+        "{left:?}"
+    );
+    assert_eq!(
+        left.iter().filter(|n| n.starts_with("manchengo_2025010")).count(),
+        3,
+        "the 3 newest old runs stay: {left:?}"
+    );
+    assert!(left.contains(&"latest.db.gz.enc".to_string()), "{left:?}");
+    let latest = std::fs::canonicalize(dir.join("latest.db.gz.enc")).unwrap();
+    let head = std::fs::read(&latest).unwrap();
+    assert!(head.starts_with(b"Salted__"), "OpenSSL-encrypted, not gzip");
+
+    // Restore: the wrong passphrase is refused with the data untouched; the right one restores.
+    let wrong = t.dir.path().join("autre");
+    std::fs::write(&wrong, "pas la bonne phrase\n").unwrap();
+    let out =
+        manchengo_with(&t, &["restore", "latest", "--yes"], "", &[("BACKUP_PASSPHRASE_FILE", wrong.to_str().unwrap())]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("phrase secrète incorrecte"), "{}", text(&out));
+    let out = manchengo_with(&t, &["restore", "latest", "--yes"], "", &enc);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = manchengo(&t, &["check"], "");
+    assert!(out.status.success(), "{}", text(&out));
 }
