@@ -150,6 +150,8 @@ pub struct Config {
     /// OpenSSL AES-256 + PBKDF2 encryption of the local copies when set (with `BACKUP_ENCRYPT_LOCAL`).
     pub backup_passphrase_file: Option<PathBuf>,
     pub backup_encrypt_local: bool,
+    /// Certificate whose expiry `/metrics` exports (`tls_certificate_not_after_seconds`).
+    pub tls_cert_file: Option<PathBuf>,
     /// The values as read (for `config check`), secrets masked.
     pub effective: Vec<(String, String)>,
 }
@@ -368,6 +370,7 @@ impl Config {
         let backup_interval_hours = r.get("BACKUP_INTERVAL_HOURS", 6, parse_positive);
         let backup_retention_days = r.get("BACKUP_RETENTION_DAYS", 30, parse_positive);
         let backup_passphrase_file = r.raw("BACKUP_PASSPHRASE_FILE").map(PathBuf::from);
+        let tls_cert_file = r.raw("TLS_CERT_FILE").map(PathBuf::from);
         let backup_encrypt_local = r.get("BACKUP_ENCRYPT_LOCAL", false, parse_bool);
 
         if !r.errors.is_empty() {
@@ -420,6 +423,7 @@ impl Config {
             backup_retention_days,
             backup_passphrase_file,
             backup_encrypt_local,
+            tls_cert_file,
             effective,
         })
     }

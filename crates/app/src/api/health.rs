@@ -208,6 +208,9 @@ pub async fn metrics(State(st): State<AppState>, req: axum::extract::Request) ->
     {
         metrics::gauge!("backup_last_success_timestamp_seconds").set(b.finished_at.timestamp() as f64);
     }
+    if let Some(t) = st.config.tls_cert_file.as_deref().and_then(crate::platform::tls::not_after) {
+        metrics::gauge!("tls_certificate_not_after_seconds").set(t as f64);
+    }
     if let Some(limit) = telemetry::memory_limit_bytes() {
         metrics::gauge!("process_memory_limit_bytes").set(limit as f64);
     }

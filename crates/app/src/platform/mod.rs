@@ -9,6 +9,7 @@ pub mod pipeline;
 pub mod ratelimit;
 pub mod redis_link;
 pub mod telemetry;
+pub mod tls;
 
 /// Runs `tick` every `period` until `stop` flips (the 5 s probes of Redis).
 pub async fn every<F, Fut>(period: std::time::Duration, mut stop: tokio::sync::watch::Receiver<bool>, mut tick: F)

@@ -202,3 +202,99 @@ async fn encrypted_backups_and_retention() {
     let out = manchengo(&t, &["check"], "");
     assert!(out.status.success(), "{}", text(&out));
 }
+
+/// The series an alert expression reads: identifiers that are not PromQL functions, keywords or label names.
+fn series_of(expr: &str) -> Vec<String> {
+    const PROMQL: &[&str] = &[
+        "sum",
+        "rate",
+        "max",
+        "min",
+        "avg",
+        "count",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "time",
+        "histogram_quantile",
+        "increase",
+        "bool",
+        "and",
+        "or",
+        "unless",
+    ];
+    // Drop label matchers, ranges and strings: what is left are names, functions and numbers.
+    let mut plain = String::new();
+    let mut depth = 0;
+    for c in expr.chars() {
+        match c {
+            '{' | '[' => depth += 1,
+            '}' | ']' => depth -= 1,
+            _ if depth == 0 => plain.push(c),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for word in plain.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if word.is_empty() || word.chars().next().unwrap().is_ascii_digit() || PROMQL.contains(&word) {
+            continue;
+        }
+        // `sum by (le)`: a grouping label, not a series.
+        if ["le", "instance"].contains(&word) {
+            continue;
+        }
+        out.push(word.trim_end_matches("_bucket").to_string());
+    }
+    out
+}
+
+/// PLATFORM.md §9.3: every series an alert rule reads is one the server exports (`up` is Prometheus' own).
+#[tokio::test]
+async fn alert_rules_only_read_series_the_server_exports() {
+    let rules =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/monitoring/alerts.yml")).unwrap();
+    let exprs: Vec<&str> =
+        rules.lines().filter_map(|l| l.trim().strip_prefix("expr: '").and_then(|r| r.strip_suffix('\''))).collect();
+    assert!(exprs.len() >= 9, "{exprs:?}");
+    let t = TestDb::new(crate::support::Kind::Sqlite).await.unwrap();
+    let cert = t.dir.path().join("fullchain.pem");
+    let key = t.dir.path().join("privkey.pem");
+    let ok = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "20", "-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let srv = TestServer::start(&t, &[("TLS_CERT_FILE", cert.to_str().unwrap())]).await;
+    let admin = bearer(&srv, Role::Admin).await;
+    client().get(srv.url("/api/health")).send().await.unwrap();
+    app::ops::backup::backup(&srv.state.config, srv.state.dbmon.db(), None, chrono::Utc::now()).await.unwrap();
+    let text = client().get(srv.url("/metrics")).bearer_auth(&admin).send().await.unwrap().text().await.unwrap();
+    let exported: std::collections::BTreeSet<String> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap().trim_end_matches("_bucket").to_string())
+        .collect();
+    // Exported only where the kernel says so: a memory limit exists in the container, not on every machine.
+    let conditional =
+        |name: &str| name == "process_memory_limit_bytes" && app::platform::telemetry::memory_limit_bytes().is_none();
+    for expr in exprs {
+        for s in series_of(expr) {
+            if s == "up" || conditional(&s) {
+                continue;
+            }
+            assert!(exported.contains(&s), "rule `{expr}` reads `{s}`, which /metrics does not export:\n{text}");
+        }
+    }
+    // The certificate's expiry is read from TLS_CERT_FILE: about 20 days ahead.
+    let line = text.lines().find(|l| l.starts_with("tls_certificate_not_after_seconds")).unwrap();
+    let at: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let days = (at - chrono::Utc::now().timestamp() as f64) / 86_400.0;
+    assert!((19.0..=20.1).contains(&days), "{line}");
+    srv.stop().await;
+}
