@@ -15,11 +15,11 @@ fn manchengo_with(t: &TestDb, args: &[&str], stdin: &str, envs: &[(&str, &str)])
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_manchengo"))
         .args(args)
-        .envs(envs.iter().copied())
+        .env_remove("BACKUP_DIR")
         .env("DATABASE_URL", &t.url)
         .env("DATA_DIR", t.dir.path())
         .env("LOG_LEVEL", "warn")
-        .env_remove("BACKUP_DIR")
+        .envs(envs.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -117,23 +117,8 @@ async fn backup_then_restore_brings_the_data_back_and_refuses_a_truncated_file()
         let out = manchengo(&t, &["check"], "");
         assert!(out.status.success(), "{}", text(&out));
         if matches!(t.kind, crate::support::Kind::Postgres) {
-            // The database before the restore was kept under <name>_pre_<ts>: drop it with the test database.
-            let admin = crate::support::pg_admin_url();
-            let name = t.url.rsplit('/').next().unwrap().to_string();
-            let conn = sea_orm::Database::connect(&admin).await.unwrap();
-            use sea_orm::ConnectionTrait;
-            let rows = conn
-                .query_all_raw(sea_orm::Statement::from_string(
-                    sea_orm::DbBackend::Postgres,
-                    format!("SELECT datname FROM pg_database WHERE datname LIKE '{name}_pre_%'"),
-                ))
-                .await
-                .unwrap();
-            assert_eq!(rows.len(), 1, "the previous database is kept aside");
-            for r in rows {
-                let n: String = r.try_get("", "datname").unwrap();
-                conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {n} WITH (FORCE)")).await.unwrap();
-            }
+            // The database before the restore was kept under <name>_pre_<ts>.
+            assert_eq!(drop_kept_databases(&t.url).await, 1, "the previous database is kept aside");
         }
     })
     .await;
@@ -297,4 +282,89 @@ async fn alert_rules_only_read_series_the_server_exports() {
     let days = (at - chrono::Utc::now().timestamp() as f64) / 86_400.0;
     assert!((19.0..=20.1).contains(&days), "{line}");
     srv.stop().await;
+}
+
+/// DR drill (PLATFORM.md §15, runbook « Restauration complète »): a fresh database and nothing but the backup
+/// directory → `manchengo restore latest --yes` → `manchengo serve` → ready, with the data of the backup. The elapsed
+/// time from the restore to ready is the RTO of the software part (printed; the closing note records it).
+#[tokio::test]
+async fn dr_a_fresh_host_comes_back_from_the_backup_directory_alone() {
+    on_both(|t| async move {
+        let srv = TestServer::start(&t, &[]).await;
+        let appro = bearer(&srv, Role::Appro).await;
+        for (path, body) in [
+            ("/api/suppliers", json!({"raisonSociale": "Laiterie du Djurdjura SARL"})),
+            ("/api/catalogue/mp", json!({"code": "MP-SEL", "name": "Sel", "category": "ADDITIVE", "baseUnit": "KG", "perishable": false})),
+            ("/api/receptions", json!({"supplierCode": "FOUR-0001", "lines": [{"productCode": "MP-SEL", "quantity": 5_000, "unitCostHt": 100}]})),
+        ] {
+            let r = client().post(srv.url(path)).bearer_auth(&appro).json(&body).send().await.unwrap();
+            assert!(r.status().is_success());
+        }
+        srv.stop().await;
+        let out = manchengo(&t, &["backup"], "");
+        assert!(out.status.success(), "{}", text(&out));
+        let backups = t.dir.path().join("backups");
+        let backups = backups.to_str().unwrap();
+
+        // The new host: an empty database (PostgreSQL) or nothing at all (embedded), and the backup directory.
+        let fresh = TestDb::new(t.kind).await.unwrap();
+        let started = std::time::Instant::now();
+        let out = manchengo_with(&fresh, &["restore", "latest", "--yes"], "", &[("BACKUP_DIR", backups)]);
+        assert!(out.status.success(), "{}", text(&out));
+        let data = fresh.dir.path().join("srv");
+        let mut server = crate::support::procs::Manchengo::spawn(&[
+            ("DATABASE_URL", &fresh.url),
+            ("DATA_DIR", &data.display().to_string()),
+        ]);
+        let deadline = started + std::time::Duration::from_secs(60);
+        loop {
+            let ready = client().get(server.url("/api/health/ready")).send().await.map(|r| r.status().as_u16()).unwrap_or(0);
+            if ready == 200 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "not ready:\n{}", server.logs());
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        println!("DR {:?} : restauration + démarrage jusqu'à prêt en {} ms", t.kind, started.elapsed().as_millis());
+        let login: Value = client()
+            .post(server.url("/api/auth/login"))
+            .json(&json!({"email": crate::support::email_of(Role::Appro), "password": crate::support::PASSWORD, "client": "device"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = login["accessToken"].as_str().unwrap_or_else(|| panic!("{login}"));
+        let list: Value =
+            client().get(server.url("/api/receptions")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+        let year = domain::stock::today_algiers(chrono::Utc::now()).format("%Y").to_string();
+        assert_eq!(list["items"][0]["reference"], format!("REC-{year}-00001"), "{list}");
+        server.terminate();
+        let out = manchengo(&fresh, &["check"], "");
+        assert!(out.status.success(), "{}", text(&out));
+        if matches!(fresh.kind, crate::support::Kind::Postgres) {
+            assert_eq!(drop_kept_databases(&fresh.url).await, 1);
+        }
+    })
+    .await;
+}
+
+/// Drops the `<name>_pre_<ts>` databases a PostgreSQL restore kept aside; returns how many there were.
+async fn drop_kept_databases(url: &str) -> usize {
+    use sea_orm::ConnectionTrait;
+    let name = url.rsplit('/').next().unwrap().to_string();
+    let conn = sea_orm::Database::connect(&crate::support::pg_admin_url()).await.unwrap();
+    let rows = conn
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            format!("SELECT datname FROM pg_database WHERE datname LIKE '{name}_pre_%'"),
+        ))
+        .await
+        .unwrap();
+    for r in &rows {
+        let n: String = r.try_get("", "datname").unwrap();
+        conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {n} WITH (FORCE)")).await.unwrap();
+    }
+    rows.len()
 }
