@@ -368,3 +368,83 @@ async fn drop_kept_databases(url: &str) -> usize {
     }
     rows.len()
 }
+
+/// BK drill (PLATFORM.md §15.1): a full disk while compressing, a truncated PostgreSQL dump — the run fails, `latest`
+/// still points at the last good backup, nothing is pruned, nothing half-written stays, the failure is recorded and the
+/// backup age keeps growing (BackupTooOld, promtool-tested); a backup of broken data fails its restore test loudly.
+#[tokio::test]
+async fn bk_failed_backups_publish_and_prune_nothing_and_restore_tests_fail_loudly() {
+    on_both(|t| async move {
+        let srv = TestServer::start(&t, &[]).await;
+        let appro = bearer(&srv, Role::Appro).await;
+        for (path, body) in [
+            ("/api/suppliers", json!({"raisonSociale": "Laiterie du Djurdjura SARL"})),
+            ("/api/catalogue/mp", json!({"code": "MP-SEL", "name": "Sel", "category": "ADDITIVE", "baseUnit": "KG", "perishable": false})),
+            ("/api/receptions", json!({"supplierCode": "FOUR-0001", "lines": [{"productCode": "MP-SEL", "quantity": 5_000, "unitCostHt": 100}]})),
+        ] {
+            assert!(client().post(srv.url(path)).bearer_auth(&appro).json(&body).send().await.unwrap().status().is_success());
+        }
+        let out = manchengo(&t, &["backup"], "");
+        assert!(out.status.success(), "{}", text(&out));
+        let dir = t.dir.path().join("backups");
+        let link = if matches!(t.kind, crate::support::Kind::Sqlite) { "latest.db.gz" } else { "latest.dump" };
+        let good = std::fs::read_link(dir.join(link)).unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60 * 86_400);
+        for d in 1..=6 {
+            let f = std::fs::File::create(dir.join(format!("manchengo_2025010{d}_000000.db.gz"))).unwrap();
+            f.set_modified(old).unwrap();
+        }
+        let listing = || {
+            let mut n: Vec<String> =
+                std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+            n.sort();
+            n
+        };
+        let before = listing();
+
+        // Fakes on PATH: gzip as on a full disk; pg_dump that leaves a truncated file and says nothing.
+        let bin = t.dir.path().join("fakebin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let script = |name: &str, body: &str| {
+            use std::os::unix::fs::PermissionsExt;
+            let p = bin.join(name);
+            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        script("gzip", "echo 'gzip: stdout: No space left on device' >&2\nexit 1");
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+        let out = manchengo_with(&t, &["backup"], "", &[("PATH", &path)]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(text(&out).contains("rien n'a été élagué"), "{}", text(&out));
+        assert_eq!(listing(), before, "nothing published, pruned or left half-written");
+        assert_eq!(std::fs::read_link(dir.join(link)).unwrap(), good);
+        if matches!(t.kind, crate::support::Kind::Postgres) {
+            std::fs::remove_file(bin.join("gzip")).unwrap();
+            let real = String::from_utf8(Command::new("sh").args(["-c", "command -v pg_dump"]).output().unwrap().stdout).unwrap();
+            script(
+                "pg_dump",
+                &format!("{} \"$@\" || exit $?\nfor a; do [ \"$prev\" = --file ] && f=$a; prev=$a; done\ntruncate -s 200 \"$f\"", real.trim()),
+            );
+            let out = manchengo_with(&t, &["backup"], "", &[("PATH", &path)]);
+            assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+            assert!(text(&out).contains("pg_restore --list"), "{}", text(&out));
+            assert_eq!(listing(), before);
+        }
+        let last = store::backups::last(srv.state.dbmon.db(), "BACKUP").await.unwrap().unwrap();
+        assert_eq!(last.status, "failed");
+        let d: Value = client().get(srv.url("/api/health/detailed")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(d["backups"]["lastFile"], good.to_string_lossy().as_ref(), "age still counted from the last good one");
+
+        // Broken data backed up faithfully: the restore test says so, loudly.
+        use sea_orm::ConnectionTrait;
+        srv.state.dbmon.db().conn().execute_unprepared("UPDATE lots SET quantity_remaining = quantity_remaining + 1").await.unwrap();
+        assert!(manchengo(&t, &["backup"], "").status.success());
+        let out = manchengo(&t, &["backup", "test-restore"], "");
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(text(&out).contains("registre des stocks : 1 écart(s)") && text(&out).contains("TEST DE RESTAURATION EN ÉCHEC"), "{}", text(&out));
+        let d: Value = client().get(srv.url("/api/health/detailed")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(d["backups"]["lastRestoreTestStatus"], "failed");
+        srv.stop().await;
+    })
+    .await;
+}
