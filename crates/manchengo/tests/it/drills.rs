@@ -297,3 +297,102 @@ async fn inc_001_kill_9_during_stock_writes_loses_no_acknowledged_operation() {
     })
     .await;
 }
+
+/// D1 through nginx (PLATFORM.md §15.1, runbook INC-001): two instances (`backend`, `web`) on one PostgreSQL behind
+/// the shipped nginx configuration; `kill -9` of `backend` during a stream of GETs: every GET still answers 200 (nginx
+/// retries the failed upstream on `web`), the access log is one JSON object per line, and after a restart `backend`
+/// serves again.
+#[tokio::test]
+async fn d1_nginx_keeps_serving_through_web_when_backend_is_killed() {
+    let Some(t) = crate::support::TestDb::new(crate::support::Kind::Postgres).await else { return };
+    {
+        let db = t.migrated().await;
+        let hash = app::auth::password::hash_now(crate::support::PASSWORD);
+        db.write(|tx| {
+            let hash = hash.clone();
+            Box::pin(async move {
+                let u = store::identity::NewUser {
+                    email: "admin@drill.dz".into(),
+                    first_name: "Drill".into(),
+                    last_name: "Admin".into(),
+                    role: domain::identity::Role::Admin,
+                    password_hash: hash,
+                    must_change_password: false,
+                };
+                store::identity::create_user(
+                    &**tx,
+                    u,
+                    &store::audit::Actor::system("drill"),
+                    chrono::Utc::now(),
+                    false,
+                )
+                .await?;
+                Ok::<_, store::OpError>(())
+            })
+        })
+        .await
+        .unwrap();
+        db.close().await;
+    }
+    // D1 is about failover, not limits: the application limit is raised, and the pace (20 requests/s) stays under the
+    // edge zone's 30 r/s.
+    let env = [("DATABASE_URL", t.url.as_str()), ("TRUSTED_PROXIES", "127.0.0.1/32"), ("RATE_LIMIT_MAX", "1000")];
+    let mut backend = Manchengo::spawn(&env);
+    let mut web_env = env.to_vec();
+    web_env.push(("INSTANCE_NAME", "web"));
+    let web = Manchengo::spawn(&web_env);
+    for srv in [&backend, &web] {
+        eventually(Duration::from_secs(20), "ready", || async {
+            status_of(&srv.url("/api/health/ready")).await.0 == 200
+        })
+        .await;
+    }
+    let Some(nginx) = crate::support::procs::Nginx::start(backend.port, web.port) else { return };
+    let tls =
+        reqwest::Client::builder().danger_accept_invalid_certs(true).timeout(Duration::from_secs(10)).build().unwrap();
+    let login: Value = tls
+        .post(nginx.url("/api/auth/login"))
+        .json(&serde_json::json!({"email": "admin@drill.dz", "password": crate::support::PASSWORD, "client": "device"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["accessToken"].as_str().unwrap_or_else(|| panic!("{login}\n{}", nginx.logs())).to_string();
+    let get = |tls: reqwest::Client, url: String, token: String| async move {
+        tls.get(url).bearer_auth(token).send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+    };
+    let mut statuses = Vec::new();
+    let started = Instant::now();
+    let mut killed = false;
+    while started.elapsed() < Duration::from_secs(3) {
+        if !killed && started.elapsed() > Duration::from_millis(500) {
+            backend.kill9();
+            killed = true;
+        }
+        statuses.push(get(tls.clone(), nginx.url("/api/stock/lots"), token.clone()).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(statuses.len() > 30, "{}", statuses.len());
+    assert!(statuses.iter().all(|s| *s == 200), "a GET failed while backend was down: {statuses:?}\n{}", nginx.logs());
+    // INC-001 « docker compose up -d backend »: it comes back and takes traffic again.
+    backend.start();
+    eventually(Duration::from_secs(30), "backend ready", || async {
+        status_of(&backend.url("/api/health/ready")).await.0 == 200
+    })
+    .await;
+    for _ in 0..20 {
+        assert_eq!(get(tls.clone(), nginx.url("/api/stock/lots"), token.clone()).await, 200);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let access: Vec<Value> = nginx
+        .logs()
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(access.len() >= statuses.len(), "every request is logged");
+    assert!(access.iter().all(|a| a["request_id"].is_string() && a["status"].is_number()), "{:?}", access.first());
+    drop(web);
+}

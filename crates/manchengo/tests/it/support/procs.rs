@@ -233,3 +233,67 @@ impl Drop for Manchengo {
         }
     }
 }
+
+/// Debian's nginx running the shipped configuration (rendered by `infra/nginx/render.sh` for loopback) in front of
+/// two app instances, as the compose `nginx` service is in front of `backend` and `web`.
+pub struct Nginx {
+    pub http: u16,
+    pub https: u16,
+    pub log: PathBuf,
+    child: Option<Child>,
+    _dir: Dir,
+}
+
+impl Nginx {
+    /// `None` when nginx is not installed and we are not in CI.
+    pub fn start(backend: u16, web: u16) -> Option<Nginx> {
+        if Command::new("nginx").arg("-v").stderr(Stdio::null()).status().is_err() {
+            assert!(!super::in_ci(), "nginx is required in CI");
+            eprintln!("nginx absent : exercice nginx ignoré localement");
+            return None;
+        }
+        let dir = Dir::new("nginx");
+        let conf = dir.path().join("conf");
+        let (http, https) = (free_port(), free_port());
+        let render = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/nginx/render.sh");
+        let ok = Command::new(render)
+            .arg(&conf)
+            .args([http.to_string(), https.to_string()])
+            .args([format!("127.0.0.1:{backend}"), format!("127.0.0.1:{web}")])
+            .status()
+            .expect("render.sh");
+        assert!(ok.success(), "render.sh failed");
+        let log = dir.path().join("stdout.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new("nginx")
+            .args(["-e", "stderr", "-p"])
+            .arg(format!("{}/", conf.display()))
+            .arg("-c")
+            .arg(conf.join("nginx.conf"))
+            .args(["-g", "daemon off;"])
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("spawn nginx");
+        let n = Nginx { http, https, log, child: Some(child), _dir: dir };
+        assert!(wait_tcp(https, Duration::from_secs(10)), "nginx did not listen:\n{}", n.logs());
+        Some(n)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{}", self.https, path)
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
