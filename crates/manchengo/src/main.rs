@@ -628,6 +628,12 @@ async fn serve(config: Config) -> ExitCode {
     } else {
         None
     };
+    // PLATFORM.md §11.3: a binary older than the schema's min_reader_version refuses to start (exit 4), so a rollback
+    // never runs silently on a contracted schema. With the database unreachable the server starts degraded as usual.
+    if let Err(msg) = schema_compatible(&config).await {
+        eprintln!("{msg}");
+        return ExitCode::from(4);
+    }
     let addr = std::net::SocketAddr::new(config.bind_addr, config.port);
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
@@ -647,6 +653,24 @@ async fn serve(config: Config) -> ExitCode {
     tracing::info!(%addr, backend = app.state.dbmon.db().backend().name(), cache = app.state.cache.mode().metric_label(), "listening");
     app.serve(listener, app::server::shutdown_signal()).await;
     ExitCode::SUCCESS
+}
+
+async fn schema_compatible(config: &Config) -> Result<(), String> {
+    // At most 2 s: a database that does not answer is the outage path (the server starts and reports 503).
+    let options = app::server::db_options(config, Duration::from_secs(2));
+    let read = async {
+        let db = store::Db::open(&options).await.ok()?;
+        let min = store::migration::min_reader_version(&db).await.ok().flatten();
+        db.close().await;
+        min
+    };
+    match tokio::time::timeout(Duration::from_secs(2), read).await.ok().flatten() {
+        Some(min) if !domain::platform::version::at_least(env!("CARGO_PKG_VERSION"), &min) => Err(format!(
+            "schéma trop récent pour cette version (min {min}) : cette version est {} ; voir docs/RUNBOOK.md#rollback",
+            env!("CARGO_PKG_VERSION")
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn take_data_lock(data_dir: &std::path::Path) -> Result<std::fs::File, String> {

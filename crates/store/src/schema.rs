@@ -217,6 +217,35 @@ async fn introspect_postgres(db: &Db) -> Result<Snapshot, StoreError> {
     Ok(snap)
 }
 
+/// What a schema change does that an older binary could not live with (PLATFORM.md §11.3): a table or column gone, a
+/// type changed, a nullable column made NOT NULL, a primary key changed. Adding is always allowed.
+pub fn contract_changes(previous: &Snapshot, current: &Snapshot) -> Vec<String> {
+    let (previous, current) = (previous.portable(), current.portable());
+    let mut out = Vec::new();
+    for (name, old) in &previous.tables {
+        let Some(new) = current.tables.get(name) else {
+            out.push(format!("table {name} supprimée"));
+            continue;
+        };
+        for (col, old_kind) in &old.columns {
+            match new.columns.get(col) {
+                None => out.push(format!("colonne {name}.{col} supprimée")),
+                Some(k) if k.trim_end_matches('?') != old_kind.trim_end_matches('?') => {
+                    out.push(format!("colonne {name}.{col} : type {old_kind} → {k}"))
+                }
+                Some(k) if old_kind.ends_with('?') && !k.ends_with('?') => {
+                    out.push(format!("colonne {name}.{col} devenue NOT NULL"))
+                }
+                _ => {}
+            }
+        }
+        if old.primary_key != new.primary_key {
+            out.push(format!("clé primaire de {name} modifiée"));
+        }
+    }
+    out
+}
+
 /// Rows of one of our tables (restore tests compare them); `table` is one of our own names, never user input.
 pub async fn count_rows(db: &Db, table: &str) -> Result<i64, StoreError> {
     use sea_orm::ConnectionTrait;
@@ -233,6 +262,30 @@ pub async fn count_rows(db: &Db, table: &str) -> Result<i64, StoreError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn contract_changes_are_named_expansions_are_not() {
+        use super::*;
+        let table = |cols: &[(&str, &str)]| TableShape {
+            columns: cols.iter().map(|(c, k)| (c.to_string(), k.to_string())).collect(),
+            primary_key: vec!["id".into()],
+            ..Default::default()
+        };
+        let snap = |t: TableShape| Snapshot {
+            tables: [("lots".to_string(), t)].into_iter().collect(),
+            triggers: Default::default(),
+        };
+        let before = snap(table(&[("id", "uuid"), ("note", "text?"), ("qty", "bigint")]));
+        let grown = snap(table(&[("id", "uuid"), ("note", "text?"), ("qty", "bigint"), ("extra", "text?")]));
+        assert!(contract_changes(&before, &grown).is_empty());
+        let tightened = snap(table(&[("id", "uuid"), ("note", "text"), ("qty", "text")]));
+        assert_eq!(
+            contract_changes(&before, &tightened),
+            vec!["colonne lots.note devenue NOT NULL", "colonne lots.qty : type integer → text"]
+        );
+        let dropped = snap(table(&[("id", "uuid"), ("qty", "bigint")]));
+        assert_eq!(contract_changes(&before, &dropped), vec!["colonne lots.note supprimée"]);
+    }
+
     use super::normalize_type;
 
     #[test]

@@ -367,12 +367,24 @@ pub async fn take_from_lot<C: ConnectionTrait>(
     Ok((lot, m))
 }
 
+/// The named columns of an entity, for raw SQL (PLATFORM.md §11.3: never `SELECT *`, so an older binary keeps
+/// working on a schema that gained columns, and a dropped column fails loudly where it is read).
+pub fn columns_of<E: sea_orm::EntityTrait>(prefix: &str) -> String {
+    use sea_orm::{IdenStatic, Iterable};
+    E::Column::iter().map(|c| format!("{prefix}{}", c.as_str())).collect::<Vec<_>>().join(", ")
+}
+
 /// Reads one lot with a row lock (PostgreSQL `FOR UPDATE`; SQLite's writer is already exclusive).
 pub async fn lock_lot<C: ConnectionTrait>(c: &C, lot_id: Uuid) -> Result<Option<Lot>, StoreError> {
     let backend = c.get_database_backend();
     let lock = if backend == DbBackend::Postgres { " FOR UPDATE" } else { "" };
-    let row =
-        c.query_one_raw(stmt(backend, &format!("SELECT * FROM lots WHERE id = $1{lock}"), vec![lot_id.into()])).await?;
+    let row = c
+        .query_one_raw(stmt(
+            backend,
+            &format!("SELECT {} FROM lots WHERE id = $1{lock}", columns_of::<lots::Entity>("")),
+            vec![lot_id.into()],
+        ))
+        .await?;
     Ok(row.map(|r| Lot::from_query_result(&r, "")).transpose()?)
 }
 
@@ -388,8 +400,9 @@ pub async fn lock_fefo<C: ConnectionTrait>(
     let lock = if backend == DbBackend::Postgres { " FOR UPDATE" } else { "" };
     let filter = if usable_only { " AND status = 'AVAILABLE' AND (dlc IS NULL OR dlc >= $2)" } else { "" };
     let sql = format!(
-        "SELECT * FROM lots WHERE product_id = $1 AND quantity_remaining > 0{filter} \
-         ORDER BY (CASE WHEN dlc IS NULL THEN 1 ELSE 0 END), dlc, created_at, id{lock}"
+        "SELECT {cols} FROM lots WHERE product_id = $1 AND quantity_remaining > 0{filter} \
+         ORDER BY (CASE WHEN dlc IS NULL THEN 1 ELSE 0 END), dlc, created_at, id{lock}",
+        cols = columns_of::<lots::Entity>("")
     );
     let mut values: Vec<sea_orm::Value> = vec![product_id.into()];
     if usable_only {
@@ -849,8 +862,9 @@ pub async fn losses(
         .transpose()?
         .unwrap_or(0);
     let sql = format!(
-        "SELECT x.*, l.lot_number AS lot_number, p.code AS product_code, p.base_unit AS base_unit {from} \
-         ORDER BY x.declared_at DESC, x.reference DESC LIMIT {limit} OFFSET {offset}"
+        "SELECT {}, l.lot_number AS lot_number, p.code AS product_code, p.base_unit AS base_unit {from} \
+         ORDER BY x.declared_at DESC, x.reference DESC LIMIT {limit} OFFSET {offset}",
+        columns_of::<losses::Entity>("x.")
     );
     let rows = db.conn().query_all_raw(Statement::from_string(backend, sql)).await?;
     let mut out = Vec::new();
@@ -875,8 +889,9 @@ pub async fn expire_lots<C: ConnectionTrait>(c: &C, now: DateTime<Utc>) -> Resul
         .query_all_raw(stmt(
             backend,
             &format!(
-                "SELECT * FROM lots WHERE quantity_remaining > 0 AND dlc < $1 AND status <> 'CONSUMED' \
-                 AND NOT (status = 'BLOCKED' AND block_reason = 'EXPIRED') ORDER BY product_id, dlc, created_at, id{lock}"
+                "SELECT {} FROM lots WHERE quantity_remaining > 0 AND dlc < $1 AND status <> 'CONSUMED' \
+                 AND NOT (status = 'BLOCKED' AND block_reason = 'EXPIRED') ORDER BY product_id, dlc, created_at, id{lock}",
+                columns_of::<lots::Entity>("")
             ),
             vec![today.into()],
         ))

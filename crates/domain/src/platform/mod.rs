@@ -8,3 +8,4 @@ pub mod net;
 pub mod ratelimit;
 pub mod request_id;
 pub mod schedule;
+pub mod version;

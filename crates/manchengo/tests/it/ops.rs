@@ -448,3 +448,26 @@ async fn bk_failed_backups_publish_and_prune_nothing_and_restore_tests_fail_loud
     })
     .await;
 }
+
+/// PLATFORM.md §11.3 (DRB): a binary older than the schema's `min_reader_version` refuses to start, with the message
+/// `rollback.sh` stops on, instead of running on a schema it cannot read.
+#[tokio::test]
+async fn a_binary_older_than_the_schema_refuses_to_start() {
+    on_both(|t| async move {
+        let db = t.migrated().await;
+        assert_eq!(store::migration::min_reader_version(&db).await.unwrap().as_deref(), Some("0.1.0"));
+        use sea_orm::ConnectionTrait;
+        db.conn().execute_unprepared("UPDATE schema_meta SET min_reader_version = '99.0.0'").await.unwrap();
+        db.close().await;
+        let out = Command::new(env!("CARGO_BIN_EXE_manchengo"))
+            .arg("serve")
+            .env("DATABASE_URL", &t.url)
+            .env("DATA_DIR", t.dir.path().join("srv"))
+            .env("PORT", crate::support::free_port().to_string())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+        assert!(text(&out).contains("schéma trop récent pour cette version (min 99.0.0)"), "{}", text(&out));
+    })
+    .await;
+}

@@ -34,6 +34,25 @@ async fn both_schemas_built_from_empty_are_equivalent_and_match_the_snapshot() {
     assert_eq!(committed.portable(), sqlite.portable(), "SQLite schema differs from the committed snapshot");
 }
 
+/// PLATFORM.md §11.3: the schema of every recorded release is still readable by its binary — the current schema only
+/// expanded it (no table or column dropped, no type changed, no NOT NULL added). A release records its schema with
+/// `cp schema/snapshot.json schema/releases/<version>.json`.
+#[test]
+fn the_schema_only_expands_over_the_recorded_releases() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schema");
+    let current: store::schema::Snapshot =
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}/snapshot.json")).unwrap()).unwrap();
+    let mut releases = 0;
+    for entry in std::fs::read_dir(format!("{dir}/releases")).unwrap() {
+        let path = entry.unwrap().path();
+        let release: store::schema::Snapshot = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let changes = store::schema::contract_changes(&release, &current);
+        assert!(changes.is_empty(), "{} cannot run on this schema: {changes:?}", path.display());
+        releases += 1;
+    }
+    assert!(releases >= 1);
+}
+
 #[tokio::test]
 async fn migrating_twice_applies_nothing_the_second_time() {
     on_both(|t| async move {

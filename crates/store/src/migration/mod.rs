@@ -87,3 +87,19 @@ pub async fn schema_version(db: &Db) -> Result<u32, StoreError> {
     let applied = Migrator::get_applied_migrations(db.conn()).await?;
     Ok(applied.len() as u32)
 }
+
+/// The oldest binary version that may run on this schema (`schema_meta`, created by the platform migration).
+pub async fn min_reader_version(db: &Db) -> Result<Option<String>, StoreError> {
+    let row = db
+        .conn()
+        .query_one_raw(Statement::from_string(
+            db.sea_backend(),
+            "SELECT min_reader_version FROM schema_meta WHERE id = 1",
+        ))
+        .await;
+    match row {
+        Ok(r) => Ok(r.and_then(|r| r.try_get::<String>("", "min_reader_version").ok())),
+        // A database not migrated yet: nothing forbids any binary.
+        Err(_) => Ok(None),
+    }
+}
