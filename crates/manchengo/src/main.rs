@@ -63,6 +63,10 @@ enum Command {
     Backup {
         #[command(subcommand)]
         action: Option<BackupAction>,
+        /// Reste en service (conteneur backup) : une sauvegarde toutes les BACKUP_INTERVAL_HOURS (créneaux depuis
+        /// 00:00 Africa/Algiers) et un test de restauration le dimanche à 04:00 ; s'arrête proprement sur SIGTERM.
+        #[arg(long)]
+        daemon: bool,
         /// Étiquette ajoutée au nom du fichier (par exemple pre-deploy-3f2a1b).
         #[arg(long)]
         label: Option<String>,
@@ -227,12 +231,13 @@ fn main() -> ExitCode {
             }
             runtime().block_on(check(config, audit, from))
         }
-        Command::Backup { action, label } => {
+        Command::Backup { action, label, daemon } => {
             let config = match load_config() {
                 Ok(c) => c,
                 Err(code) => return code,
             };
             match action {
+                None if daemon => runtime().block_on(backup_daemon(config)),
                 None => runtime().block_on(backup(config, label)),
                 Some(BackupAction::TestRestore { file }) => {
                     runtime().block_on(test_restore(config, file.unwrap_or_else(|| "latest".into())))
@@ -491,6 +496,52 @@ async fn backup(config: Config, label: Option<String>) -> ExitCode {
             eprintln!("les sauvegardes précédentes sont intactes ; rien n'a été élagué");
             ExitCode::from(1)
         }
+    }
+}
+
+/// The `backup` container's scheduler (PLATFORM.md §12.1, §12.4): verified backups on the interval's slots, a restore
+/// test every Sunday 04:00 (Algiers). A failed run is logged and recorded; the daemon keeps going.
+async fn backup_daemon(config: Config) -> ExitCode {
+    use domain::platform::schedule::{Calendar, next_slot, next_sunday_at};
+    app::platform::telemetry::init_logging(&config);
+    let every = Calendar::EveryHours { hours: config.backup_interval_hours.clamp(1, 24) as u32 };
+    let mut shutdown = std::pin::pin!(app::server::shutdown_signal());
+    tracing::info!(interval_hours = config.backup_interval_hours, "backup daemon started");
+    loop {
+        let now = chrono::Utc::now().timestamp();
+        let (backup_at, test_at) = (next_slot(every, now), next_sunday_at(4, now));
+        let at = backup_at.min(test_at);
+        let wait = Duration::from_secs((at - now).max(1) as u64);
+        tokio::select! {
+            _ = &mut shutdown => {
+                tracing::info!("backup daemon stopped");
+                return ExitCode::SUCCESS;
+            }
+            _ = tokio::time::sleep(wait) => {}
+        }
+        let db = match store::Db::open(&app::server::db_options(&config, Duration::from_secs(600))).await {
+            Ok(db) => db,
+            Err(e) => {
+                tracing::error!(error = %e, "backup: database unreachable");
+                continue;
+            }
+        };
+        let now = chrono::Utc::now();
+        if at == backup_at {
+            match app::ops::backup::backup(&config, &db, None, now).await {
+                Ok(r) => tracing::info!(files = ?r.files, ms = r.elapsed_ms as u64, "backup verified"),
+                Err(e) => tracing::error!(error = %e, "backup failed"),
+            }
+        }
+        if at == test_at {
+            let path = app::ops::backup::resolve(&config, "latest");
+            match app::ops::backup::test_restore(&config, &db, &path, now).await {
+                Ok(r) if r.ok => tracing::info!(ms = r.elapsed_ms as u64, "restore test passed"),
+                Ok(r) => tracing::error!(findings = ?r.check, "RESTORE TEST FAILED"),
+                Err(e) => tracing::error!(error = %e, "RESTORE TEST FAILED"),
+            }
+        }
+        db.close().await;
     }
 }
 

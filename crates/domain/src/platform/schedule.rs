@@ -58,6 +58,17 @@ pub fn next_slot(cal: Calendar, now: i64) -> i64 {
     }
 }
 
+/// The first Sunday `hour`:00 (Algiers) strictly after `now` — the weekly restore test (PLATFORM.md §12.4).
+pub fn next_sunday_at(hour: u32, now: i64) -> i64 {
+    let daily = Calendar::Daily { hour, minute: 0 };
+    let mut t = next_slot(daily, now);
+    // Day 0 (1970-01-01) was a Thursday, so days ≡ 3 (mod 7) are Sundays.
+    while (t + ALGIERS_OFFSET_SECS).div_euclid(86_400) % 7 != 3 {
+        t = next_slot(daily, t);
+    }
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +84,14 @@ mod tests {
         assert_eq!(latest_slot(cal, MIDNIGHT_FIVE - 1).1, "2025-03-14");
         assert_eq!(next_slot(cal, MIDNIGHT_FIVE - 1), MIDNIGHT_FIVE);
         assert_eq!(next_slot(cal, MIDNIGHT_FIVE), MIDNIGHT_FIVE + 86_400);
+    }
+
+    #[test]
+    fn the_weekly_restore_test_is_on_sunday_at_four() {
+        // Saturday 2025-03-15 00:05 Algiers → Sunday 2025-03-16 04:00 Algiers = 03:00 UTC.
+        assert_eq!(next_sunday_at(4, MIDNIGHT_FIVE), 1_742_094_000);
+        // At that very instant, the next one is a week later.
+        assert_eq!(next_sunday_at(4, 1_742_094_000), 1_742_094_000 + 7 * 86_400);
     }
 
     #[test]

@@ -471,3 +471,26 @@ async fn a_binary_older_than_the_schema_refuses_to_start() {
     })
     .await;
 }
+
+/// The compose `backup` service runs `manchengo backup --daemon`: it stays up waiting for its slot and stops cleanly
+/// on SIGTERM (no crash loop).
+#[tokio::test]
+async fn the_backup_daemon_waits_for_its_slot_and_stops_on_sigterm() {
+    let t = TestDb::new(crate::support::Kind::Sqlite).await.unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_manchengo"))
+        .args(["backup", "--daemon"])
+        .env("DATABASE_URL", &t.url)
+        .env("DATA_DIR", t.dir.path())
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(child.try_wait().unwrap().is_none(), "the daemon must stay up");
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let logs = text(&out);
+    assert!(logs.contains("backup daemon started") && logs.contains("backup daemon stopped"), "{logs}");
+}
