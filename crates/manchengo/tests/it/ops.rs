@@ -494,3 +494,44 @@ async fn the_backup_daemon_waits_for_its_slot_and_stops_on_sigterm() {
     let logs = text(&out);
     assert!(logs.contains("backup daemon started") && logs.contains("backup daemon stopped"), "{logs}");
 }
+
+/// DRB (PLATFORM.md §11.3, §15.1): after a newer release expanded the schema (a table and a migration this binary does
+/// not know), this binary — the one `rollback.sh` puts back — migrates nothing, starts and serves; only a raised
+/// `min_reader_version` stops it (tested above).
+#[tokio::test]
+async fn the_previous_binary_runs_on_a_schema_a_newer_release_expanded() {
+    on_both(|t| async move {
+        let db = t.migrated().await;
+        use sea_orm::ConnectionTrait;
+        let now = chrono::Utc::now().timestamp();
+        db.conn().execute_unprepared("CREATE TABLE future_feature (id BIGINT PRIMARY KEY, note TEXT)").await.unwrap();
+        db.conn().execute_unprepared("ALTER TABLE lots ADD COLUMN future_note TEXT").await.unwrap();
+        db.conn()
+            .execute_unprepared(&format!(
+                "INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20991231_000001_future_feature', {now})"
+            ))
+            .await
+            .unwrap();
+        db.close().await;
+        let out = manchengo(&t, &["migrate"], "");
+        assert!(out.status.success(), "{}", text(&out));
+        let server = crate::support::procs::Manchengo::spawn(&[
+            ("DATABASE_URL", &t.url),
+            ("DATA_DIR", &t.dir.path().join("srv").display().to_string()),
+        ]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let ready =
+                client().get(server.url("/api/health/ready")).send().await.map(|r| r.status().as_u16()).unwrap_or(0);
+            if ready == 200 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "not ready:\n{}", server.logs());
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        // Its reads name their columns, so a lot row with an extra column still reads.
+        let lots = store::stock::lots_of(t.open().await.conn(), uuid::Uuid::now_v7()).await;
+        assert!(lots.is_ok(), "{lots:?}");
+    })
+    .await;
+}

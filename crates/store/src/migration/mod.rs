@@ -62,8 +62,7 @@ pub async fn migrate(db: &Db) -> Result<Vec<String>, StoreError> {
         }
         _ => None,
     };
-    let pending: Vec<String> =
-        Migrator::get_pending_migrations(db.conn()).await?.iter().map(|m| m.name().to_string()).collect();
+    let pending = pending_names(db).await?;
     if !pending.is_empty() {
         Migrator::up(db.conn(), None).await?;
     }
@@ -73,9 +72,45 @@ pub async fn migrate(db: &Db) -> Result<Vec<String>, StoreError> {
     Ok(pending)
 }
 
+/// The names recorded in SeaORM's `seaql_migrations` (empty before the first migration).
+async fn applied_names(db: &Db) -> Result<Vec<String>, StoreError> {
+    let rows = db
+        .conn()
+        .query_all_raw(Statement::from_string(
+            db.sea_backend(),
+            "SELECT version FROM seaql_migrations ORDER BY version",
+        ))
+        .await;
+    match rows {
+        Ok(rows) => Ok(rows.iter().filter_map(|r| r.try_get::<String>("", "version").ok()).collect()),
+        // No table yet: nothing applied.
+        Err(_) => Ok(Vec::new()),
+    }
+}
+
+/// Our migrations not applied yet. Migrations applied by a **newer** binary and unknown to this one are allowed
+/// (PLATFORM.md §11.3: a rollback runs release N−1 on release N's expanded schema); `schema_meta` is what refuses a
+/// binary that is too old. Ours must then all be applied: a newer schema with a gap in ours is refused.
+async fn pending_names(db: &Db) -> Result<Vec<String>, StoreError> {
+    let applied = applied_names(db).await?;
+    let ours: Vec<String> = Migrator::migrations().iter().map(|m| m.name().to_string()).collect();
+    let pending: Vec<String> = ours.iter().filter(|n| !applied.contains(n)).cloned().collect();
+    let newer: Vec<&String> = applied.iter().filter(|a| !ours.contains(a)).collect();
+    if !newer.is_empty() {
+        if !pending.is_empty() {
+            return Err(StoreError::Other(format!(
+                "schéma plus récent que ce binaire ({}) mais sans ses migrations {}",
+                newer.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                pending.join(", ")
+            )));
+        }
+        tracing::warn!(newer = ?newer, "schema migrated by a newer release: running on it (expand/contract rule)");
+    }
+    Ok(pending)
+}
+
 pub async fn status(db: &Db) -> Result<Vec<MigrationState>, StoreError> {
-    let pending: Vec<String> =
-        Migrator::get_pending_migrations(db.conn()).await?.iter().map(|m| m.name().to_string()).collect();
+    let pending = pending_names(db).await?;
     Ok(Migrator::migrations()
         .iter()
         .map(|m| MigrationState { name: m.name().to_string(), applied: !pending.iter().any(|p| p == m.name()) })
@@ -84,8 +119,7 @@ pub async fn status(db: &Db) -> Result<Vec<MigrationState>, StoreError> {
 
 /// Number of applied migrations: the `schemaVersion` shown in detailed health.
 pub async fn schema_version(db: &Db) -> Result<u32, StoreError> {
-    let applied = Migrator::get_applied_migrations(db.conn()).await?;
-    Ok(applied.len() as u32)
+    Ok(applied_names(db).await?.len() as u32)
 }
 
 /// The oldest binary version that may run on this schema (`schema_meta`, created by the platform migration).
