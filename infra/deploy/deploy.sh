@@ -22,7 +22,7 @@ REF=
 while (($#)); do
   case $1 in
     --ref)
-      [[ $# -ge 2 && -n $2 ]] || usage
+      [[ $# -ge 2 && -n $2 && $2 != -* ]] || usage
       REF=$2
       shift 2
       ;;
@@ -144,8 +144,8 @@ fi
 HISTORY_TAG=$TAG
 info "version à déployer : $TAG"
 
-docker compose config -q || die "docker compose config a échoué : docker-compose.yml ou .env invalide."
 check_env
+docker compose config -q || die "docker compose config a échoué : docker-compose.yml ou .env invalide."
 docker_root=$(docker info -f '{{.DockerRootDir}}' 2> /dev/null) || die "moteur Docker injoignable (docker info)."
 check_free "$docker_root" "données Docker"
 check_free "$BACKUPS_DIR" "sauvegardes"
@@ -182,6 +182,9 @@ fi
 # becomes manchengo:current right away, so that compose does not build a second one for the backup below.
 OLD_CURRENT=$(state_get current)
 OLD_PREVIOUS=$(state_get previous)
+if [[ -n $OLD_CURRENT && -z $REGISTRY ]] && ! image_exists "manchengo:$OLD_CURRENT"; then
+  warn "image manchengo:$OLD_CURRENT (version en service) absente localement : un retour arrière vers elle serait impossible."
+fi
 if [[ -z $OLD_CURRENT ]]; then
   if image_exists manchengo:current; then
     OLD_CURRENT=$(docker image inspect -f '{{index .Config.Labels "dz.manchengo.git-commit"}}' manchengo:current \

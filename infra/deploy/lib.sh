@@ -20,9 +20,11 @@ HEALTH_TIMEOUT=${DEPLOY_HEALTH_TIMEOUT:-120}
 HEALTH_INTERVAL=${DEPLOY_HEALTH_INTERVAL:-2}
 READY_URL=http://localhost:3000/api/health/ready
 OPERATOR=${SUDO_USER:-${USER:-$(id -un)}}
-# The refusal of a binary older than schema_meta.min_reader_version (PLATFORM.md §11.3): « schéma trop récent pour
-# cette version (min X) », possibly with é escaped by a JSON log line. Alternations, not [ée]: locale-independent.
-SCHEMA_REFUSAL_RE='sch(é|e|\\u00e9)ma trop r(é|e|\\u00e9)cent|schema (is )?too (new|recent)'
+# A binary that cannot run on this schema (PLATFORM.md §11.3, docs/RUNBOOK.md#rollback): « schéma trop récent pour
+# cette version (min X) » (older than schema_meta.min_reader_version, exit 4), possibly with é escaped by a JSON log
+# line; or the migrator's « Migration file of version … is missing » (the database holds migrations this binary does
+# not know; it keeps retrying with ready at 503). Alternations, not [ée]: locale-independent.
+SCHEMA_REFUSAL_RE='sch(é|e|\\u00e9)ma trop r(é|e|\\u00e9)cent|schema (is )?too (new|recent)|migration file of version .* is missing'
 # Service that failed the last rolling restart (set by rolling_restart).
 FAILED_SERVICE=
 # This run's line of .deploy/history, written by record_history (EXIT trap): the scripts set the action, the tag when
@@ -85,7 +87,7 @@ state_set() {
 history_append() {
   local action=$1 tag=${2:--} result=$3
   [[ $DRY_RUN == 1 ]] && action="$action (simulation)"
-  result=${result//[$'\t\n']/ }
+  action=${action//[$'\t\n\r']/ } tag=${tag//[$'\t\n\r']/ } result=${result//[$'\t\n\r']/ }
   printf '%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$OPERATOR" "$tag" "$action" "$result" \
     >> "$DEPLOY_DIR/history"
 }

@@ -21,7 +21,7 @@ TO=
 while (($#)); do
   case $1 in
     --to)
-      [[ $# -ge 2 && -n $2 ]] || usage
+      [[ $# -ge 2 && -n $2 && $2 != -* ]] || usage
       TO=$2
       shift 2
       ;;

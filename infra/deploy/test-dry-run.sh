@@ -17,11 +17,13 @@ mkdir -p "$REPO/infra/deploy" "$REPO/infra/backup" "$BIN" "$T/backups" "$T/docke
 
 # --- the stubs ------------------------------------------------------------------------------------------------------
 # STUB_HEALTH: ok | fail (always unhealthy) | fail-deploy (unhealthy, except inside the rollback started by deploy.sh,
-# which carries MANCHENGO_DEPLOY_AUTO=1); STUB_SCHEMA=refuse: unhealthy and logs the « schéma trop récent » refusal;
-# STUB_MISSING_IMAGES: images `docker image inspect` does not know.
+# which carries MANCHENGO_DEPLOY_AUTO=1); STUB_SCHEMA=refuse | missing-migration: unhealthy, and the logs show the
+# binary's « schéma trop récent » refusal or the migrator's « Migration file … is missing »;
+# STUB_MISSING_IMAGES: images `docker image inspect` does not know; STUB_ALLOW_ALL=1: accept (and log) every command,
+# for the one run without DRY_RUN.
 cat > "$BIN/stub-health" << 'EOF'
 #!/usr/bin/env bash
-if [[ ${STUB_SCHEMA:-} == refuse ]]; then exit 1; fi
+if [[ -n ${STUB_SCHEMA:-} ]]; then exit 1; fi
 case ${STUB_HEALTH:-ok} in
   ok) exit 0 ;;
   fail-deploy) [[ ${MANCHENGO_DEPLOY_AUTO:-} == 1 ]] ;;
@@ -33,7 +35,7 @@ cat > "$BIN/docker" << 'EOF'
 printf 'docker %s\n' "$*" >> "$STUB_LOG"
 case $1 in
   info) echo "$STUB_DOCKER_ROOT" ;;
-  compose) [[ $* == "compose config -q" ]] || { echo "stub docker : interdit en simulation : $*" >&2; exit 97; } ;;
+  compose) [[ $* == "compose config -q" || ${STUB_ALLOW_ALL:-} == 1 ]] || { echo "stub docker : interdit en simulation : $*" >&2; exit 97; } ;;
   image)
     [[ $2 == inspect ]] || exit 97
     name=${*: -1}
@@ -55,11 +57,12 @@ case $1 in
     ;;
   logs)
     echo '{"level":"INFO","message":"starting"}'
-    if [[ ${STUB_SCHEMA:-} == refuse ]]; then
-      echo '{"level":"ERROR","message":"schéma trop récent pour cette version (min 7)"}'
-    fi
+    case ${STUB_SCHEMA:-} in
+      refuse) echo "schéma trop récent pour cette version (min 0.2.0) : cette version est 0.1.0 ; voir docs/RUNBOOK.md#rollback" ;;
+      missing-migration) echo '{"level":"ERROR","fields":{"message":"database bootstrap failed; retrying","error":"Migration file of version '"'"'m20261201_000000_x'"'"' is missing, this migration has been applied but its file is missing"}}' ;;
+    esac
     ;;
-  *) echo "stub docker : interdit en simulation : $*" >&2; exit 97 ;;
+  *) [[ ${STUB_ALLOW_ALL:-} == 1 ]] || { echo "stub docker : interdit en simulation : $*" >&2; exit 97; } ;;
 esac
 EOF
 cat > "$BIN/curl" << 'EOF'
@@ -131,6 +134,14 @@ in_order() {
   local previous=0 cmd
   for cmd in "$@"; do
     previous=$(line_of "$cmd" "$previous")
+    [[ -n $previous ]] || return 1
+  done
+}
+# in_log_order <command>…: each one received by the stubs after the previous one.
+in_log_order() {
+  local previous=0 cmd
+  for cmd in "$@"; do
+    previous=$(grep -n -x -F -- "$cmd" "$STUB_LOG" | awk -F: -v after="$previous" '$1 > after { print $1; exit }')
     [[ -n $previous ]] || return 1
   done
 }
@@ -220,6 +231,9 @@ check "schéma trop récent : version remplacée remise" in_order \
   "docker tag manchengo:$A manchengo:current" "$UP backend" "docker tag sha256:5eed0000stub manchengo:current"
 check "schéma trop récent : web jamais touché" eq "$(grep -c "^\[simulation\] $UP web" "$OUT")" 0
 check "schéma trop récent : current/previous inchangés" eq "$(state current)/$(state previous)" "$B/$A"
+STUB_SCHEMA=missing-migration rollback
+check "migration inconnue du binaire : rollback sort avec 3" eq "$RC" 3
+check "migration inconnue du binaire : current/previous inchangés" eq "$(state current)/$(state previous)" "$B/$A"
 
 # --- 6. preflight ---------------------------------------------------------------------------------------------------
 echo dirty >> "$REPO/VERSION"
@@ -259,5 +273,19 @@ rm -rf "$REPO/.deploy"
 deploy
 check "hôte installé à la main : l'image en service est gardée" printed "docker tag manchengo:current manchengo:initial"
 check "hôte installé à la main : previous = initial" eq "$(state current)/$(state previous)" "$C/initial"
+
+# --- 8. the same deployment really run (DRY_RUN unset), against the stubs ----------------------------------------------
+D=$(commit D)
+DRY_RUN=0 STUB_ALLOW_ALL=1 deploy
+check "exécution réelle : code 0" eq "$RC" 0
+check "exécution réelle : rien n'est simulé" eq "$(grep -c '^\[simulation\]' "$OUT")" 0
+check "exécution réelle : sauvegarde → migrations → backend → web → backup" in_log_order \
+  "docker build --build-arg MANCHENGO_GIT_COMMIT=$D -t manchengo:$D ." \
+  "docker compose run --rm backup manchengo backup --label pre-deploy-$D" \
+  "$MIGRATE manchengo:$D manchengo migrate" \
+  "docker tag manchengo:$D manchengo:current" \
+  "$UP backend" "$UP web" "$UP backup"
+check "exécution réelle : current = $D, previous = $C" eq "$(state current)/$(state previous)" "$D/$C"
+check "exécution réelle : historique sans « simulation »" grep -qE "$TAB$D${TAB}deploy${TAB}ok$" <(last_history)
 
 echo "tous les tests passent ($passed)."
