@@ -166,3 +166,32 @@ where
         Err(e) => e.into_response(),
     }
 }
+
+/// Writes a document in one transaction and stores its answer under the key in that same transaction: `work` writes
+/// and returns the response body (201).
+pub async fn create<F>(
+    st: &AppState,
+    idem: &Option<Idem>,
+    now: chrono::DateTime<chrono::Utc>,
+    work: F,
+) -> Result<(StatusCode, Value), ApiError>
+where
+    F: for<'t> Fn(&'t store::WriteTx) -> futures_util::future::BoxFuture<'t, Result<Value, store::OpError>>
+        + Send
+        + Sync,
+{
+    let body = st
+        .dbmon
+        .db()
+        .write(|tx| {
+            let (doc, idem) = (work(tx), idem.clone());
+            Box::pin(async move {
+                let body = doc.await?;
+                record(&idem, tx, StatusCode::CREATED, &body, now).await?;
+                Ok(body)
+            })
+        })
+        .await
+        .map_err(|e| crate::auth::session::op_err(st, e))?;
+    Ok((StatusCode::CREATED, body))
+}

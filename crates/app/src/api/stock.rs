@@ -163,25 +163,20 @@ pub async fn receive(
     };
     let (actor, role, supplier_code, warnings) =
         (id.actor(ctx), id.role, supplier.code.clone(), warnings_json(&warnings));
-    let body = db
-        .write(|tx| {
-            let (new, actor, codes, idem) = (new.clone(), actor.clone(), codes.clone(), idem.clone());
-            let (supplier_code, warnings) = (supplier_code.clone(), warnings.clone());
-            Box::pin(async move {
-                let (r, created) = store::procurement::create_reception(&**tx, new, &actor, now).await?;
-                let lines: Vec<_> = created
-                    .into_iter()
-                    .zip(codes)
-                    .map(|((line, lot), code)| (line, code, lot.lot_number, lot.status))
-                    .collect();
-                let body = json!({"reception": reception_json(&r, &supplier_code, &lines, role), "warnings": warnings});
-                super::idempotency::record(&idem, tx, StatusCode::CREATED, &body, now).await?;
-                Ok(body)
-            })
+    super::idempotency::create(st, &idem, now, |tx| {
+        let (new, actor, codes) = (new.clone(), actor.clone(), codes.clone());
+        let (supplier_code, warnings) = (supplier_code.clone(), warnings.clone());
+        Box::pin(async move {
+            let (r, created) = store::procurement::create_reception(&**tx, new, &actor, now).await?;
+            let lines: Vec<_> = created
+                .into_iter()
+                .zip(codes)
+                .map(|((line, lot), code)| (line, code, lot.lot_number, lot.status))
+                .collect();
+            Ok(json!({"reception": reception_json(&r, &supplier_code, &lines, role), "warnings": warnings}))
         })
-        .await
-        .map_err(|e| op_err(st, e))?;
-    Ok((StatusCode::CREATED, body))
+    })
+    .await
 }
 
 #[utoipa::path(post, path = "/api/receptions", tag = "stock", request_body = ReceptionBody, responses(
@@ -485,24 +480,17 @@ pub async fn loss(
         return Err(crate::auth::acces_refuse());
     }
     let (actor, now) = (id.actor(ctx), st.clock.now());
-    let body = st
-        .dbmon
-        .db()
-        .write(|tx| {
-            let (number, note, actor, idem) = (b.lot_number.clone(), b.note.clone(), actor.clone(), idem.clone());
-            let qty = b.quantity;
-            Box::pin(async move {
-                let (loss, lot) = store::stock::declare_loss(&**tx, &number, qty, reason, &note, &actor, now).await?;
-                let body = json!({"reference": loss.reference, "lotNumber": lot.lot_number, "quantity": loss.quantity,
+    super::idempotency::create(st, &idem, now, |tx| {
+        let (number, note, actor) = (b.lot_number.clone(), b.note.clone(), actor.clone());
+        let qty = b.quantity;
+        Box::pin(async move {
+            let (loss, lot) = store::stock::declare_loss(&**tx, &number, qty, reason, &note, &actor, now).await?;
+            Ok(json!({"reference": loss.reference, "lotNumber": lot.lot_number, "quantity": loss.quantity,
                     "reason": loss.reason, "value": loss.value, "lotStatus": lot.status,
-                    "remainingAfter": lot.quantity_remaining});
-                super::idempotency::record(&idem, tx, StatusCode::CREATED, &body, now).await?;
-                Ok(body)
-            })
+                    "remainingAfter": lot.quantity_remaining}))
         })
-        .await
-        .map_err(|e| op_err(st, e))?;
-    Ok((StatusCode::CREATED, body))
+    })
+    .await
 }
 
 /// The product kinds whose losses a role reads (UI.md row 38: APPRO MP, PRODUCTION PF, ADMIN and COMPTABLE all).
@@ -575,25 +563,18 @@ pub async fn write_off(
         }
     }
     let (actor, now) = (id.actor(ctx), st.clock.now());
-    let body = st
-        .dbmon
-        .db()
-        .write(|tx| {
-            let (lots, actor, idem) = (lots.clone(), actor.clone(), idem.clone());
-            Box::pin(async move {
-                let losses = store::stock::write_off_expired(&**tx, &lots, &actor, now).await?;
-                let items: Vec<Value> = losses
-                    .iter()
-                    .map(|l| json!({"reference": l.reference, "quantity": l.quantity, "value": l.value}))
-                    .collect();
-                let body = json!({"items": items, "totalValue": losses.iter().map(|l| l.value).sum::<i64>()});
-                super::idempotency::record(&idem, tx, StatusCode::CREATED, &body, now).await?;
-                Ok(body)
-            })
+    super::idempotency::create(st, &idem, now, |tx| {
+        let (lots, actor) = (lots.clone(), actor.clone());
+        Box::pin(async move {
+            let losses = store::stock::write_off_expired(&**tx, &lots, &actor, now).await?;
+            let items: Vec<Value> = losses
+                .iter()
+                .map(|l| json!({"reference": l.reference, "quantity": l.quantity, "value": l.value}))
+                .collect();
+            Ok(json!({"items": items, "totalValue": losses.iter().map(|l| l.value).sum::<i64>()}))
         })
-        .await
-        .map_err(|e| op_err(st, e))?;
-    Ok((StatusCode::CREATED, body))
+    })
+    .await
 }
 
 /// "Déclarer la perte" on the expired-lots screen.
@@ -700,25 +681,20 @@ pub async fn count(
         .ok_or_else(|| ApiError::from(Rejection::non_trouve("Produit")))?;
     let (code, role) = (product.code.clone(), id.role);
     let (actor, now) = (id.actor(ctx), st.clock.now());
-    let body = db
-        .write(|tx| {
-            let d = store::inventory::Declaration {
-                product: product.clone(),
-                declared: b.declared_quantity,
-                surplus_dlc: b.dlc,
-                note: b.note.clone().filter(|n| !n.trim().is_empty()),
-            };
-            let (actor, code, idem) = (actor.clone(), code.clone(), idem.clone());
-            Box::pin(async move {
-                let c = store::inventory::declare(&**tx, d, &actor, now).await?;
-                let body = count_view(&c, &code, role);
-                super::idempotency::record(&idem, tx, StatusCode::CREATED, &body, now).await?;
-                Ok(body)
-            })
+    super::idempotency::create(st, &idem, now, |tx| {
+        let d = store::inventory::Declaration {
+            product: product.clone(),
+            declared: b.declared_quantity,
+            surplus_dlc: b.dlc,
+            note: b.note.clone().filter(|n| !n.trim().is_empty()),
+        };
+        let (actor, code) = (actor.clone(), code.clone());
+        Box::pin(async move {
+            let c = store::inventory::declare(&**tx, d, &actor, now).await?;
+            Ok(count_view(&c, &code, role))
         })
-        .await
-        .map_err(|e| op_err(st, e))?;
-    Ok((StatusCode::CREATED, body))
+    })
+    .await
 }
 
 async fn count_and_code(st: &AppState, reference: &str) -> Result<(store::inventory::Count, String), ApiError> {
