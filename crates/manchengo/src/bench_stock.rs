@@ -380,6 +380,17 @@ pub async fn stock_bench(database_url: Option<String>, ops: usize, million: usiz
         }
         timings.push((day, best));
     }
+    // 5. Backup and restore test of that database (PLATFORM.md §12): verified compressed copy, then restore into a
+    // throw-away database with the integrity check (ledger recomputed over the million movements).
+    let t = Instant::now();
+    let report = app::ops::backup::backup(&state.config, &db, Some("banc"), Utc::now()).await?;
+    let backup_time = t.elapsed();
+    let t = Instant::now();
+    let tested = app::ops::backup::test_restore(&state.config, &db, &report.files[0], Utc::now()).await?;
+    let restore_time = t.elapsed();
+    if !tested.ok {
+        return Err(format!("test de restauration en échec : {:?}", tested.check));
+    }
     let _ = stop.send(());
     let _ = server.await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -399,12 +410,18 @@ pub async fn stock_bench(database_url: Option<String>, ops: usize, million: usiz
          | Store layer (`take_from_lot` in `Db::write`: domain checks, guarded update) | {store_rate:.0} | {:.0} % |\n\
          | HTTP API `POST /api/stock/losses`, one client (auth, role, validation, PER number, audit) | {api:.0} | {:.0} % |\n\
          | HTTP API, four clients | {api4:.0} | {:.0} % |\n\n\
-         | Ledger of {million} movements ({} lots × {per_lot}, bulk-filled in {:.1} s) | Best of 3 |\n|---|---|\n{at_rows}<!-- /bench:stock:{tag} -->\n",
+         | Ledger of {million} movements ({} lots × {per_lot}, bulk-filled in {:.1} s) | Best of 3 |\n|---|---|\n{at_rows}\
+         | `manchengo backup` of that database (consistent copy, verified, compressed: {:.1} MiB) | {:.1} s |\n\
+         | `manchengo backup test-restore` (restore into a throw-away database + integrity check of the whole ledger) | {:.1} s |\n\
+         <!-- /bench:stock:{tag} -->\n",
         store_rate / raw * 100.0,
         api / raw * 100.0,
         api4 / raw * 100.0,
         million / per_lot,
         fill_time.as_secs_f64(),
+        report.size_bytes as f64 / 1_048_576.0,
+        backup_time.as_secs_f64(),
+        restore_time.as_secs_f64(),
         cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
     ))
 }
