@@ -43,6 +43,33 @@ impl Default for Options {
     }
 }
 
+/// A leased calendar job working on the database at the clock's `now`; its error text is the job's last error.
+fn db_job<F, Fut, E>(
+    name: &'static str,
+    calendar: domain::platform::schedule::Calendar,
+    lease_secs: u64,
+    db: &store::Db,
+    clock: &Arc<dyn Clock>,
+    work: F,
+) -> Job
+where
+    F: Fn(store::Db, chrono::DateTime<chrono::Utc>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    let (db, clock, work) = (db.clone(), clock.clone(), Arc::new(work));
+    Job {
+        name,
+        schedule: Schedule::At(calendar),
+        lease_ttl: Duration::from_secs(lease_secs),
+        leased: true,
+        run: Arc::new(move || {
+            let fut = work(db.clone(), clock.now());
+            Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
+        }),
+    }
+}
+
 pub fn db_options(config: &Config, statement_timeout: Duration) -> store::DbOptions {
     store::DbOptions {
         url: config.database_url.clone(),
@@ -128,136 +155,54 @@ impl App {
                 }),
             }
         }];
-        jobs.push({
-            // DOMAIN.md §5.6: every day at 00:05 Algiers, lots past their DLC become BLOCKED(EXPIRED). A missed slot
-            // (server down at 00:05) runs at start-up: the scheduler catches up the latest slot.
-            let db = dbmon.db().clone();
-            let clock = options.clock.clone();
-            Job {
-                name: "stock-expiry",
-                schedule: Schedule::At(domain::platform::schedule::Calendar::Daily { hour: 0, minute: 5 }),
-                lease_ttl: Duration::from_secs(300),
-                leased: true,
-                run: Arc::new(move || {
-                    let (db, clock) = (db.clone(), clock.clone());
-                    Box::pin(async move {
-                        let now = clock.now();
-                        let blocked = db
-                            .write(|tx| Box::pin(async move { store::stock::expire_lots(&**tx, now).await }))
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        if !blocked.is_empty() {
-                            tracing::warn!(lots = blocked.len(), "expired lots blocked");
-                        }
-                        Ok(())
-                    })
-                }),
+        use domain::platform::schedule::Calendar::{Daily, EveryHours, Hourly};
+        let (db, clock) = (dbmon.db(), &options.clock);
+        // DOMAIN.md §5.6: every day at 00:05 Algiers, lots past their DLC become BLOCKED(EXPIRED). A missed slot
+        // (server down at 00:05) runs at start-up: the scheduler catches up the latest slot.
+        jobs.push(db_job("stock-expiry", Daily { hour: 0, minute: 5 }, 300, db, clock, |db, now| async move {
+            let blocked = db.write(|tx| Box::pin(async move { store::stock::expire_lots(&**tx, now).await })).await?;
+            if !blocked.is_empty() {
+                tracing::warn!(lots = blocked.len(), "expired lots blocked");
             }
-        });
-        jobs.push({
-            // DOMAIN.md §5.6: every day at 06:00 Algiers, J-7 / J-3 / J-1 alerts.
-            let db = dbmon.db().clone();
-            let clock = options.clock.clone();
-            Job {
-                name: "stock-pre-expiry",
-                schedule: Schedule::At(domain::platform::schedule::Calendar::Daily { hour: 6, minute: 0 }),
-                lease_ttl: Duration::from_secs(300),
-                leased: true,
-                run: Arc::new(move || {
-                    let (db, clock) = (db.clone(), clock.clone());
-                    Box::pin(async move {
-                        let now = clock.now();
-                        db.write(|tx| Box::pin(async move { store::stock::pre_expiry_alerts(&**tx, now).await }))
-                            .await
-                            .map(|_| ())
-                            .map_err(|e| e.to_string())
-                    })
-                }),
-            }
-        });
-        jobs.push({
-            // DOMAIN.md §13: counts still waiting 48 h after their declaration expire, every hour.
-            let db = dbmon.db().clone();
-            let clock = options.clock.clone();
-            Job {
-                name: "inventory-expiry",
-                schedule: Schedule::At(domain::platform::schedule::Calendar::Hourly { minute: 15 }),
-                lease_ttl: Duration::from_secs(120),
-                leased: true,
-                run: Arc::new(move || {
-                    let (db, clock) = (db.clone(), clock.clone());
-                    Box::pin(async move {
-                        let now = clock.now();
-                        db.write(|tx| Box::pin(async move { store::inventory::expire(&**tx, now).await }))
-                            .await
-                            .map(|_| ())
-                            .map_err(|e| e.to_string())
-                    })
-                }),
-            }
-        });
-        if dbmon.db().backend() == store::Backend::Sqlite {
+            Ok::<_, store::StoreError>(())
+        }));
+        // DOMAIN.md §5.6: every day at 06:00 Algiers, J-7 / J-3 / J-1 alerts.
+        jobs.push(db_job("stock-pre-expiry", Daily { hour: 6, minute: 0 }, 300, db, clock, |db, now| async move {
+            db.write(|tx| Box::pin(async move { store::stock::pre_expiry_alerts(&**tx, now).await })).await?;
+            Ok::<_, store::StoreError>(())
+        }));
+        // DOMAIN.md §13: counts still waiting 48 h after their declaration expire, every hour.
+        jobs.push(db_job("inventory-expiry", Hourly { minute: 15 }, 120, db, clock, |db, now| async move {
+            db.write(|tx| Box::pin(async move { store::inventory::expire(&**tx, now).await })).await?;
+            Ok::<_, store::StoreError>(())
+        }));
+        if db.backend() == store::Backend::Sqlite {
             // PLATFORM.md §8, §12.1: embedded mode backs itself up every BACKUP_INTERVAL_HOURS (slots from 00:00
             // Algiers); with PostgreSQL the backup container does it.
-            let db = dbmon.db().clone();
-            let (clock, config) = (options.clock.clone(), config.clone());
-            jobs.push(Job {
-                name: "backup",
-                schedule: Schedule::At(domain::platform::schedule::Calendar::EveryHours {
-                    hours: config.backup_interval_hours.clamp(1, 24) as u32,
-                }),
-                lease_ttl: Duration::from_secs(3600),
-                leased: true,
-                run: Arc::new(move || {
-                    let (db, clock, config) = (db.clone(), clock.clone(), config.clone());
-                    Box::pin(
-                        async move { crate::ops::backup::backup(&config, &db, None, clock.now()).await.map(|_| ()) },
-                    )
-                }),
-            });
+            let config = config.clone();
+            let every = EveryHours { hours: config.backup_interval_hours.clamp(1, 24) as u32 };
+            jobs.push(db_job("backup", every, 3600, db, clock, move |db, now| {
+                let config = config.clone();
+                async move { crate::ops::backup::backup(&config, &db, None, now).await.map(|_| ()) }
+            }));
         }
-        jobs.push({
-            // PLATFORM.md §8: daily 03:30, idempotency keys older than 24 h go.
-            let db = dbmon.db().clone();
-            let clock = options.clock.clone();
-            Job {
-                name: "retention",
-                schedule: Schedule::At(domain::platform::schedule::Calendar::Daily { hour: 3, minute: 30 }),
-                lease_ttl: Duration::from_secs(3600),
-                leased: true,
-                run: Arc::new(move || {
-                    let (db, clock) = (db.clone(), clock.clone());
-                    Box::pin(async move {
-                        store::idempotency::purge(&db, clock.now()).await.map(|_| ()).map_err(|e| e.to_string())
-                    })
-                }),
+        // PLATFORM.md §8: daily 03:30, idempotency keys older than 24 h go.
+        jobs.push(db_job("retention", Daily { hour: 3, minute: 30 }, 3600, db, clock, |db, now| async move {
+            store::idempotency::purge(&db, now).await?;
+            Ok::<_, store::StoreError>(())
+        }));
+        // DOMAIN.md §20: `manchengo check` every night at 02:00 Algiers; a failure raises INTEGRITE_ECHEC and shows as
+        // this job's last error in detailed health.
+        jobs.push(db_job("integrity-check", Daily { hour: 2, minute: 0 }, 1800, db, clock, |db, now| async move {
+            let report = store::integrity::run(&db, None, false).await.map_err(|e| e.to_string())?;
+            if report.clean() {
+                return Ok(());
             }
-        });
-        jobs.push({
-            // DOMAIN.md §20: `manchengo check` every night at 02:00 Algiers; a failure raises INTEGRITE_ECHEC and
-            // shows as this job's last error in detailed health.
-            let db = dbmon.db().clone();
-            let clock = options.clock.clone();
-            Job {
-                name: "integrity-check",
-                schedule: Schedule::At(domain::platform::schedule::Calendar::Daily { hour: 2, minute: 0 }),
-                lease_ttl: Duration::from_secs(1800),
-                leased: true,
-                run: Arc::new(move || {
-                    let (db, clock) = (db.clone(), clock.clone());
-                    Box::pin(async move {
-                        let report = store::integrity::run(&db, None, false).await.map_err(|e| e.to_string())?;
-                        if report.clean() {
-                            return Ok(());
-                        }
-                        store::integrity::raise_failure(&db, &report, clock.now()).await.map_err(|e| e.to_string())?;
-                        let findings = report.problems();
-                        tracing::error!(findings = ?findings, "integrity check failed");
-                        Err(format!("INTEGRITE_ECHEC : {}", findings.join(" ; ")))
-                    })
-                }),
-            }
-        });
+            store::integrity::raise_failure(&db, &report, now).await.map_err(|e| e.to_string())?;
+            let findings = report.problems();
+            tracing::error!(findings = ?findings, "integrity check failed");
+            Err(format!("INTEGRITE_ECHEC : {}", findings.join(" ; ")))
+        }));
         jobs.extend(options.extra_jobs);
         let scheduler =
             Scheduler::new(jobs, options.clock.clone(), &config.instance_name, options.job_tick, Some(cache.clone()));
