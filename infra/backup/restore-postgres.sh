@@ -19,21 +19,32 @@ for arg in "$@"; do
 done
 
 BACKUPS=${BACKUPS:-/backups/manchengo}
+# The backend's published port (docker-compose.yml: 127.0.0.1:3000).
+READY_URL=${MANCHENGO_READY_URL:-http://localhost:3000/api/health/ready}
 DB=manchengo_erp
 TS=$(date -u +%Y%m%d_%H%M%S)
 START=$(date +%s)
 [[ $FILE == latest ]] && FILE=$BACKUPS/latest.sql.gz
 [[ -e $FILE ]] || { echo "fichier introuvable : $FILE" >&2; exit 1; }
 FILE=$(readlink -f "$FILE")
+STAMP_FILE=$FILE
 
 psql_pg() { docker compose exec -T postgres psql -v ON_ERROR_STOP=1 -X -q -U manchengo "$@"; }
 
 # 1. Check the file before touching anything (decrypting first when needed).
 WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
 case $FILE in
-  *.age) age -d -o "$WORK/backup" "$FILE"; PLAIN=$WORK/backup; FILE=${FILE%.age} ;;
-  *.enc) openssl enc -d -aes-256-cbc -pbkdf2 -iter 600000 -pass "file:${BACKUP_PASSPHRASE_FILE:?BACKUP_PASSPHRASE_FILE}" \
-           -in "$FILE" -out "$WORK/backup"; PLAIN=$WORK/backup; FILE=${FILE%.enc} ;;
+  *.age)
+    [[ -r ${AGE_IDENTITY_FILE:-} ]] || { echo "fichier .age : AGE_IDENTITY_FILE (clé privée age, gardée hors du serveur) est requis" >&2; exit 1; }
+    age -d -i "$AGE_IDENTITY_FILE" -o "$WORK/backup" "$FILE" 2> /dev/null \
+      || { echo "déchiffrement impossible : clé age incorrecte ou fichier corrompu ; rien n'a été modifié" >&2; exit 1; }
+    PLAIN=$WORK/backup; FILE=${FILE%.age} ;;
+  *.enc)
+    [[ -r ${BACKUP_PASSPHRASE_FILE:-} ]] || { echo "fichier .enc : BACKUP_PASSPHRASE_FILE (fichier de phrase secrète) est requis" >&2; exit 1; }
+    openssl enc -d -aes-256-cbc -pbkdf2 -iter 600000 -pass "file:$BACKUP_PASSPHRASE_FILE" \
+      -in "$FILE" -out "$WORK/backup" 2> /dev/null \
+      || { echo "déchiffrement impossible : phrase secrète incorrecte ou fichier corrompu ; rien n'a été modifié" >&2; exit 1; }
+    PLAIN=$WORK/backup; FILE=${FILE%.enc} ;;
   *) PLAIN=$FILE ;;
 esac
 case $FILE in
@@ -49,7 +60,7 @@ esac
 
 # 2. Confirmation and the data-loss boundary.
 echo "Sauvegarde : $FILE"
-echo "Date de la sauvegarde : $(date -r "$PLAIN" '+%d/%m/%Y %H:%M:%S') — tout ce qui a été saisi après est perdu."
+echo "Date de la sauvegarde : $(date -r "$STAMP_FILE" '+%d/%m/%Y %H:%M:%S') — tout ce qui a été saisi après est perdu."
 if [[ $YES != true ]]; then
   read -r -p "Tapez RESTAURER pour confirmer : " answer
   [[ $answer == RESTAURER ]] || { echo "abandon : rien n'a été modifié"; exit 1; }
@@ -95,10 +106,10 @@ if [[ -n $RUNNING ]]; then
   docker compose start $RUNNING
   if grep -qx backend <<< "$RUNNING"; then
     for _ in $(seq 1 120); do
-      curl -fsS -o /dev/null http://localhost:3000/api/health/ready && break
+      curl -fsS -o /dev/null "$READY_URL" 2> /dev/null && break
       sleep 1
     done
-    curl -fsS -o /dev/null http://localhost:3000/api/health/ready \
+    curl -fsS -o /dev/null "$READY_URL" \
       || { docker compose logs --tail 50 backend; echo "le backend ne répond pas après la restauration" >&2; exit 1; }
   fi
 fi

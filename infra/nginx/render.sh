@@ -26,6 +26,8 @@ cp -R "$here/html/." "$tmp/www/manchengo/"
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
     -keyout "$tmp/letsencrypt/privkey.pem" -out "$tmp/letsencrypt/fullchain.pem" 2>/dev/null
 
+# nginx reaches the app from its own address, as from 172.28.0.10 in compose (TRUSTED_PROXIES): 127.0.0.10 here,
+# so a request from the host (127.0.0.1) stays distinct from one relayed by nginx.
 # Container paths -> temp dirs; compose IPs and ports -> loopback (§16); no
 # `user` (the nginx user exists only in the image); pid and temp files inside
 # <tmp> so the check also works without root.
@@ -41,7 +43,7 @@ find "$tmp" -name '*.conf' -type f -print0 | xargs -0 sed -i \
 sed -i \
     -e '/^[[:space:]]*user[[:space:]]/d' \
     -e "s|^\([[:space:]]*pid[[:space:]]\).*|\1$tmp/nginx.pid;|" \
-    -e "s|^http {|http {\n    client_body_temp_path $tmp/temp/body;\n    proxy_temp_path $tmp/temp/proxy;\n    fastcgi_temp_path $tmp/temp/fastcgi;\n    uwsgi_temp_path $tmp/temp/uwsgi;\n    scgi_temp_path $tmp/temp/scgi;|" \
+    -e "s|^http {|http {\n    proxy_bind ${NGINX_PROXY_BIND:-127.0.0.10};\n    client_body_temp_path $tmp/temp/body;\n    proxy_temp_path $tmp/temp/proxy;\n    fastcgi_temp_path $tmp/temp/fastcgi;\n    uwsgi_temp_path $tmp/temp/uwsgi;\n    scgi_temp_path $tmp/temp/scgi;|" \
     "$tmp/nginx.conf"
 
 # Fail if a container path or compose address survived the rewrite.

@@ -83,6 +83,11 @@ pub const VARS: &[Var] = &[
     var("BACKUP_ENCRYPT_LOCAL", Some("false"), "chiffrer aussi les copies locales"),
     var("BACKUP_PASSPHRASE_FILE", None, "fichier de phrase secrète (chiffrement OpenSSL)"),
     var("BACKUP_OFFSITE_TARGET", None, "destination rsync/rclone des copies vérifiées"),
+    var(
+        "BACKUP_LETSENCRYPT_DIR",
+        None,
+        "répertoire des certificats archivé à chaque sauvegarde (letsencrypt_latest.tar.gz)",
+    ),
     secret("POSTGRES_PASSWORD", "compose seulement : mot de passe du service postgres"),
     var("TZ", None, "ignorée par la logique métier (Africa/Algiers est fixe)"),
 ];
@@ -150,6 +155,8 @@ pub struct Config {
     /// OpenSSL AES-256 + PBKDF2 encryption of the local copies when set (with `BACKUP_ENCRYPT_LOCAL`).
     pub backup_passphrase_file: Option<PathBuf>,
     pub backup_encrypt_local: bool,
+    /// Archived next to `BACKUP_DIR` as `letsencrypt_latest.tar.gz` after each successful backup.
+    pub backup_letsencrypt_dir: Option<PathBuf>,
     /// Certificate whose expiry `/metrics` exports (`tls_certificate_not_after_seconds`).
     pub tls_cert_file: Option<PathBuf>,
     /// The values as read (for `config check`), secrets masked.
@@ -372,6 +379,7 @@ impl Config {
         let backup_passphrase_file = r.raw("BACKUP_PASSPHRASE_FILE").map(PathBuf::from);
         let tls_cert_file = r.raw("TLS_CERT_FILE").map(PathBuf::from);
         let backup_encrypt_local = r.get("BACKUP_ENCRYPT_LOCAL", false, parse_bool);
+        let backup_letsencrypt_dir = r.raw("BACKUP_LETSENCRYPT_DIR").map(PathBuf::from);
 
         if !r.errors.is_empty() {
             return Err(r.errors);
@@ -423,6 +431,7 @@ impl Config {
             backup_retention_days,
             backup_passphrase_file,
             backup_encrypt_local,
+            backup_letsencrypt_dir,
             tls_cert_file,
             effective,
         })

@@ -170,8 +170,24 @@ pub async fn detailed_report(st: &AppState) -> Value {
         },
         "jobs": jobs,
         "backups": backups,
+        "tls": tls_json(st),
         "memory": {"rssBytes": rss, "rss": rules::memory_human(rss), "limitBytes": telemetry::memory_limit_bytes()},
     })
+}
+
+/// The watched certificate (`TLS_CERT_FILE`): its `notAfter` and the whole days left; null when none is configured.
+fn tls_json(st: &AppState) -> Value {
+    let Some(path) = st.config.tls_cert_file.as_deref() else { return Value::Null };
+    match crate::platform::tls::not_after(path) {
+        Some(t) => {
+            let not_after = chrono::DateTime::from_timestamp(t, 0).unwrap_or_default();
+            json!({
+                "notAfter": not_after.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "daysLeft": (not_after - st.clock.now()).num_days(),
+            })
+        }
+        None => json!({"notAfter": null, "daysLeft": null, "error": "CERTIFICAT_ILLISIBLE"}),
+    }
 }
 
 /// Everything an operator needs in one JSON (runbook: `curl -s http://localhost:3000/api/health/detailed | jq .`).

@@ -94,6 +94,44 @@ fn publish(dir: &Path, link: &str, target: &str) -> Result<(), String> {
     std::fs::rename(&tmp, dir.join(link)).map_err(|e| format!("lien {link} impossible : {e}"))
 }
 
+/// The runbook's `/backups/latest.sql.gz`: a link in the parent of `BACKUP_DIR` to `<dir name>/latest.sql.gz`. A
+/// convenience only: the backup is verified and published without it, so a failure is a warning.
+fn publish_in_parent(dir: &Path, link: &str) {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else { return };
+    if parent.as_os_str().is_empty() {
+        return;
+    }
+    let target = Path::new(name).join(link);
+    if let Err(e) = publish(parent, link, &target.to_string_lossy()) {
+        tracing::warn!(error = %e, dir = %parent.display(), "latest link in the parent directory not written");
+    }
+}
+
+/// `letsencrypt_latest.tar.gz` next to `BACKUP_DIR` (the DR step that restores certificates): the whole certificate
+/// directory, archived to a temporary name, gzip-tested, then renamed over the previous archive.
+pub fn archive_certificates(config: &Config) -> Result<Option<PathBuf>, String> {
+    let Some(le) = &config.backup_letsencrypt_dir else { return Ok(None) };
+    if !le.is_dir() {
+        return Err(format!("certificats : {} introuvable", le.display()));
+    }
+    let dest_dir = config.backup_dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(&config.backup_dir);
+    let (Some(base), Some(name)) = (le.parent(), le.file_name()) else {
+        return Err(format!("certificats : chemin {} invalide", le.display()));
+    };
+    let tmp = dest_dir.join(".letsencrypt_latest.tar.gz.part");
+    let out = dest_dir.join("letsencrypt_latest.tar.gz");
+    let res = run(Command::new("tar").arg("czf").arg(&tmp).arg("-C").arg(base).arg(name), "tar (certificats)")
+        .and_then(|_| gzip_test(&tmp));
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    #[cfg(unix)]
+    private(&tmp, 0o600);
+    std::fs::rename(&tmp, &out).map_err(|e| e.to_string())?;
+    Ok(Some(out))
+}
+
 fn encrypt(config: &Config, path: &Path) -> Result<PathBuf, String> {
     let Some(pass) = &config.backup_passphrase_file else { return Ok(path.to_path_buf()) };
     let out = PathBuf::from(format!("{}.enc", path.display()));
@@ -183,6 +221,10 @@ pub async fn backup(
         tracing::error!(error = %e, "backup run not recorded");
     }
     let (files, sha256, size_bytes) = res?;
+    // The certificates travel with the backups; failing to archive them does not make the database backup fail.
+    if let Err(e) = archive_certificates(config) {
+        tracing::warn!(error = %e, "certificate archive not written");
+    }
     let pruned = prune(config, now);
     Ok(Report { files, size_bytes, sha256, pruned, elapsed_ms: started.elapsed().as_millis() })
 }
@@ -268,6 +310,9 @@ async fn backup_files(
                 #[cfg(unix)]
                 private(&final_path, 0o600);
                 publish(&dir, &format!("latest.{suffix}"), &name)?;
+                if ext == "sql.gz" {
+                    publish_in_parent(&dir, &format!("latest.{suffix}"));
+                }
                 published.push(final_path);
             }
             let (sha, size) = sha256_of(&published[0])?;

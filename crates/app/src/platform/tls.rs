@@ -1,9 +1,9 @@
 //! The expiry of the certificate nginx serves (PLATFORM.md §9.2 `tls_certificate_not_after_seconds`, runbook INC-006),
-//! read with `openssl x509 -enddate` and kept 10 minutes between scrapes.
+//! read with `openssl x509 -enddate` again whenever the file changes.
 
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::SystemTime;
 
 /// `notAfter=Mar 14 12:00:00 2026 GMT` → Unix seconds.
 pub fn parse_enddate(line: &str) -> Option<i64> {
@@ -18,17 +18,23 @@ fn read(path: &Path) -> Option<i64> {
     out.status.success().then(|| parse_enddate(&String::from_utf8_lossy(&out.stdout))).flatten()
 }
 
-/// The certificate's `notAfter`, cached for 10 minutes; `None` when unreadable.
+/// The certificate's `notAfter`, `None` when unreadable. Re-read only when the file (links followed) changes: a
+/// renewal by certbot repoints the links to new files, so the next scrape sees it without a restart.
 pub fn not_after(path: &Path) -> Option<i64> {
-    static CACHE: Mutex<Option<(Instant, Option<i64>)>> = Mutex::new(None);
+    type Seen = (Option<(SystemTime, u64, std::path::PathBuf)>, Option<i64>);
+    static CACHE: Mutex<Option<Seen>> = Mutex::new(None);
+    let identity = std::fs::metadata(path)
+        .ok()
+        .and_then(|m| Some((m.modified().ok()?, m.len(), std::fs::canonicalize(path).ok()?)));
     let mut c = CACHE.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((at, v)) = *c
-        && at.elapsed() < Duration::from_secs(600)
+    if let Some((seen, v)) = &*c
+        && identity.is_some()
+        && *seen == identity
     {
-        return v;
+        return *v;
     }
     let v = read(path);
-    *c = Some((Instant::now(), v));
+    *c = Some((identity, v));
     v
 }
 

@@ -336,7 +336,7 @@ async fn d1_nginx_keeps_serving_through_web_when_backend_is_killed() {
     }
     // D1 is about failover, not limits: the application limit is raised, and the pace (20 requests/s) stays under the
     // edge zone's 30 r/s.
-    let env = [("DATABASE_URL", t.url.as_str()), ("TRUSTED_PROXIES", "127.0.0.1/32"), ("RATE_LIMIT_MAX", "1000")];
+    let env = [("DATABASE_URL", t.url.as_str()), ("TRUSTED_PROXIES", "127.0.0.10/32"), ("RATE_LIMIT_MAX", "1000")];
     let mut backend = Manchengo::spawn(&env);
     let mut web_env = env.to_vec();
     web_env.push(("INSTANCE_NAME", "web"));

@@ -9,6 +9,7 @@ mod drills;
 mod identity;
 mod jobs;
 mod ops;
+mod runbook;
 mod shutdown;
 mod stock;
 mod storage;

@@ -110,7 +110,9 @@ impl PrivatePostgres {
         let pg = PrivatePostgres { port: free_port(), dir };
         pg.start_server();
         let psql = pg_bin("psql");
-        for sql in ["CREATE USER manchengo", "CREATE DATABASE manchengo_erp OWNER manchengo"] {
+        // As in the official image, POSTGRES_USER (manchengo) is the cluster's superuser: the restore script creates,
+        // renames and drops databases as that user.
+        for sql in ["CREATE USER manchengo SUPERUSER", "CREATE DATABASE manchengo_erp OWNER manchengo"] {
             let out = as_postgres(&psql, &["-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", "postgres", "-c", sql]);
             assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
         }
@@ -296,4 +298,109 @@ impl Drop for Nginx {
             let _ = c.wait();
         }
     }
+}
+
+/// The compose deployment as processes (PLATFORM.md §15.1): `docker` on PATH is `infra/drills/docker`, which maps
+/// `docker compose exec postgres …`, `stop backend`, `run --rm backup manchengo …` and the like onto the private
+/// cluster, the private Redis and the real binary. Scripts of `infra/` and runbook lines run verbatim in it.
+pub struct Deployment {
+    pub pg: PrivatePostgres,
+    pub redis: Option<PrivateRedis>,
+    pub backend: u16,
+    pub web: u16,
+    dir: Dir,
+}
+
+pub const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+impl Deployment {
+    /// A private PostgreSQL (and Redis when asked), a `.env` like production's with `extra_env` appended. No app
+    /// service runs yet.
+    pub fn new(with_redis: bool, extra_env: &str) -> Deployment {
+        let pg = PrivatePostgres::start();
+        let redis = with_redis.then(PrivateRedis::start);
+        let dir = Dir::new("compose");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::os::unix::fs::symlink(Path::new(REPO).join("infra/drills/docker"), bin.join("docker")).unwrap();
+        // The deployment directory (/opt/manchengo): the repository's kit and the deployment's own `.env`.
+        for item in ["infra", "docker-compose.yml", "docs"] {
+            std::os::unix::fs::symlink(Path::new(REPO).join(item), dir.path().join(item)).unwrap();
+        }
+        let mut env = format!(
+            "DATABASE_URL={}\nBACKUP_DIR={}\nAPP_ENV=production\nPUBLIC_URL=https://erp.example.dz\nTRUSTED_PROXIES=127.0.0.10/32\n",
+            pg.url(),
+            dir.path().join("backups/manchengo").display()
+        );
+        if let Some(r) = &redis {
+            env.push_str(&format!("REDIS_URL={}\n", r.url()));
+        }
+        env.push_str(extra_env);
+        std::fs::write(dir.path().join(".env"), env).unwrap();
+        Deployment { pg, redis, backend: free_port(), web: free_port(), dir }
+    }
+
+    pub fn env_file(&self) -> PathBuf {
+        self.dir.path().join(".env")
+    }
+
+    /// The host's `/backups`.
+    pub fn backups(&self) -> PathBuf {
+        self.dir.path().join("backups")
+    }
+
+    pub fn url(&self, port: u16, path: &str) -> String {
+        format!("http://127.0.0.1:{port}{path}")
+    }
+
+    pub fn log(&self, service: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{service}.log"))).unwrap_or_default()
+    }
+
+    /// Runs a shell command in the deployment directory, as the runbook's operator does.
+    pub fn sh(&self, script: &str) -> std::process::Output {
+        self.sh_with(script, "", &[])
+    }
+
+    pub fn sh_with(&self, script: &str, stdin: &str, env: &[(&str, &str)]) -> std::process::Output {
+        use std::io::Write;
+        let path = format!("{}:{}", self.dir.path().join("bin").display(), std::env::var("PATH").unwrap_or_default());
+        let mut cmd = Command::new("bash");
+        cmd.arg("-c")
+            .arg(script)
+            .current_dir(self.dir.path())
+            .env("PATH", path)
+            .env("DRILL_DIR", self.dir.path())
+            .env("DRILL_MANCHENGO", env!("CARGO_BIN_EXE_manchengo"))
+            .env("DRILL_ENV_FILE", self.env_file())
+            .env("DRILL_PG_PORT", self.pg.port.to_string())
+            .env("DRILL_PORT_BACKEND", self.backend.to_string())
+            .env("DRILL_PORT_WEB", self.web.to_string())
+            .env("BACKUPS", self.backups().join("manchengo"))
+            .env("MANCHENGO_READY_URL", self.url(self.backend, "/api/health/ready"))
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(r) = &self.redis {
+            cmd.env("DRILL_REDIS_PORT", r.port.to_string()).env("DRILL_REDIS_PASSWORD", &r.password);
+        }
+        let mut child = cmd.spawn().expect("bash");
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        for svc in ["backend", "web", "backup"] {
+            if let Ok(pid) = std::fs::read_to_string(self.dir.path().join(format!("{svc}.pid"))) {
+                let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+            }
+        }
+    }
+}
+
+pub fn output_text(o: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }

@@ -1,0 +1,598 @@
+//! The runbook's own commands and the `infra/` scripts, run verbatim against the compose deployment as processes
+//! (`support::procs::Deployment`: `docker` is `infra/drills/docker`). D2R: `restore-postgres.sh`; D0: the
+//! diagnostics.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::procs::{Deployment, output_text};
+use crate::support::{client, eventually};
+
+const ADMIN: &str = "admin@fromagerie.dz";
+const PASSWORD: &str = "Fromage-Djurdjura-2026";
+
+/// `manchengo migrate`, the first administrator (the CLI reads the password twice on stdin), then `backend` and `web`
+/// up and ready. Returns an access token.
+async fn install(d: &Deployment) -> String {
+    let out = d.sh("docker compose run --rm --no-deps backend manchengo migrate");
+    assert!(out.status.success(), "{}", output_text(&out));
+    let out = d.sh_with(
+        &format!(
+            "docker compose run --rm --no-deps backend manchengo user create-admin --email {ADMIN} --name 'Amine Admin'"
+        ),
+        &format!("{PASSWORD}\n{PASSWORD}\n"),
+        &[],
+    );
+    assert!(out.status.success(), "{}", output_text(&out));
+    let out = d.sh("docker compose up -d backend web");
+    assert!(out.status.success(), "{}", output_text(&out));
+    for port in [d.backend, d.web] {
+        ready(d, port).await;
+    }
+    let login: Value = client()
+        .post(d.url(d.backend, "/api/auth/login"))
+        .json(&json!({"email": ADMIN, "password": PASSWORD, "client": "device"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    login["accessToken"].as_str().unwrap_or_else(|| panic!("{login}")).to_string()
+}
+
+async fn ready(d: &Deployment, port: u16) {
+    let url = d.url(port, "/api/health/ready");
+    eventually(Duration::from_secs(30), "instance ready", || async {
+        client().get(&url).send().await.map(|r| r.status() == 200).unwrap_or(false)
+    })
+    .await;
+}
+
+async fn post(d: &Deployment, token: &str, path: &str, body: Value) -> Value {
+    let r = client().post(d.url(d.backend, path)).bearer_auth(token).json(&body).send().await.unwrap();
+    let status = r.status();
+    let v: Value = r.json().await.unwrap();
+    assert!(status.is_success(), "{path}: {status} {v}");
+    v
+}
+
+async fn reception_refs(d: &Deployment, token: &str) -> Vec<String> {
+    let v: Value = client()
+        .get(d.url(d.backend, "/api/receptions"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut refs: Vec<String> =
+        v["items"].as_array().unwrap().iter().map(|i| i["reference"].as_str().unwrap().to_string()).collect();
+    refs.sort();
+    refs
+}
+
+async fn receive(d: &Deployment, token: &str, qty: i64) -> String {
+    let v = post(
+        d,
+        token,
+        "/api/receptions",
+        json!({"supplierCode": "FOUR-0001", "lines": [{"productCode": "MP-LAIT", "quantity": qty, "unitCostHt": 6_500}]}),
+    )
+    .await;
+    v["reception"]["reference"].as_str().unwrap_or_else(|| panic!("{v}")).to_string()
+}
+
+fn psql(d: &Deployment, sql: &str) -> String {
+    let out = d.sh(&format!("docker compose exec -T postgres psql -U manchengo -d manchengo_erp -tA -c \"{sql}\""));
+    assert!(out.status.success(), "{sql}: {}", output_text(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// D2R (PLATFORM.md §15.1, runbook INC-002 step 3): a table corrupted after the last backup; every bad input to
+/// `restore-postgres.sh` (no file, refused confirmation, truncated archive, wrong passphrase, SQL failing halfway)
+/// exits non-zero with a French message and leaves the current database and the running services as they were; then
+/// the runbook's command on `/backups/latest.sql.gz` brings back exactly the backup, keeps a safety dump and the old
+/// database, migrates, restarts what ran and passes its health gate.
+#[tokio::test]
+async fn d2r_restore_postgres_sh_brings_back_latest_and_bad_inputs_change_nothing() {
+    let d = Deployment::new(false, "");
+    let token = install(&d).await;
+    post(&d, &token, "/api/suppliers", json!({"raisonSociale": "Laiterie du Djurdjura SARL"})).await;
+    post(
+        &d,
+        &token,
+        "/api/catalogue/mp",
+        json!({"code": "MP-LAIT", "name": "Lait cru", "category": "RAW_MATERIAL", "baseUnit": "L", "perishable": false}),
+    )
+    .await;
+    let before = receive(&d, &token, 1_000_000).await;
+    let out = d.sh("./infra/backup/backup-postgres.sh --label avant-intervention");
+    assert!(out.status.success(), "{}", output_text(&out));
+    let root_link = d.backups().join("latest.sql.gz");
+    assert_eq!(std::fs::read_link(&root_link).unwrap(), std::path::Path::new("manchengo/latest.sql.gz"));
+    assert!(root_link.exists(), "the root link resolves");
+
+    // After the backup: one more reception, then a lot balance corrupted by hand.
+    let after = receive(&d, &token, 250_000).await;
+    psql(&d, "UPDATE lots SET quantity_remaining = quantity_remaining + 7 WHERE initial_quantity = 250000");
+    let out = d.sh("docker compose exec backend manchengo check");
+    assert_eq!(out.status.code(), Some(1), "the corruption is detected: {}", output_text(&out));
+    let corrupted = psql(&d, "SELECT string_agg(quantity_remaining::text, ',' ORDER BY quantity_remaining) FROM lots");
+
+    let latest = std::fs::canonicalize(&root_link).unwrap();
+    let work = crate::support::tempdir::Dir::new("d2r");
+    let truncated = work.path().join("manchengo_20260101_000000.sql.gz");
+    let bytes = std::fs::read(&latest).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    // A valid archive with the completion marker whose SQL fails halfway (a statement on a table that does not exist).
+    let broken = work.path().join("manchengo_20260101_000001.sql.gz");
+    let sql =
+        String::from_utf8(std::process::Command::new("gzip").arg("-dc").arg(&latest).output().unwrap().stdout).unwrap();
+    let cut = sql.find("COPY public.").expect("data section");
+    let bad_sql = format!("{}INSERT INTO table_absente VALUES (1);\n{}", &sql[..cut], &sql[cut..]);
+    let gz = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("gzip -c > {}", broken.display()))
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut gz = gz;
+        gz.stdin.take().unwrap().write_all(bad_sql.as_bytes()).unwrap();
+        assert!(gz.wait().unwrap().success());
+    }
+    let (pass, wrong) = (work.path().join("phrase"), work.path().join("autre-phrase"));
+    std::fs::write(&pass, "une phrase secrète assez longue\n").unwrap();
+    std::fs::write(&wrong, "pas la bonne phrase\n").unwrap();
+    let encrypted = work.path().join("manchengo_20260101_000002.sql.gz.enc");
+    let out = std::process::Command::new("openssl")
+        .args(["enc", "-aes-256-cbc", "-pbkdf2", "-iter", "600000", "-salt", "-pass"])
+        .arg(format!("file:{}", pass.display()))
+        .arg("-in")
+        .arg(&latest)
+        .arg("-out")
+        .arg(&encrypted)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+
+    let restore = "./infra/backup/restore-postgres.sh";
+    let cases: Vec<(String, &str, Vec<(&str, &str)>, &str)> = vec![
+        (format!("{restore} /backups/introuvable.sql.gz --yes"), "", vec![], "fichier introuvable"),
+        (format!("{restore} {}", latest.display()), "non\n", vec![], "abandon : rien n'a été modifié"),
+        (format!("{restore} {} --yes", truncated.display()), "", vec![], "archive corrompue"),
+        (
+            format!("{restore} {} --yes", encrypted.display()),
+            "",
+            vec![("BACKUP_PASSPHRASE_FILE", wrong.to_str().unwrap())],
+            "déchiffrement impossible : phrase secrète incorrecte",
+        ),
+        (
+            format!("{restore} {} --yes", broken.display()),
+            "",
+            vec![],
+            "restauration échouée : la base actuelle est intacte",
+        ),
+    ];
+    for (cmd, stdin, env, message) in &cases {
+        let out = d.sh_with(cmd, stdin, env);
+        let text = output_text(&out);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {text}");
+        assert!(text.contains(message), "{cmd}: {text}");
+        // Untouched: the same (corrupted) data, both instances serving again, no half-restored database left.
+        for port in [d.backend, d.web] {
+            ready(&d, port).await;
+        }
+        assert_eq!(reception_refs(&d, &token).await, vec![before.clone(), after.clone()], "{cmd}");
+        assert_eq!(
+            psql(&d, "SELECT string_agg(quantity_remaining::text, ',' ORDER BY quantity_remaining) FROM lots"),
+            corrupted
+        );
+        assert_eq!(psql(&d, "SELECT count(*) FROM pg_database WHERE datname LIKE 'manchengo_erp_%'"), "0", "{cmd}");
+    }
+
+    // The runbook's command (INC-002 step 3 / DR step 5), through the root link.
+    let started = std::time::Instant::now();
+    let out = d.sh(&format!("{restore} {} --yes", root_link.display()));
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    println!("D2R : restore-postgres.sh terminé en {} ms", started.elapsed().as_millis());
+    assert!(text.contains("Restauration terminée en"), "{text}");
+    assert!(text.contains("DROP DATABASE manchengo_erp_pre_"), "{text}");
+    // The health gate passed before the script returned: both instances run and the backend answers at once.
+    let running = d.sh("docker compose ps --services --status running");
+    let running = String::from_utf8_lossy(&running.stdout).to_string();
+    assert!(running.contains("backend") && running.contains("web"), "{running}");
+    assert_eq!(client().get(d.url(d.backend, "/api/health/ready")).send().await.unwrap().status(), 200);
+    // Exactly the backup: the later reception is gone, the lot balances are consistent again.
+    let token = {
+        let login: Value = client()
+            .post(d.url(d.backend, "/api/auth/login"))
+            .json(&json!({"email": ADMIN, "password": PASSWORD, "client": "device"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        login["accessToken"].as_str().unwrap().to_string()
+    };
+    assert_eq!(reception_refs(&d, &token).await, vec![before.clone()]);
+    assert_eq!(psql(&d, "SELECT string_agg(quantity_remaining::text, ',') FROM lots"), "1000000");
+    let out = d.sh("docker compose exec backend manchengo check");
+    assert!(out.status.success(), "{}", output_text(&out));
+    // The safety dump of the corrupted database is readable, and that database is kept aside.
+    let dumps: Vec<_> = std::fs::read_dir(d.backups().join("manchengo"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("pre-restore_"))
+        .collect();
+    // One per attempt that got past the checks: the SQL that failed halfway, then the real restore.
+    assert_eq!(dumps.len(), 2, "{dumps:?}");
+    for dump in &dumps {
+        let out = std::process::Command::new("pg_restore").arg("--list").arg(dump).output().unwrap();
+        assert!(out.status.success());
+    }
+    assert_eq!(psql(&d, "SELECT count(*) FROM pg_database WHERE datname LIKE 'manchengo_erp_pre_%'"), "1");
+}
+
+/// The command lines of the runbook's diagnostic blocks: the « Procédures de diagnostic » section (code blocks and the
+/// commands quoted in its lists) and every block introduced by « **Diagnostic** ». Continuation lines are joined;
+/// comments dropped.
+fn diagnostic_commands(runbook: &str) -> Vec<String> {
+    let mut commands = Vec::new();
+    let mut in_diagnostics = false;
+    let mut take_next_block = false;
+    let mut in_block = false;
+    let mut keep_block = false;
+    let mut pending = String::new();
+    for line in runbook.lines() {
+        if line.starts_with("## ") {
+            in_diagnostics = line.contains("Procédures de diagnostic");
+        }
+        if line.trim_start().starts_with("```") {
+            if in_block {
+                in_block = false;
+            } else {
+                in_block = true;
+                keep_block = in_diagnostics || take_next_block;
+                take_next_block = false;
+            }
+            continue;
+        }
+        if in_block {
+            if !keep_block {
+                continue;
+            }
+            let l = line.trim();
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            if let Some(head) = l.strip_suffix('\\') {
+                pending.push_str(head.trim_end());
+                pending.push(' ');
+                continue;
+            }
+            pending.push_str(l);
+            commands.push(std::mem::take(&mut pending));
+            continue;
+        }
+        if line.starts_with("**Diagnostic**") {
+            take_next_block = true;
+        }
+        if in_diagnostics && line.starts_with("- ") {
+            // `curl …` and `docker …` quoted in the « Métriques clés » list.
+            for (i, span) in line.split('`').enumerate() {
+                if i % 2 == 1 && (span.starts_with("curl ") || span.starts_with("docker ")) {
+                    commands.push(span.to_string());
+                }
+            }
+        }
+    }
+    commands
+}
+
+#[test]
+fn the_diagnostic_commands_are_read_from_the_runbook() {
+    let runbook = std::fs::read_to_string(format!("{}/docs/RUNBOOK.md", crate::support::procs::REPO)).unwrap();
+    let cmds = diagnostic_commands(&runbook);
+    assert!(cmds.contains(&"curl -s http://localhost:3000/api/health/detailed | jq .".to_string()), "{cmds:#?}");
+    assert!(cmds.iter().any(|c| c.starts_with("docker compose exec postgres psql -U manchengo -d manchengo_erp -c \"SELECT id, name, platform, last_sync_at FROM devices")), "{cmds:#?}");
+    assert!(cmds.contains(&"docker compose exec redis redis-cli ping".to_string()));
+    assert!(
+        !cmds.iter().any(|c| c.contains("restart") || c.contains("FLUSHALL") || c.contains("UPDATE ")),
+        "only diagnostics: {cmds:#?}"
+    );
+}
+
+/// Keys of PLATFORM.md §9.1's detailed report (the `sync` section arrives with the sync API, issue 8).
+const DETAILED_KEYS: &[&str] = &[
+    "status",
+    "timestamp",
+    "version",
+    "commit",
+    "environment",
+    "instance",
+    "uptime.seconds",
+    "uptime.human",
+    "checks.database.status",
+    "checks.database.responseTimeMs",
+    "checks.database.backend",
+    "checks.database.pool.size",
+    "checks.database.pool.idle",
+    "checks.database.pool.max",
+    "checks.database.schemaVersion",
+    "checks.cache.status",
+    "checks.cache.mode",
+    "cache.hits",
+    "cache.misses",
+    "cache.sets",
+    "cache.invalidations",
+    "cache.hitRate",
+    "cache.hitRateFormatted",
+    "cache.mode",
+    "cache.fallbackSince",
+    "rateLimit.backend",
+    "rateLimit.limited429Total",
+    "rateLimit.max",
+    "rateLimit.ttlSeconds",
+    "rateLimit.loginMax",
+    "jobs",
+    "memory.rssBytes",
+    "memory.rss",
+    "memory.limitBytes",
+    "backups.lastAt",
+    "backups.lastFile",
+    "backups.ageHours",
+    "backups.lastRestoreTestAt",
+    "backups.lastRestoreTestStatus",
+    "tls.notAfter",
+    "tls.daysLeft",
+];
+
+/// D0 (PLATFORM.md §15.1): every diagnostic command of the runbook runs verbatim against the deployment (PostgreSQL,
+/// Redis, `backend` and `web`, nginx in front) — only `localhost:3000` becomes the backend's port — and succeeds with
+/// an answer, except the few that need a container engine (`docker stats`, `docker inspect`, the logs of the
+/// postgres/redis/nginx/certbot containers, certbot), whose spellings the compose parse checks. The detailed JSON
+/// has every key of §9.1; through nginx, from an address outside `HEALTH_DETAILED_ALLOW`, it is 401; every log line
+/// of both instances is JSON.
+#[tokio::test]
+async fn d0_every_runbook_diagnostic_runs_verbatim() {
+    // The certificate nginx serves, watched by the backend (TLS_CERT_FILE): 30 days left.
+    let certs = crate::support::tempdir::Dir::new("cert");
+    let cert = certs.path().join("cert.pem");
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=erp.example.dz",
+            "-keyout",
+        ])
+        .arg(certs.path().join("privkey.pem"))
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let d = Deployment::new(true, &format!("TLS_CERT_FILE={}\n", cert.display()));
+    let token = install(&d).await;
+    post(&d, &token, "/api/suppliers", json!({"raisonSociale": "Laiterie du Djurdjura SARL"})).await;
+    let out = d.sh("./infra/backup/backup-postgres.sh");
+    assert!(out.status.success(), "{}", output_text(&out));
+    let Some(nginx) = crate::support::procs::Nginx::start(d.backend, d.web) else { return };
+
+    let runbook = std::fs::read_to_string(format!("{}/docs/RUNBOOK.md", crate::support::procs::REPO)).unwrap();
+    let commands = diagnostic_commands(&runbook);
+    let (mut ran, mut engine) = (Vec::new(), Vec::new());
+    for original in &commands {
+        let cmd = original.replace("localhost:3000", &format!("127.0.0.1:{}", d.backend));
+        let out = d.sh(&cmd);
+        let text = output_text(&out);
+        if text.contains("pas de moteur de conteneurs") || original.starts_with("df -h /var/lib/docker") {
+            assert!(engine_only(original), "this diagnostic should run here: {original}\n{text}");
+            engine.push(original.clone());
+            continue;
+        }
+        if original.starts_with("echo | openssl s_client") {
+            // TLS is D6's drill; here the command is run against nginx's port.
+            let cmd = original.replace("localhost:443", &format!("127.0.0.1:{}", nginx.https));
+            let out = d.sh(&cmd);
+            assert!(String::from_utf8_lossy(&out.stdout).contains("notAfter="), "{cmd}: {}", output_text(&out));
+            ran.push(original.clone());
+            continue;
+        }
+        let grep_without_match = original.contains("| grep") && out.status.code() == Some(1) && out.stdout.is_empty();
+        assert!(out.status.success() || grep_without_match, "{original}\n{text}");
+        if !grep_without_match {
+            assert!(!out.stdout.is_empty(), "an answer: {original}");
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!stdout.contains("\"error\": {") && stdout.trim() != "null", "{original}\n{stdout}");
+        ran.push(original.clone());
+    }
+    println!(
+        "D0 : {} commandes exécutées, {} réservées au moteur de conteneurs : {engine:#?}",
+        ran.len(),
+        engine.len()
+    );
+    assert!(ran.len() >= 25, "{ran:#?}");
+
+    let (status, detailed) = crate::support::get_json(&d.url(d.backend, "/api/health/detailed")).await;
+    assert_eq!(status, 200);
+    for key in DETAILED_KEYS {
+        let mut v = &detailed;
+        for part in key.split('.') {
+            v = v.get(part).unwrap_or_else(|| panic!("{key} missing in {detailed:#}"));
+        }
+    }
+    assert_eq!(detailed["checks"]["database"]["backend"], "postgres");
+    assert_eq!(detailed["checks"]["cache"]["mode"], "redis");
+    assert!(detailed["backups"]["lastFile"].as_str().unwrap().ends_with(".dump"), "{}", detailed["backups"]);
+    assert!(matches!(detailed["tls"]["daysLeft"].as_i64(), Some(29 | 30)), "{}", detailed["tls"]);
+
+    // Through nginx from a client outside HEALTH_DETAILED_ALLOW (nginx forwards the real address).
+    let outsider = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 5]))
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let r = outsider.get(nginx.url("/api/health/detailed")).send().await.unwrap();
+    assert_eq!(r.status(), 401, "{}", nginx.logs());
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "UNAUTHENTICATED");
+
+    for svc in ["backend", "web"] {
+        let log = d.log(svc);
+        assert!(log.lines().count() >= 2, "{svc}: {log}");
+        for line in log.lines().filter(|l| !l.trim().is_empty()) {
+            assert!(serde_json::from_str::<Value>(line).is_ok(), "{svc}: not JSON: {line}");
+        }
+    }
+}
+
+/// Diagnostics that need the container engine itself, not a process of ours.
+fn engine_only(cmd: &str) -> bool {
+    cmd.starts_with("docker stats ")
+        || cmd.starts_with("docker inspect ")
+        || cmd.starts_with("df -h /var/lib/docker")
+        || ["postgres", "redis", "nginx", "certbot"]
+            .iter()
+            .any(|s| cmd.starts_with(&format!("docker compose logs {s}")))
+        || cmd.starts_with("docker compose run --rm certbot")
+}
+
+/// A client with its own loopback address, talking HTTPS to nginx (self-signed certificate of the rendered config).
+fn client_at(last_octet: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, last_octet]))
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap()
+}
+
+/// Requests at 25 per second: under nginx's `general` zone (30 r/s), so only the application's limits answer.
+async fn paced_statuses(c: &reqwest::Client, url: &str, n: usize) -> Vec<u16> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = std::time::Instant::now();
+        out.push(c.get(url).send().await.unwrap().status().as_u16());
+        tokio::time::sleep(Duration::from_millis(40).saturating_sub(started.elapsed())).await;
+    }
+    out
+}
+
+/// D4 / INC-004 through nginx (PLATFORM.md §15.1, §16): two app instances behind the shipped nginx config sharing
+/// their counters in Redis. Limits follow the real client address, not nginx's: client A gets exactly
+/// `RATE_LIMIT_MAX` answers over both instances then `429 RATE_LIMITED` (`layer: app`, `Retry-After`, `RateLimit-*`)
+/// while client B is served; a burst above nginx's zone gets nginx's own 429 (`layer: edge`). Refresh and `me` never
+/// meet the login zone; the 6th wrong login is `429 ACCOUNT_LOCKED`. The runbook's fix, verbatim: `sed -i` on `.env`,
+/// `docker compose restart backend web` → 150 requests pass and the detailed report shows `max: 200`.
+#[tokio::test]
+async fn d4_rate_limits_through_nginx_and_the_env_fix_on_both_instances() {
+    let d = Deployment::new(true, "RATE_LIMIT_MAX=100\nRATE_LIMIT_TTL=60\n");
+    let token = install(&d).await;
+    let Some(nginx) = crate::support::procs::Nginx::start(d.backend, d.web) else { return };
+    let url = nginx.url("/api/openapi.json");
+
+    let (a, b) = (client_at(2), client_at(3));
+    let statuses = paced_statuses(&a, &url, 150).await;
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 100, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 50);
+    let r = a.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    for h in ["retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"] {
+        assert!(r.headers().contains_key(h), "{h}");
+    }
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "RATE_LIMITED");
+    assert_eq!(body["error"]["details"]["layer"], "app");
+    assert_eq!(b.get(&url).send().await.unwrap().status(), 200, "client B has its own budget");
+    // Both instances served client A: the budget was shared, not 100 per instance.
+    for svc in ["backend", "web"] {
+        assert!(d.log(svc).contains("/api/openapi.json"), "{svc} served some of the requests");
+    }
+
+    // nginx's own limit: 120 requests at once from client C.
+    let c = client_at(4);
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..120 {
+        let (c, u) = (c.clone(), nginx.url("/api/auth/me"));
+        burst.spawn(async move { c.get(u).send().await.unwrap() });
+    }
+    let mut edge = Vec::new();
+    while let Some(r) = burst.join_next().await {
+        let r = r.unwrap();
+        if r.status() == 429 {
+            edge.push(r);
+        }
+    }
+    assert!(!edge.is_empty(), "the general zone (30 r/s, burst 60) refused part of the burst");
+    let body: Value = edge.into_iter().next().unwrap().json().await.unwrap();
+    assert_eq!(body["error"]["code"], "RATE_LIMITED");
+    assert_eq!(body["error"]["details"]["layer"], "edge");
+
+    // A device session: 50 refreshes and 50 `me`, never refused.
+    let e = client_at(5);
+    let login: Value = e
+        .post(nginx.url("/api/auth/login"))
+        .json(&json!({"email": ADMIN, "password": PASSWORD, "client": "device"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut refresh = login["refreshToken"].as_str().unwrap().to_string();
+    for _ in 0..50 {
+        let r = e.post(nginx.url("/api/auth/refresh")).json(&json!({"refreshToken": refresh})).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        refresh = v["refreshToken"].as_str().unwrap().to_string();
+        let access = v["accessToken"].as_str().unwrap();
+        let r = e.get(nginx.url("/api/auth/me")).bearer_auth(access).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+
+    // The runbook's fix, verbatim.
+    let out = d.sh("sed -i 's/^RATE_LIMIT_MAX=.*/RATE_LIMIT_MAX=200/' .env");
+    assert!(out.status.success(), "{}", output_text(&out));
+    let out = d.sh("docker compose restart backend web");
+    assert!(out.status.success(), "{}", output_text(&out));
+    for port in [d.backend, d.web] {
+        ready(&d, port).await;
+    }
+    let statuses = paced_statuses(&client_at(6), &url, 150).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let out = d.sh(&format!("curl -s http://127.0.0.1:{}/api/health/detailed | jq .rateLimit.max", d.backend));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "200", "{}", output_text(&out));
+    let (_, detailed) = crate::support::get_json(&d.url(d.web, "/api/health/detailed")).await;
+    assert_eq!(detailed["rateLimit"]["max"], 200, "web read the same .env");
+
+    // Wrong passwords: five refusals, then the account is locked (the login zone lets 6 through at once).
+    let f = client_at(7);
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        let r = f
+            .post(nginx.url("/api/auth/login"))
+            .json(&json!({"email": ADMIN, "password": "mauvais-mot-de-passe", "client": "device"}))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        codes.push((status, v["error"]["code"].as_str().unwrap_or_default().to_string()));
+    }
+    assert!(codes[..5].iter().all(|(s, c)| *s == 401 && c == "INVALID_CREDENTIALS"), "{codes:?}");
+    assert_eq!(codes[5], (429, "ACCOUNT_LOCKED".to_string()));
+    drop(token);
+}
