@@ -4,6 +4,7 @@
 # listen ports -> loopback. Used by test-config.sh (nginx -t) and by the drills that run nginx as a process.
 #
 # Usage: infra/nginx/render.sh DIR HTTP_PORT HTTPS_PORT BACKEND_ADDR WEB_ADDR   (addresses as host:port)
+#        LETSENCRYPT_LIVE=<dir>: serve the certificate certbot keeps there instead of a fresh self-signed one.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -22,9 +23,14 @@ cp "$mime_types" "$tmp/mime.types"
 mkdir -p "$tmp/letsencrypt" "$tmp/certbot" "$tmp/www/manchengo" "$tmp/temp"
 cp -R "$here/html/." "$tmp/www/manchengo/"
 
-# Stand-in for /etc/letsencrypt/live/manchengo/ (what the entrypoint hook does).
-openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
-    -keyout "$tmp/letsencrypt/privkey.pem" -out "$tmp/letsencrypt/fullchain.pem" 2>/dev/null
+# /etc/letsencrypt/live/manchengo/: a directory certbot manages (LETSENCRYPT_LIVE, the certificate drill), or a
+# stand-in self-signed certificate (what the entrypoint hook does on a new host).
+live="${LETSENCRYPT_LIVE:-$tmp/letsencrypt}"
+live="${live%/}/"
+if [[ -z ${LETSENCRYPT_LIVE:-} ]]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
+        -keyout "$tmp/letsencrypt/privkey.pem" -out "$tmp/letsencrypt/fullchain.pem" 2>/dev/null
+fi
 
 # nginx reaches the app from its own address, as from 172.28.0.10 in compose (TRUSTED_PROXIES): 127.0.0.10 here,
 # so a request from the host (127.0.0.1) stays distinct from one relayed by nginx.
@@ -32,7 +38,7 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
 # `user` (the nginx user exists only in the image); pid and temp files inside
 # <tmp> so the check also works without root.
 find "$tmp" -name '*.conf' -type f -print0 | xargs -0 sed -i \
-    -e "s|/etc/letsencrypt/live/manchengo/|$tmp/letsencrypt/|g" \
+    -e "s|/etc/letsencrypt/live/manchengo/|$live|g" \
     -e "s|/etc/nginx/|$tmp/|g" \
     -e "s|/var/www/certbot|$tmp/certbot|g" \
     -e "s|/usr/share/nginx/html|$tmp/www|g" \

@@ -596,3 +596,226 @@ async fn d4_rate_limits_through_nginx_and_the_env_fix_on_both_instances() {
     assert_eq!(codes[5], (429, "ACCOUNT_LOCKED".to_string()));
     drop(token);
 }
+
+fn has(program: &str) -> bool {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn bash(script: &str) -> std::process::Output {
+    std::process::Command::new("bash").arg("-c").arg(script).output().unwrap()
+}
+
+/// `notAfter` of the certificate nginx serves for the domain, as the runbook's `openssl s_client` line shows it.
+fn served_not_after(https: u16) -> i64 {
+    let out = bash(&format!(
+        "echo | openssl s_client -connect 127.0.0.1:{https} -servername erp.example.dz 2>/dev/null | openssl x509 -noout -enddate"
+    ));
+    app::platform::tls::parse_enddate(&String::from_utf8_lossy(&out.stdout))
+        .unwrap_or_else(|| panic!("{}", output_text(&out)))
+}
+
+async fn scraped_not_after(d: &Deployment) -> i64 {
+    let text = client().get(d.url(d.backend, "/metrics")).send().await.unwrap().text().await.unwrap();
+    let line = text.lines().find(|l| l.starts_with("tls_certificate_not_after_seconds")).expect("metric exported");
+    line.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as i64
+}
+
+/// `TlsCertificateExpiresSoon` evaluated by promtool on a certificate's real `notAfter` (shifted to promtool's clock,
+/// which starts at 0).
+fn alert_fires(not_after: i64) -> bool {
+    let now = chrono::Utc::now().timestamp();
+    let dir = crate::support::tempdir::Dir::new("promtool");
+    let rules = format!("{}/infra/monitoring/alerts.yml", crate::support::procs::REPO);
+    let test = format!(
+        "rule_files: ['{rules}']\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n      - series: 'tls_certificate_not_after_seconds{{instance=\"backend\"}}'\n        values: '{}x5'\n    alert_rule_test:\n      - eval_time: 1m\n        alertname: TlsCertificateExpiresSoon\n        exp_alerts:\n          - exp_labels:\n              severity: warning\n            exp_annotations:\n              runbook: \"docs/RUNBOOK.md#inc-006\"\n              summary: \"Le certificat TLS expire dans moins de 14 jours.\"\n",
+        not_after - now + 60
+    );
+    std::fs::write(dir.path().join("t.yml"), test).unwrap();
+    std::process::Command::new("promtool")
+        .arg("test")
+        .arg("rules")
+        .arg(dir.path().join("t.yml"))
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// D6 / INC-006 offline (PLATFORM.md §15.1): Debian's pebble is the ACME CA on loopback (its DNS answers 127.0.0.1, its
+/// HTTP-01 check reaches nginx's port 80 and the ACME webroot). nginx starts on the placeholder the entrypoint hook
+/// makes; `init-letsencrypt.sh` gets the first certificate; that certificate then expires (rewritten in certbot's
+/// archive, same key): nginx serves it, the metric reads it, the alert fires. The runbook's two commands —
+/// `docker compose run --rm certbot renew` (through the certbot entrypoint) and `docker compose exec nginx nginx -s
+/// reload` — bring a valid certificate back, seen by clients and by the metric without restarting the backend.
+#[tokio::test]
+async fn d6_an_expired_certificate_is_renewed_by_certbot_and_served_after_reload() {
+    let tools = ["certbot", "pebble", "pebble-challtestsrv", "nginx", "promtool"];
+    if let Some(missing) = tools.iter().find(|t| !has(t)) {
+        assert!(!crate::support::in_ci(), "{missing} is required in CI");
+        eprintln!("{missing} absent : exercice D6 ignoré localement");
+        return;
+    }
+    use crate::support::procs::free_port;
+    let work = crate::support::tempdir::Dir::new("d6");
+    let w = work.path();
+    let le = w.join("letsencrypt");
+    let live = le.join("live/manchengo");
+    // The nginx image's hook: a self-signed placeholder (CN manchengo-placeholder) where certbot's lineage goes.
+    let out = std::process::Command::new("sh")
+        .arg(format!("{}/infra/nginx/docker-entrypoint.d/40-self-signed.sh", crate::support::procs::REPO))
+        .env("MANCHENGO_CERT_DIR", &live)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    let cert = live.join("fullchain.pem");
+    let d = Deployment::new(false, &format!("TLS_CERT_FILE={}\n", cert.display()));
+    install(&d).await;
+    let nginx = crate::support::procs::Nginx::start_with(d.backend, d.web, Some(&live)).unwrap();
+    let webroot = nginx.conf.join("certbot");
+    let placeholder = served_not_after(nginx.https);
+    assert!(placeholder - chrono::Utc::now().timestamp() <= 7 * 86_400, "the placeholder lasts 7 days");
+
+    // A CA for pebble's own HTTPS endpoint, which certbot trusts through REQUESTS_CA_BUNDLE.
+    let out = bash(&format!(
+        "cd {} && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=drill-ca -keyout ca.key -out ca.pem \
+         && openssl req -new -newkey rsa:2048 -nodes -subj /CN=localhost -keyout pebble.key -out pebble.csr \
+         && printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext \
+         && openssl x509 -req -in pebble.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out pebble.pem",
+        w.display()
+    ));
+    assert!(out.status.success(), "{}", output_text(&out));
+    let (acme, pebble_mgmt, dns, dns_mgmt) = (free_port(), free_port(), free_port(), free_port());
+    let config = json!({"pebble": {
+        "listenAddress": format!("127.0.0.1:{acme}"), "managementListenAddress": format!("127.0.0.1:{pebble_mgmt}"),
+        "certificate": w.join("pebble.pem"), "privateKey": w.join("pebble.key"),
+        "httpPort": nginx.http, "tlsPort": free_port(), "ocspResponderURL": "", "externalAccountBindingRequired": false,
+    }});
+    std::fs::write(w.join("pebble.json"), config.to_string()).unwrap();
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let quiet = || std::process::Stdio::null();
+    let _dns = Killed(
+        std::process::Command::new("pebble-challtestsrv")
+            .args(["-dns01", &format!("127.0.0.1:{dns}"), "-management", &format!("127.0.0.1:{dns_mgmt}")])
+            .args(["-http01", "", "-https01", "", "-tlsalpn01", "", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
+            .stdout(quiet())
+            .stderr(quiet())
+            .spawn()
+            .unwrap(),
+    );
+    let pebble_log = std::fs::File::create(w.join("pebble.log")).unwrap();
+    let _pebble = Killed(
+        std::process::Command::new("pebble")
+            .arg("-config")
+            .arg(w.join("pebble.json"))
+            .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            .stdout(pebble_log.try_clone().unwrap())
+            .stderr(pebble_log)
+            .spawn()
+            .unwrap(),
+    );
+    eventually(Duration::from_secs(20), "pebble listening", || async {
+        std::net::TcpStream::connect(("127.0.0.1", acme)).is_ok()
+    })
+    .await;
+    let ca = w.join("ca.pem");
+    let (le_s, webroot_s, conf_s, ca_s) = (
+        le.display().to_string(),
+        webroot.display().to_string(),
+        nginx.conf.display().to_string(),
+        ca.display().to_string(),
+    );
+    let acme_url = format!("https://127.0.0.1:{acme}/dir");
+    let env = [
+        ("DRILL_LETSENCRYPT", le_s.as_str()),
+        ("DRILL_WEBROOT", webroot_s.as_str()),
+        ("DRILL_NGINX_CONF", conf_s.as_str()),
+        ("REQUESTS_CA_BUNDLE", ca_s.as_str()),
+        ("ACME_SERVER", acme_url.as_str()),
+    ];
+
+    // First certificate (runbook « Pas de certificat »).
+    let out = d.sh_with("./infra/certbot/init-letsencrypt.sh --email exploitation@example.dz", "", &env);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        output_text(&out),
+        std::fs::read_to_string(w.join("pebble.log")).unwrap_or_default()
+    );
+    eventually(Duration::from_secs(10), "nginx serves pebble's certificate", || async {
+        served_not_after(nginx.https) != placeholder
+    })
+    .await;
+    let out = d.sh_with("./infra/certbot/init-letsencrypt.sh --email exploitation@example.dz", "", &env);
+    assert_eq!(out.status.code(), Some(1), "never replaces a real certificate: {}", output_text(&out));
+
+    // The certificate expires: certbot's archive files rewritten with a certificate that ended yesterday.
+    let archive = le.join("archive/manchengo");
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(EXPIRED_CERT_PY)
+        .arg(archive.join("privkey1.pem"))
+        .arg(archive.join("cert1.pem"))
+        .arg(archive.join("fullchain1.pem"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    let out = d.sh_with("docker compose exec nginx nginx -s reload", "", &env);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let now = chrono::Utc::now().timestamp();
+    eventually(Duration::from_secs(10), "nginx serves the expired certificate", || async {
+        served_not_after(nginx.https) < now
+    })
+    .await;
+    let expired = scraped_not_after(&d).await;
+    assert!(expired < now, "the metric follows the file without a restart");
+    assert!(alert_fires(expired), "TlsCertificateExpiresSoon fires on the expired certificate");
+
+    // The runbook's resolution, verbatim.
+    let out = d.sh_with("docker compose run --rm certbot renew", "", &env);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(
+        std::fs::read_link(live.join("fullchain.pem")).unwrap(),
+        std::path::Path::new("../../archive/manchengo/fullchain2.pem"),
+        "a new certificate in the lineage"
+    );
+    let out = d.sh_with("docker compose exec nginx nginx -s reload", "", &env);
+    assert!(out.status.success(), "{}", output_text(&out));
+    eventually(Duration::from_secs(10), "nginx serves the renewed certificate", || async {
+        served_not_after(nginx.https) > now + 30 * 86_400
+    })
+    .await;
+    let renewed = scraped_not_after(&d).await;
+    assert_eq!(renewed, served_not_after(nginx.https));
+    assert!(!alert_fires(renewed), "no alert once renewed");
+}
+
+/// A certificate for the same key that ended yesterday (python3-cryptography comes with Debian's certbot).
+const EXPIRED_CERT_PY: &str = r#"
+import datetime, sys
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import hashes, serialization
+key = serialization.load_pem_private_key(open(sys.argv[1], "rb").read(), None)
+name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "erp.example.dz")])
+now = datetime.datetime.now(datetime.timezone.utc)
+cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=91)).not_valid_after(now - datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("erp.example.dz")]), critical=False)
+        .sign(key, hashes.SHA256()))
+pem = cert.public_bytes(serialization.Encoding.PEM)
+for path in sys.argv[2:]:
+    open(path, "wb").write(pem)
+"#;

@@ -242,6 +242,8 @@ pub struct Nginx {
     pub http: u16,
     pub https: u16,
     pub log: PathBuf,
+    /// The rendered configuration: plays /etc/nginx; `certbot/` in it is the ACME webroot (/var/www/certbot).
+    pub conf: PathBuf,
     child: Option<Child>,
     _dir: Dir,
 }
@@ -249,6 +251,11 @@ pub struct Nginx {
 impl Nginx {
     /// `None` when nginx is not installed and we are not in CI.
     pub fn start(backend: u16, web: u16) -> Option<Nginx> {
+        Nginx::start_with(backend, web, None)
+    }
+
+    /// With `live`: the certificate directory certbot manages, instead of a self-signed stand-in.
+    pub fn start_with(backend: u16, web: u16, live: Option<&Path>) -> Option<Nginx> {
         if Command::new("nginx").arg("-v").stderr(Stdio::null()).status().is_err() {
             assert!(!super::in_ci(), "nginx is required in CI");
             eprintln!("nginx absent : exercice nginx ignoré localement");
@@ -258,7 +265,11 @@ impl Nginx {
         let conf = dir.path().join("conf");
         let (http, https) = (free_port(), free_port());
         let render = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/nginx/render.sh");
-        let ok = Command::new(render)
+        let mut render = Command::new(render);
+        if let Some(live) = live {
+            render.env("LETSENCRYPT_LIVE", live);
+        }
+        let ok = render
             .arg(&conf)
             .args([http.to_string(), https.to_string()])
             .args([format!("127.0.0.1:{backend}"), format!("127.0.0.1:{web}")])
@@ -277,7 +288,7 @@ impl Nginx {
             .stderr(out)
             .spawn()
             .expect("spawn nginx");
-        let n = Nginx { http, https, log, child: Some(child), _dir: dir };
+        let n = Nginx { http, https, log, conf, child: Some(child), _dir: dir };
         assert!(wait_tcp(https, Duration::from_secs(10)), "nginx did not listen:\n{}", n.logs());
         Some(n)
     }
