@@ -157,6 +157,10 @@ pub struct Config {
     pub backup_encrypt_local: bool,
     /// Archived next to `BACKUP_DIR` as `letsencrypt_latest.tar.gz` after each successful backup.
     pub backup_letsencrypt_dir: Option<PathBuf>,
+    /// age public keys: the off-site copies are encrypted for them.
+    pub backup_age_recipients: Vec<String>,
+    /// rsync destination of the verified (encrypted) copies.
+    pub backup_offsite_target: Option<String>,
     /// Certificate whose expiry `/metrics` exports (`tls_certificate_not_after_seconds`).
     pub tls_cert_file: Option<PathBuf>,
     /// The values as read (for `config check`), secrets masked.
@@ -380,6 +384,16 @@ impl Config {
         let tls_cert_file = r.raw("TLS_CERT_FILE").map(PathBuf::from);
         let backup_encrypt_local = r.get("BACKUP_ENCRYPT_LOCAL", false, parse_bool);
         let backup_letsencrypt_dir = r.raw("BACKUP_LETSENCRYPT_DIR").map(PathBuf::from);
+        let backup_age_recipients: Vec<String> = r
+            .raw("BACKUP_AGE_RECIPIENTS")
+            .map(|v| v.split(',').map(|k| k.trim().to_string()).filter(|k| !k.is_empty()).collect())
+            .unwrap_or_default();
+        for key in &backup_age_recipients {
+            if !key.starts_with("age1") {
+                r.errors.push(line("BACKUP_AGE_RECIPIENTS", key, "clé publique age attendue (age1…)"));
+            }
+        }
+        let backup_offsite_target = r.raw("BACKUP_OFFSITE_TARGET");
 
         if !r.errors.is_empty() {
             return Err(r.errors);
@@ -432,6 +446,8 @@ impl Config {
             backup_passphrase_file,
             backup_encrypt_local,
             backup_letsencrypt_dir,
+            backup_age_recipients,
+            backup_offsite_target,
             tls_cert_file,
             effective,
         })

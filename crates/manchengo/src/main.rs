@@ -489,6 +489,11 @@ async fn backup(config: Config, label: Option<String>) -> ExitCode {
             if !r.pruned.is_empty() {
                 println!("élagués (plus de {} jours) : {}", config.backup_retention_days, r.pruned.join(", "));
             }
+            match &r.offsite {
+                Ok(sent) if !sent.is_empty() => println!("copie hors site : {}", sent.join(", ")),
+                Ok(_) => {}
+                Err(e) => eprintln!("ATTENTION : copie hors site échouée ({e}) ; la sauvegarde locale est valide"),
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -20,6 +20,8 @@ pub struct Report {
     pub size_bytes: u64,
     pub sha256: String,
     pub pruned: Vec<String>,
+    /// What went to `BACKUP_OFFSITE_TARGET` (names as copied), or why it did not.
+    pub offsite: Result<Vec<String>, String>,
     pub elapsed_ms: u128,
 }
 
@@ -132,6 +134,46 @@ pub fn archive_certificates(config: &Config) -> Result<Option<PathBuf>, String> 
     Ok(Some(out))
 }
 
+/// Copies each published file to `BACKUP_OFFSITE_TARGET` with `rsync` (a directory or `host:path`), encrypted first:
+/// with `age` for `BACKUP_AGE_RECIPIENTS` (the private key never on this server), else with the OpenSSL passphrase
+/// (already done when local copies are encrypted). Never a plain copy: without either, nothing leaves the host.
+fn offsite_copy(config: &Config, files: &[PathBuf]) -> Result<Vec<String>, String> {
+    let Some(target) = &config.backup_offsite_target else { return Ok(Vec::new()) };
+    if config.backup_age_recipients.is_empty() && config.backup_passphrase_file.is_none() {
+        return Err("ni BACKUP_AGE_RECIPIENTS ni BACKUP_PASSPHRASE_FILE : aucune copie en clair hors du serveur".into());
+    }
+    let staging = config.backup_dir.join(".offsite");
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).map_err(|e| e.to_string())?;
+    let res = (|| {
+        let mut sent = Vec::new();
+        for file in files {
+            let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let copy = if !config.backup_age_recipients.is_empty() {
+                let out = staging.join(format!("{name}.age"));
+                let mut age = Command::new("age");
+                for r in &config.backup_age_recipients {
+                    age.arg("-r").arg(r);
+                }
+                run(age.arg("-o").arg(&out).arg(file), "age (chiffrement)")?;
+                out
+            } else if name.ends_with(".enc") {
+                file.clone()
+            } else {
+                let out = staging.join(&name);
+                std::fs::copy(file, &out).map_err(|e| e.to_string())?;
+                encrypt(config, &out)?
+            };
+            let dest = format!("{}/", target.trim_end_matches('/'));
+            run(Command::new("rsync").arg("-a").arg(&copy).arg(&dest), "rsync (copie hors site)")?;
+            sent.push(copy.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default());
+        }
+        Ok(sent)
+    })();
+    let _ = std::fs::remove_dir_all(&staging);
+    res
+}
+
 fn encrypt(config: &Config, path: &Path) -> Result<PathBuf, String> {
     let Some(pass) = &config.backup_passphrase_file else { return Ok(path.to_path_buf()) };
     let out = PathBuf::from(format!("{}.enc", path.display()));
@@ -206,6 +248,21 @@ pub async fn backup(
     run_row.label = label.map(str::to_string);
     run_row.host = Some(config.instance_name.clone());
     let res = backup_files(config, db, label, now).await;
+    // Step 5 of §12.1: only a verified backup leaves the host. A failed copy does not undo the local backup; it is
+    // kept on the run's row (and in the log) for the operator.
+    let offsite = match &res {
+        Ok((files, _, _)) => {
+            let (config, files) = (config.clone(), files.clone());
+            tokio::task::spawn_blocking(move || offsite_copy(&config, &files))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()))
+        }
+        Err(_) => Ok(Vec::new()),
+    };
+    if let Err(e) = &offsite {
+        tracing::error!(error = %e, "off-site copy failed");
+        run_row.error = Some(format!("copie hors site : {e}"));
+    }
     run_row.finished_at = Utc::now().max(now);
     match &res {
         Ok((files, sha, size)) => {
@@ -226,7 +283,7 @@ pub async fn backup(
         tracing::warn!(error = %e, "certificate archive not written");
     }
     let pruned = prune(config, now);
-    Ok(Report { files, size_bytes, sha256, pruned, elapsed_ms: started.elapsed().as_millis() })
+    Ok(Report { files, size_bytes, sha256, pruned, offsite, elapsed_ms: started.elapsed().as_millis() })
 }
 
 async fn backup_files(

@@ -535,3 +535,74 @@ async fn the_previous_binary_runs_on_a_schema_a_newer_release_expanded() {
     })
     .await;
 }
+
+/// PLATFORM.md §12.1 step 5 and the DR certificate step: each verified backup is copied off the host encrypted for
+/// the age recipients (readable with the private key kept offline), the certificates are archived next to the
+/// backups; a failed off-site copy leaves the local backup valid and says so; nothing leaves the host in clear.
+#[tokio::test]
+async fn offsite_copies_are_age_encrypted_and_certificates_archived() {
+    on_both(|t| async move {
+        t.migrated().await.close().await;
+        let w = t.dir.path();
+        let out =
+            Command::new("age-keygen").arg("-o").arg(w.join("cle.txt")).output().expect("age-keygen (Debian age)");
+        assert!(out.status.success());
+        let public =
+            String::from_utf8(Command::new("age-keygen").arg("-y").arg(w.join("cle.txt")).output().unwrap().stdout)
+                .unwrap()
+                .trim()
+                .to_string();
+        let le = w.join("letsencrypt");
+        std::fs::create_dir_all(le.join("live/manchengo")).unwrap();
+        std::fs::write(le.join("live/manchengo/fullchain.pem"), "certificat").unwrap();
+        let offsite = w.join("hors-site");
+        let (offsite_s, le_s) = (offsite.display().to_string(), le.display().to_string());
+        let env = [
+            ("BACKUP_AGE_RECIPIENTS", public.as_str()),
+            ("BACKUP_OFFSITE_TARGET", offsite_s.as_str()),
+            ("BACKUP_LETSENCRYPT_DIR", le_s.as_str()),
+        ];
+        let out = manchengo_with(&t, &["backup"], "", &env);
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(text(&out).contains("copie hors site : manchengo_"), "{}", text(&out));
+        let mut copies: Vec<_> = std::fs::read_dir(&offsite).unwrap().map(|e| e.unwrap().path()).collect();
+        copies.sort();
+        let expected = if matches!(t.kind, crate::support::Kind::Postgres) { 2 } else { 1 };
+        assert_eq!(copies.len(), expected, "{copies:?}");
+        for copy in &copies {
+            assert!(copy.extension().unwrap() == "age", "{copy:?}");
+            assert!(std::fs::read(copy).unwrap().starts_with(b"age-encryption.org/v1"), "never in clear");
+            let plain = w.join("dechiffre");
+            let out = Command::new("age")
+                .arg("-d")
+                .arg("-i")
+                .arg(w.join("cle.txt"))
+                .arg("-o")
+                .arg(&plain)
+                .arg(copy)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", text(&out));
+            let local = std::fs::read(t.dir.path().join("backups").join(copy.file_stem().unwrap())).unwrap();
+            assert_eq!(std::fs::read(&plain).unwrap(), local, "the off-site copy is the verified local file");
+        }
+        let archive = w.join("letsencrypt_latest.tar.gz");
+        let out = Command::new("tar").arg("tzf").arg(&archive).output().unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains("letsencrypt/live/manchengo/fullchain.pem"));
+
+        // An unreachable destination: the local backup stands, the operator is told.
+        let out = manchengo_with(
+            &t,
+            &["backup"],
+            "",
+            &[("BACKUP_AGE_RECIPIENTS", public.as_str()), ("BACKUP_OFFSITE_TARGET", "/proc/hors-site")],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(text(&out).contains("copie hors site échouée (rsync (copie hors site) a échoué"), "{}", text(&out));
+        // Without a key or a passphrase nothing is copied.
+        let out = manchengo_with(&t, &["backup"], "", &[("BACKUP_OFFSITE_TARGET", offsite_s.as_str())]);
+        assert!(text(&out).contains("aucune copie en clair hors du serveur"), "{}", text(&out));
+        assert_eq!(std::fs::read_dir(&offsite).unwrap().count(), expected);
+    })
+    .await;
+}
