@@ -97,6 +97,14 @@ psql_pg -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity W
 psql_pg -d postgres -c "ALTER DATABASE $DB RENAME TO ${DB}_pre_$TS"
 psql_pg -d postgres -c "ALTER DATABASE ${DB}_restore RENAME TO $DB"
 
+# Devices that synchronised after the backup instant may hold data the server no longer has (PLATFORM.md §12.3).
+SINCE=$(date -u -r "$STAMP_FILE" '+%Y-%m-%d %H:%M:%S+00')
+LATE=$(psql_pg -d "${DB}_pre_$TS" -tA -F ' — ' -c "SELECT name, to_char(last_sync_at AT TIME ZONE 'Africa/Algiers', 'DD/MM/YYYY HH24:MI') FROM devices WHERE last_sync_at > '$SINCE' ORDER BY name" 2> /dev/null || true)
+if [[ -n $LATE ]]; then
+  echo "Appareils synchronisés après la sauvegarde (demander à leurs chauffeurs de synchroniser) :"
+  echo "$LATE"
+fi
+
 # 7. Migrations with the current image.
 docker compose run --rm --no-deps backend manchengo migrate
 

@@ -118,6 +118,12 @@ async fn d2r_restore_postgres_sh_brings_back_latest_and_bad_inputs_change_nothin
     // After the backup: one more reception, then a lot balance corrupted by hand.
     let after = receive(&d, &token, 250_000).await;
     psql(&d, "UPDATE lots SET quantity_remaining = quantity_remaining + 7 WHERE initial_quantity = 250000");
+    // A driver's phone synchronised after the backup: the restore names it (PLATFORM.md §12.3).
+    psql(
+        &d,
+        "INSERT INTO devices (id, name, user_id, platform, app_version, last_sync_at, registered_at) \
+         SELECT gen_random_uuid(), 'Camion 2 Yacine', id, 'android', '1.0.0', now(), now() FROM users LIMIT 1",
+    );
     let out = d.sh("docker compose exec backend manchengo check");
     assert_eq!(out.status.code(), Some(1), "the corruption is detected: {}", output_text(&out));
     let corrupted = psql(&d, "SELECT string_agg(quantity_remaining::text, ',' ORDER BY quantity_remaining) FROM lots");
@@ -161,7 +167,9 @@ async fn d2r_restore_postgres_sh_brings_back_latest_and_bad_inputs_change_nothin
     assert!(out.status.success());
 
     let restore = "./infra/backup/restore-postgres.sh";
-    let cases: Vec<(String, &str, Vec<(&str, &str)>, &str)> = vec![
+    // (command, answer typed at the prompt, extra environment, expected message)
+    type Case<'a> = (String, &'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (format!("{restore} /backups/introuvable.sql.gz --yes"), "", vec![], "fichier introuvable"),
         (format!("{restore} {}", latest.display()), "non\n", vec![], "abandon : rien n'a été modifié"),
         (format!("{restore} {} --yes", truncated.display()), "", vec![], "archive corrompue"),
@@ -203,6 +211,8 @@ async fn d2r_restore_postgres_sh_brings_back_latest_and_bad_inputs_change_nothin
     println!("D2R : restore-postgres.sh terminé en {} ms", started.elapsed().as_millis());
     assert!(text.contains("Restauration terminée en"), "{text}");
     assert!(text.contains("DROP DATABASE manchengo_erp_pre_"), "{text}");
+    assert!(text.contains("Appareils synchronisés après la sauvegarde"), "{text}");
+    assert!(text.contains("Camion 2 Yacine — "), "{text}");
     // The health gate passed before the script returned: both instances run and the backend answers at once.
     let running = d.sh("docker compose ps --services --status running");
     let running = String::from_utf8_lossy(&running.stdout).to_string();
