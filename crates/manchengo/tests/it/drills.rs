@@ -350,16 +350,14 @@ async fn d1_nginx_keeps_serving_through_web_when_backend_is_killed() {
     let Some(nginx) = crate::support::procs::Nginx::start(backend.port, web.port) else { return };
     let tls =
         reqwest::Client::builder().danger_accept_invalid_certs(true).timeout(Duration::from_secs(10)).build().unwrap();
-    let login: Value = tls
-        .post(nginx.url("/api/auth/login"))
-        .json(&serde_json::json!({"email": "admin@drill.dz", "password": crate::support::PASSWORD, "client": "device"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["accessToken"].as_str().unwrap_or_else(|| panic!("{login}\n{}", nginx.logs())).to_string();
+    let login = crate::support::login_as_device(
+        &tls,
+        &nginx.url("/api/auth/login"),
+        "admin@drill.dz",
+        crate::support::PASSWORD,
+    )
+    .await;
+    let token = login["accessToken"].as_str().unwrap().to_string();
     let get = |tls: reqwest::Client, url: String, token: String| async move {
         tls.get(url).bearer_auth(token).send().await.map(|r| r.status().as_u16()).unwrap_or(0)
     };

@@ -326,16 +326,9 @@ async fn dr_a_fresh_host_comes_back_from_the_backup_directory_alone() {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         println!("DR {:?} : restauration + démarrage jusqu'à prêt en {} ms", t.kind, started.elapsed().as_millis());
-        let login: Value = client()
-            .post(server.url("/api/auth/login"))
-            .json(&json!({"email": crate::support::email_of(Role::Appro), "password": crate::support::PASSWORD, "client": "device"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = login["accessToken"].as_str().unwrap_or_else(|| panic!("{login}"));
+        let email = crate::support::email_of(Role::Appro);
+        let login = crate::support::login_as_device(&client(), &server.url("/api/auth/login"), &email, crate::support::PASSWORD).await;
+        let token = login["accessToken"].as_str().unwrap();
         let list: Value =
             client().get(server.url("/api/receptions")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
         let year = domain::stock::today_algiers(chrono::Utc::now()).format("%Y").to_string();

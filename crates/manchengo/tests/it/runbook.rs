@@ -30,16 +30,12 @@ async fn install(d: &Deployment) -> String {
     for port in [d.backend, d.web] {
         ready(d, port).await;
     }
-    let login: Value = client()
-        .post(d.url(d.backend, "/api/auth/login"))
-        .json(&json!({"email": ADMIN, "password": PASSWORD, "client": "device"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    login["accessToken"].as_str().unwrap_or_else(|| panic!("{login}")).to_string()
+    admin_token(d).await
+}
+
+async fn admin_token(d: &Deployment) -> String {
+    let login = crate::support::login_as_device(&client(), &d.url(d.backend, "/api/auth/login"), ADMIN, PASSWORD).await;
+    login["accessToken"].as_str().unwrap().to_string()
 }
 
 async fn ready(d: &Deployment, port: u16) {
@@ -219,18 +215,7 @@ async fn d2r_restore_postgres_sh_brings_back_latest_and_bad_inputs_change_nothin
     assert!(running.contains("backend") && running.contains("web"), "{running}");
     assert_eq!(client().get(d.url(d.backend, "/api/health/ready")).send().await.unwrap().status(), 200);
     // Exactly the backup: the later reception is gone, the lot balances are consistent again.
-    let token = {
-        let login: Value = client()
-            .post(d.url(d.backend, "/api/auth/login"))
-            .json(&json!({"email": ADMIN, "password": PASSWORD, "client": "device"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        login["accessToken"].as_str().unwrap().to_string()
-    };
+    let token = admin_token(&d).await;
     assert_eq!(reception_refs(&d, &token).await, vec![before.clone()]);
     assert_eq!(psql(&d, "SELECT string_agg(quantity_remaining::text, ',') FROM lots"), "1000000");
     let out = d.sh("docker compose exec backend manchengo check");
@@ -552,15 +537,7 @@ async fn d4_rate_limits_through_nginx_and_the_env_fix_on_both_instances() {
 
     // A device session: 50 refreshes and 50 `me`, never refused.
     let e = client_at(5);
-    let login: Value = e
-        .post(nginx.url("/api/auth/login"))
-        .json(&json!({"email": ADMIN, "password": PASSWORD, "client": "device"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let login = crate::support::login_as_device(&e, &nginx.url("/api/auth/login"), ADMIN, PASSWORD).await;
     let mut refresh = login["refreshToken"].as_str().unwrap().to_string();
     for _ in 0..50 {
         let r = e.post(nginx.url("/api/auth/refresh")).json(&json!({"refreshToken": refresh})).send().await.unwrap();

@@ -276,6 +276,20 @@ pub async fn device_login(srv: &TestServer, email: &str, device_id: Option<uuid:
     json
 }
 
+/// `POST <login_url>` as a device (`client: device`) with `http`; the answer with its tokens (panics with the body if
+/// there is no access token).
+pub async fn login_as_device(
+    http: &reqwest::Client,
+    login_url: &str,
+    email: &str,
+    password: &str,
+) -> serde_json::Value {
+    let body = serde_json::json!({"email": email, "password": password, "client": "device"});
+    let v: serde_json::Value = http.post(login_url).json(&body).send().await.unwrap().json().await.unwrap();
+    assert!(v["accessToken"].is_string(), "login of {email}: {v}");
+    v
+}
+
 /// Seeds a user of `role` and returns a bearer access token for it.
 pub async fn bearer(srv: &TestServer, role: domain::identity::Role) -> String {
     let email = email_of(role);
