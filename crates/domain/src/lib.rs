@@ -14,6 +14,7 @@ pub mod money;
 pub mod parties;
 pub mod platform;
 pub mod procurement;
+pub mod production;
 pub mod purchase;
 pub mod rejection;
 pub mod stock;

@@ -1,0 +1,445 @@
+//! Recipes and production orders (DOMAIN.md §8): recipe versions, the order state machine, needs per item, and the
+//! completion computations (PF lot number and DLC, costs, unit cost, yield, tolerance).
+
+use chrono::NaiveDate;
+use serde_json::json;
+
+use crate::money::round_div;
+use crate::rejection::Rejection;
+
+pub const LOSS_TOLERANCE_DEFAULT_BP: i64 = 200;
+pub const LOSS_TOLERANCE_MAX_BP: i64 = 5_000;
+pub const BATCHES_MAX: i64 = 100;
+pub const REASON_MIN: usize = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemKind {
+    Mp,
+    Packaging,
+    Fluid,
+}
+
+impl ItemKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            ItemKind::Mp => "MP",
+            ItemKind::Packaging => "PACKAGING",
+            ItemKind::Fluid => "FLUID",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<ItemKind> {
+        [ItemKind::Mp, ItemKind::Packaging, ItemKind::Fluid].into_iter().find(|k| k.code() == code)
+    }
+
+    /// MP and packaging come out of stock; a fluid only adds cost.
+    pub fn stocked(self) -> bool {
+        self != ItemKind::Fluid
+    }
+}
+
+/// One recipe item as entered: a stock item names its MP (`code`), a fluid its name, unit label and unit cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemInput {
+    pub kind: ItemKind,
+    pub code: String,
+    pub quantity: i64,
+    /// FLUID only: centimes per unit.
+    pub unit_cost: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipeInput {
+    pub output_quantity: i64,
+    pub batch_weight_g: i64,
+    pub loss_tolerance_bp: Option<i64>,
+    pub shelf_life_override_days: Option<i64>,
+    pub items: Vec<ItemInput>,
+}
+
+/// The checks of §8.1 that need no database: quantities, tolerance, shelf life, at least one stock item, an MP once.
+/// `output_in_pieces`: the PF counts in U, so the output is whole pieces. Returns the tolerance to store.
+pub fn check_recipe(r: &RecipeInput, output_in_pieces: bool) -> Result<i64, Rejection> {
+    let mut f = crate::validation::Fields::new();
+    if r.output_quantity <= 0 {
+        f.add("outputQuantity", "MUST_BE_POSITIVE", "La quantité produite par lot doit être positive.");
+    } else if output_in_pieces && r.output_quantity % 1000 != 0 {
+        f.add("outputQuantity", "PIECES_ENTIERES", "Le produit se compte en pièces : quantité entière attendue.");
+    }
+    if r.batch_weight_g <= 0 {
+        f.add("batchWeightG", "MUST_BE_POSITIVE", "Le poids d'un lot (g) doit être positif.");
+    }
+    let tol = r.loss_tolerance_bp.unwrap_or(LOSS_TOLERANCE_DEFAULT_BP);
+    f.range("lossToleranceBp", tol, 0, LOSS_TOLERANCE_MAX_BP);
+    if let Some(days) = r.shelf_life_override_days {
+        f.range("shelfLifeOverrideDays", days, 1, 730);
+    }
+    for (i, item) in r.items.iter().enumerate() {
+        if item.quantity <= 0 {
+            f.add(&format!("items[{i}].quantity"), "MUST_BE_POSITIVE", "La quantité par lot doit être positive.");
+        }
+        match (item.kind, item.unit_cost) {
+            (ItemKind::Fluid, None) => {
+                f.add(&format!("items[{i}].unitCost"), "REQUIRED", "Coût unitaire obligatoire pour un fluide.")
+            }
+            (ItemKind::Fluid, Some(c)) if c < 0 => {
+                f.add(&format!("items[{i}].unitCost"), "MUST_BE_POSITIVE", "Le coût unitaire ne peut pas être négatif.")
+            }
+            _ => {}
+        }
+        if item.code.trim().is_empty() {
+            f.add(&format!("items[{i}].code"), "REQUIRED", "Matière ou fluide obligatoire.");
+        }
+    }
+    if !r.items.iter().any(|i| i.kind.stocked()) {
+        f.add("items", "RECETTE_SANS_MATIERE", "La recette doit contenir au moins une matière ou un emballage.");
+    }
+    f.into_result()?;
+    let mut seen = std::collections::HashSet::new();
+    for item in r.items.iter().filter(|i| i.kind.stocked()) {
+        if !seen.insert(item.code.as_str()) {
+            return Err(Rejection::new("RECETTE_DOUBLON", 422, format!("Matière {} en double.", item.code))
+                .with_details(json!({"productCode": item.code})));
+        }
+    }
+    Ok(tol)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpStatus {
+    Pending,
+    InProgress,
+    Completed,
+    Cancelled,
+}
+
+impl OpStatus {
+    pub fn code(self) -> &'static str {
+        match self {
+            OpStatus::Pending => "PENDING",
+            OpStatus::InProgress => "IN_PROGRESS",
+            OpStatus::Completed => "COMPLETED",
+            OpStatus::Cancelled => "CANCELLED",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<OpStatus> {
+        [OpStatus::Pending, OpStatus::InProgress, OpStatus::Completed, OpStatus::Cancelled]
+            .into_iter()
+            .find(|s| s.code() == code)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            OpStatus::Pending => "Planifié",
+            OpStatus::InProgress => "En cours",
+            OpStatus::Completed => "Terminé",
+            OpStatus::Cancelled => "Annulé",
+        }
+    }
+}
+
+/// Creation: 1–100 whole batches, planned today or later.
+pub fn check_order(batch_count: i64, planned: NaiveDate, today: NaiveDate) -> Result<(), Rejection> {
+    let mut f = crate::validation::Fields::new();
+    f.range("batchCount", batch_count, 1, BATCHES_MAX);
+    f.into_result()?;
+    check_planned_date(planned, today)
+}
+
+pub fn check_planned_date(planned: NaiveDate, today: NaiveDate) -> Result<(), Rejection> {
+    if planned < today {
+        return Err(Rejection::new("DATE_INVALIDE", 422, "Date invalide : la date prévue est passée.")
+            .with_details(json!({"field": "plannedDate", "min": today})));
+    }
+    Ok(())
+}
+
+/// Rescheduling keeps a PENDING order pending.
+pub fn check_reschedule(status: OpStatus, planned: NaiveDate, today: NaiveDate) -> Result<(), Rejection> {
+    if status != OpStatus::Pending {
+        return Err(Rejection::transition_invalide(status.code(), OpStatus::Pending.code()));
+    }
+    check_planned_date(planned, today)
+}
+
+pub fn check_start(status: OpStatus) -> Result<(), Rejection> {
+    if status != OpStatus::Pending {
+        return Err(Rejection::transition_invalide(status.code(), OpStatus::InProgress.code()));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QcStatus {
+    Passed,
+    Pending,
+    Failed,
+}
+
+impl QcStatus {
+    pub fn code(self) -> &'static str {
+        match self {
+            QcStatus::Passed => "PASSED",
+            QcStatus::Pending => "PENDING",
+            QcStatus::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<QcStatus> {
+        [QcStatus::Passed, QcStatus::Pending, QcStatus::Failed].into_iter().find(|s| s.code() == code)
+    }
+
+    /// The PF lot's status (§8.3) and its block reason.
+    pub fn lot_status(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            QcStatus::Passed => ("AVAILABLE", None),
+            QcStatus::Pending => ("QUARANTINE", None),
+            QcStatus::Failed => ("BLOCKED", Some("QC_FAILED")),
+        }
+    }
+}
+
+/// IN_PROGRESS → COMPLETED: a positive quantity (whole pieces for a PF in U), a QC note ≥ 10 characters when FAILED.
+pub fn check_complete(
+    status: OpStatus,
+    quantity_produced: i64,
+    output_in_pieces: bool,
+    qc: QcStatus,
+    qc_note: Option<&str>,
+) -> Result<(), Rejection> {
+    if status != OpStatus::InProgress {
+        return Err(Rejection::transition_invalide(status.code(), OpStatus::Completed.code()));
+    }
+    if quantity_produced <= 0 || (output_in_pieces && quantity_produced % 1000 != 0) {
+        return Err(Rejection::new(
+            "QUANTITE_INVALIDE",
+            422,
+            if quantity_produced <= 0 {
+                "Quantité invalide : la quantité produite doit être positive."
+            } else {
+                "Quantité invalide : le produit se compte en pièces entières."
+            },
+        )
+        .with_details(json!({"field": "quantityProduced"})));
+    }
+    if qc == QcStatus::Failed && qc_note.map(|n| n.trim().chars().count()).unwrap_or(0) < REASON_MIN {
+        return Err(Rejection::new(
+            "MOTIF_TROP_COURT",
+            422,
+            format!("Le motif doit contenir au moins {REASON_MIN} caractères."),
+        )
+        .with_details(json!({"field": "qcNote", "min": REASON_MIN})));
+    }
+    Ok(())
+}
+
+/// PENDING or IN_PROGRESS → CANCELLED with a reason ≥ 10 characters.
+pub fn check_cancel(status: OpStatus, reason: &str) -> Result<String, Rejection> {
+    if !matches!(status, OpStatus::Pending | OpStatus::InProgress) {
+        return Err(Rejection::transition_invalide(status.code(), OpStatus::Cancelled.code()));
+    }
+    let r = reason.trim();
+    if r.chars().count() < REASON_MIN {
+        return Err(Rejection::new(
+            "MOTIF_TROP_COURT",
+            422,
+            format!("Le motif doit contenir au moins {REASON_MIN} caractères."),
+        )
+        .with_details(json!({"min": REASON_MIN})));
+    }
+    Ok(r.to_string())
+}
+
+/// Need of an item for the order: quantity per batch × batches.
+pub fn need(quantity_per_batch: i64, batch_count: i64) -> Result<i64, Rejection> {
+    quantity_per_batch.checked_mul(batch_count).ok_or_else(crate::money::valeur_hors_limites)
+}
+
+/// `{PFcode}-{YYMMDD}-{NN}` (completion date, NN = the day's sequence for that PF).
+pub fn pf_lot_number(pf_code: &str, completed: NaiveDate, seq: u32) -> String {
+    format!("{pf_code}-{}-{seq:02}", completed.format("%y%m%d"))
+}
+
+/// Completion date + the recipe's override or the PF's shelf life.
+pub fn pf_dlc(completed: NaiveDate, override_days: Option<i64>, pf_shelf_life_days: i64) -> NaiveDate {
+    completed + chrono::Duration::days(override_days.unwrap_or(pf_shelf_life_days))
+}
+
+/// What a completion computes (§8.3); amounts in centimes, yield in basis points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    pub consumed_cost: i64,
+    pub fluid_cost: i64,
+    pub unit_cost: i64,
+    pub yield_bp: i64,
+    /// `RENDEMENT_HORS_TOLERANCE` severity when outside the tolerance (never blocking).
+    pub yield_alert: Option<&'static str>,
+}
+
+/// `consumed`: (quantity, lot unit cost) per consumption row; `fluids`: (quantity per batch, unit cost) per FLUID item.
+pub fn completion(
+    consumed: &[(i64, i64)],
+    fluids: &[(i64, i64)],
+    batch_count: i64,
+    quantity_produced: i64,
+    target_quantity: i64,
+    tolerance_bp: i64,
+) -> Result<Completion, Rejection> {
+    let fit = |v: i128| i64::try_from(v).map_err(|_| crate::money::valeur_hors_limites());
+    let consumed_cost: i128 = consumed.iter().map(|(q, c)| round_div(*q as i128 * *c as i128, 1000)).sum();
+    let fluid_cost: i128 =
+        fluids.iter().map(|(q, c)| round_div(*q as i128 * batch_count as i128 * *c as i128, 1000)).sum();
+    if quantity_produced <= 0 || target_quantity <= 0 {
+        return Err(Rejection::new(
+            "QUANTITE_INVALIDE",
+            422,
+            "Quantité invalide : la quantité produite doit être positive.",
+        ));
+    }
+    let unit_cost = round_div((consumed_cost + fluid_cost) * 1000, quantity_produced as i128);
+    let yield_bp = round_div(quantity_produced as i128 * 10_000, target_quantity as i128);
+    let outside = yield_bp < (10_000 - tolerance_bp) as i128 || yield_bp > (10_000 + tolerance_bp) as i128;
+    let yield_alert = outside.then_some(if yield_bp < 8_000 { "CRITICAL" } else { "WARNING" });
+    Ok(Completion {
+        consumed_cost: fit(consumed_cost)?,
+        fluid_cost: fit(fluid_cost)?,
+        unit_cost: fit(unit_cost)?,
+        yield_bp: fit(yield_bp)?,
+        yield_alert,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn recipe(items: Vec<ItemInput>) -> RecipeInput {
+        RecipeInput {
+            output_quantity: 50_000,
+            batch_weight_g: 20_000,
+            loss_tolerance_bp: None,
+            shelf_life_override_days: None,
+            items,
+        }
+    }
+
+    fn mp(code: &str, q: i64) -> ItemInput {
+        ItemInput { kind: ItemKind::Mp, code: code.into(), quantity: q, unit_cost: None }
+    }
+
+    #[test]
+    fn recipes_are_checked_before_a_version_is_written() {
+        let fluid = ItemInput { kind: ItemKind::Fluid, code: "Vapeur".into(), quantity: 2_000, unit_cost: Some(150) };
+        assert_eq!(check_recipe(&recipe(vec![mp("MP-LAIT", 200_000), fluid.clone()]), true), Ok(200));
+        let e =
+            check_recipe(&recipe(vec![mp("MP-LAIT", 200_000), mp("MP-SEL", 1), mp("MP-LAIT", 5)]), true).unwrap_err();
+        assert_eq!((e.code, e.message.as_str()), ("RECETTE_DOUBLON", "Matière MP-LAIT en double."));
+        let e = check_recipe(&recipe(vec![fluid.clone()]), true).unwrap_err();
+        assert_eq!(e.details["fields"][0]["code"], "RECETTE_SANS_MATIERE");
+        let mut r = recipe(vec![mp("MP-LAIT", 0)]);
+        r.output_quantity = 12_500;
+        r.loss_tolerance_bp = Some(5_001);
+        r.shelf_life_override_days = Some(731);
+        let e = check_recipe(&r, true).unwrap_err();
+        let fields: Vec<_> =
+            e.details["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap().to_string()).collect();
+        assert_eq!(fields, ["outputQuantity", "lossToleranceBp", "shelfLifeOverrideDays", "items[0].quantity"]);
+        r.output_quantity = 12_500;
+        r.loss_tolerance_bp = Some(5_000);
+        r.shelf_life_override_days = Some(730);
+        r.items = vec![mp("MP-LAIT", 1)];
+        assert_eq!(check_recipe(&r, false), Ok(5_000), "12.5 kg is fine for a PF sold by weight");
+        let no_cost = ItemInput { unit_cost: None, ..fluid };
+        assert_eq!(
+            check_recipe(&recipe(vec![mp("MP-LAIT", 1), no_cost]), true).unwrap_err().details["fields"][0]["field"],
+            "items[1].unitCost"
+        );
+    }
+
+    /// "Starting twice, completing a PENDING order or cancelling a COMPLETED one → TRANSITION_INVALIDE."
+    #[test]
+    fn the_order_state_machine() {
+        let today = d("2025-03-14");
+        assert!(check_order(1, today, today).is_ok());
+        assert_eq!(check_order(101, today, today).unwrap_err().code, "VALIDATION_ERROR");
+        assert_eq!(check_order(0, today, today).unwrap_err().code, "VALIDATION_ERROR");
+        assert_eq!(check_order(2, d("2025-03-13"), today).unwrap_err().code, "DATE_INVALIDE");
+        assert!(check_reschedule(OpStatus::Pending, d("2025-03-20"), today).is_ok());
+        assert_eq!(
+            check_reschedule(OpStatus::InProgress, d("2025-03-20"), today).unwrap_err().code,
+            "TRANSITION_INVALIDE"
+        );
+        assert!(check_start(OpStatus::Pending).is_ok());
+        assert_eq!(check_start(OpStatus::InProgress).unwrap_err().code, "TRANSITION_INVALIDE");
+        let e = check_complete(OpStatus::Pending, 45_000, true, QcStatus::Passed, None).unwrap_err();
+        assert_eq!((e.code, e.status), ("TRANSITION_INVALIDE", 409));
+        assert_eq!(
+            check_complete(OpStatus::InProgress, 0, true, QcStatus::Passed, None).unwrap_err().code,
+            "QUANTITE_INVALIDE"
+        );
+        assert_eq!(
+            check_complete(OpStatus::InProgress, 45_500, true, QcStatus::Passed, None).unwrap_err().code,
+            "QUANTITE_INVALIDE"
+        );
+        assert!(check_complete(OpStatus::InProgress, 45_500, false, QcStatus::Passed, None).is_ok());
+        assert_eq!(
+            check_complete(OpStatus::InProgress, 45_000, true, QcStatus::Failed, Some("pâte")).unwrap_err().code,
+            "MOTIF_TROP_COURT"
+        );
+        assert!(
+            check_complete(OpStatus::InProgress, 45_000, true, QcStatus::Failed, Some("Pâte trop acide, pH 4,2"))
+                .is_ok()
+        );
+        assert_eq!(
+            check_cancel(OpStatus::Completed, "Erreur de planification").unwrap_err().code,
+            "TRANSITION_INVALIDE"
+        );
+        assert_eq!(check_cancel(OpStatus::InProgress, "Panne").unwrap_err().code, "MOTIF_TROP_COURT");
+        assert_eq!(check_cancel(OpStatus::InProgress, " Panne du pasteurisateur ").unwrap(), "Panne du pasteurisateur");
+        assert_eq!(QcStatus::Failed.lot_status(), ("BLOCKED", Some("QC_FAILED")));
+        assert_eq!(QcStatus::Pending.lot_status().0, "QUARANTINE");
+        for s in [OpStatus::Pending, OpStatus::InProgress, OpStatus::Completed, OpStatus::Cancelled] {
+            assert_eq!(OpStatus::parse(s.code()), Some(s));
+        }
+    }
+
+    /// §8.3 examples: lot number and DLC (180 days after 2025-03-15 → 2025-09-11).
+    #[test]
+    fn pf_lot_number_and_dlc() {
+        assert_eq!(pf_lot_number("PF-EDAM-400", d("2025-03-15"), 3), "PF-EDAM-400-250315-03");
+        assert_eq!(pf_dlc(d("2025-03-15"), None, 180), d("2025-09-11"));
+        assert_eq!(pf_dlc(d("2025-03-15"), Some(30), 180), d("2025-04-14"));
+        assert_eq!(need(200_000, 3), Ok(600_000));
+        assert_eq!(need(i64::MAX, 2).unwrap_err().code, "VALEUR_HORS_LIMITES");
+    }
+
+    /// §8.3: 120 kg + 80 kg at 3.00 DA/kg and 10 U at 10.00 DA, 45 pieces of 50 → 1 556 c per piece, yield 9 000 bp,
+    /// outside a 2 % tolerance (WARNING); 9 850 bp inside; below 8 000 CRITICAL.
+    #[test]
+    fn completion_costs_and_yield() {
+        let consumed = [(120_000, 300), (80_000, 300), (10_000, 1_000)];
+        let c = completion(&consumed, &[], 1, 45_000, 50_000, 200).unwrap();
+        assert_eq!(
+            c,
+            Completion {
+                consumed_cost: 70_000,
+                fluid_cost: 0,
+                unit_cost: 1_556,
+                yield_bp: 9_000,
+                yield_alert: Some("WARNING")
+            }
+        );
+        assert_eq!(completion(&consumed, &[], 1, 49_250, 50_000, 200).unwrap().yield_alert, None);
+        assert_eq!(completion(&consumed, &[], 1, 51_500, 50_000, 200).unwrap().yield_alert, Some("WARNING"));
+        assert_eq!(completion(&consumed, &[], 1, 39_000, 50_000, 200).unwrap().yield_alert, Some("CRITICAL"));
+        // Fluids: 2 kWh per batch at 1.50 DA, 3 batches → 900 c.
+        let c = completion(&consumed, &[(2_000, 150)], 3, 45_000, 150_000, 200).unwrap();
+        assert_eq!((c.fluid_cost, c.unit_cost), (900, 1_576));
+        assert_eq!(completion(&consumed, &[], 1, 0, 50_000, 200).unwrap_err().code, "QUANTITE_INVALIDE");
+    }
+}
