@@ -223,13 +223,8 @@ pub fn check_complete(
         )
         .with_details(json!({"field": "quantityProduced"})));
     }
-    if qc == QcStatus::Failed && qc_note.map(|n| n.trim().chars().count()).unwrap_or(0) < REASON_MIN {
-        return Err(Rejection::new(
-            "MOTIF_TROP_COURT",
-            422,
-            format!("Le motif doit contenir au moins {REASON_MIN} caractères."),
-        )
-        .with_details(json!({"field": "qcNote", "min": REASON_MIN})));
+    if qc == QcStatus::Failed {
+        crate::validation::reason(qc_note.unwrap_or(""), REASON_MIN)?;
     }
     Ok(())
 }
@@ -239,16 +234,7 @@ pub fn check_cancel(status: OpStatus, reason: &str) -> Result<String, Rejection>
     if !matches!(status, OpStatus::Pending | OpStatus::InProgress) {
         return Err(Rejection::transition_invalide(status.code(), OpStatus::Cancelled.code()));
     }
-    let r = reason.trim();
-    if r.chars().count() < REASON_MIN {
-        return Err(Rejection::new(
-            "MOTIF_TROP_COURT",
-            422,
-            format!("Le motif doit contenir au moins {REASON_MIN} caractères."),
-        )
-        .with_details(json!({"min": REASON_MIN})));
-    }
-    Ok(r.to_string())
+    crate::validation::reason(reason, REASON_MIN)
 }
 
 /// Need of an item for the order: quantity per batch × batches.

@@ -169,16 +169,7 @@ pub fn check_confirm(status: BcStatus) -> Result<(), Rejection> {
 pub const REASON_MIN: usize = 10;
 
 fn check_reason(reason: &str) -> Result<String, Rejection> {
-    let r = reason.trim();
-    if r.chars().count() < REASON_MIN {
-        return Err(Rejection::new(
-            "MOTIF_TROP_COURT",
-            422,
-            format!("Le motif doit contenir au moins {REASON_MIN} caractères."),
-        )
-        .with_details(json!({"min": REASON_MIN})));
-    }
-    Ok(r.to_string())
+    crate::validation::reason(reason, REASON_MIN)
 }
 
 /// Cancellation (ADMIN): never once goods were received, never from a terminal state; reason ≥ 10 characters.

@@ -77,6 +77,20 @@ impl Fields {
     }
 }
 
+/// A reason (motif) of at least `min` characters once trimmed; `MOTIF_TROP_COURT` otherwise.
+pub fn reason(text: &str, min: usize) -> Result<String, Rejection> {
+    let r = text.trim();
+    if r.chars().count() < min {
+        return Err(Rejection::new(
+            "MOTIF_TROP_COURT",
+            422,
+            format!("Le motif doit contenir au moins {min} caractères."),
+        )
+        .with_details(json!({"min": min})));
+    }
+    Ok(r.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
