@@ -29,6 +29,9 @@ pub struct Options {
     pub extra_routes: Option<Router<AppState>>,
     /// Role declarations of the extra routes: like every route, they are refused unless declared.
     pub extra_access: Vec<(&'static str, &'static str, domain::identity::Access)>,
+    /// The embedded database's own backup job (PLATFORM.md §8). Tests that drive `manchengo backup` by hand turn it
+    /// off: its first run at start would race theirs for the same `latest` link.
+    pub scheduled_backup: bool,
 }
 
 impl Default for Options {
@@ -39,6 +42,7 @@ impl Default for Options {
             extra_jobs: Vec::new(),
             extra_routes: None,
             extra_access: Vec::new(),
+            scheduled_backup: true,
         }
     }
 }
@@ -76,6 +80,7 @@ pub fn db_options(config: &Config, statement_timeout: Duration) -> store::DbOpti
         pool_max: config.db_pool_max,
         application_name: format!("manchengo-{}", config.instance_name),
         statement_timeout,
+        acquire_timeout: Duration::from_secs(2),
     }
 }
 
@@ -176,7 +181,7 @@ impl App {
             db.write(|tx| Box::pin(async move { store::inventory::expire(&**tx, now).await })).await?;
             Ok::<_, store::StoreError>(())
         }));
-        if db.backend() == store::Backend::Sqlite {
+        if db.backend() == store::Backend::Sqlite && options.scheduled_backup {
             // PLATFORM.md §8, §12.1: embedded mode backs itself up every BACKUP_INTERVAL_HOURS (slots from 00:00
             // Algiers); with PostgreSQL the backup container does it.
             let config = config.clone();

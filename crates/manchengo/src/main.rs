@@ -297,7 +297,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 async fn migrate(config: Config, read_only: bool) -> ExitCode {
     app::platform::telemetry::init_logging(&config);
-    let db = match store::Db::open(&app::server::db_options(&config, Duration::from_secs(120))).await {
+    let db = match store::Db::open(&app::server::db_options(&config, Duration::from_secs(120)).patient()).await {
         Ok(db) => db,
         Err(e) => {
             eprintln!("échec de connexion à la base : {e}");
@@ -331,10 +331,11 @@ async fn migrate(config: Config, read_only: bool) -> ExitCode {
 }
 
 async fn open_db(config: &Config) -> Result<store::Db, ExitCode> {
-    let db = store::Db::open(&app::server::db_options(config, Duration::from_secs(120))).await.map_err(|e| {
-        eprintln!("échec de connexion à la base : {e}");
-        ExitCode::from(1)
-    })?;
+    let db =
+        store::Db::open(&app::server::db_options(config, Duration::from_secs(120)).patient()).await.map_err(|e| {
+            eprintln!("échec de connexion à la base : {e}");
+            ExitCode::from(1)
+        })?;
     // A fresh installation may run `user create-admin` before the first `serve`.
     store::migration::migrate(&db).await.map_err(|e| {
         eprintln!("échec de la migration : {e}");
@@ -471,7 +472,7 @@ fn describe(e: store::OpError) -> String {
 }
 
 async fn backup(config: Config, label: Option<String>) -> ExitCode {
-    let db = match store::Db::open(&app::server::db_options(&config, Duration::from_secs(600))).await {
+    let db = match store::Db::open(&app::server::db_options(&config, Duration::from_secs(600)).patient()).await {
         Ok(db) => db,
         Err(e) => {
             eprintln!("échec de connexion à la base : {e}");
@@ -524,7 +525,7 @@ async fn backup_daemon(config: Config) -> ExitCode {
             }
             _ = tokio::time::sleep(wait) => {}
         }
-        let db = match store::Db::open(&app::server::db_options(&config, Duration::from_secs(600))).await {
+        let db = match store::Db::open(&app::server::db_options(&config, Duration::from_secs(600)).patient()).await {
             Ok(db) => db,
             Err(e) => {
                 tracing::error!(error = %e, "backup: database unreachable");
@@ -551,7 +552,7 @@ async fn backup_daemon(config: Config) -> ExitCode {
 }
 
 async fn test_restore(config: Config, file: String) -> ExitCode {
-    let db = match store::Db::open(&app::server::db_options(&config, Duration::from_secs(600))).await {
+    let db = match store::Db::open(&app::server::db_options(&config, Duration::from_secs(600)).patient()).await {
         Ok(db) => db,
         Err(e) => {
             eprintln!("échec de connexion à la base : {e}");
@@ -638,7 +639,7 @@ async fn restore(config: Config, file: String, yes: bool) -> ExitCode {
 }
 
 async fn check(config: Config, audit_only: bool, from: Option<i64>) -> ExitCode {
-    let db = match store::Db::open(&app::server::db_options(&config, Duration::from_secs(120))).await {
+    let db = match store::Db::open(&app::server::db_options(&config, Duration::from_secs(120)).patient()).await {
         Ok(db) => db,
         Err(e) => {
             eprintln!("échec de connexion à la base : {e}");

@@ -45,6 +45,9 @@ pub struct DbOptions {
     pub application_name: String,
     /// PostgreSQL `statement_timeout` (15 s for API requests, 120 s for CLI and jobs).
     pub statement_timeout: Duration,
+    /// How long to wait for a connection: 2 s for the server, which answers 503 fast rather than queue (PLATFORM.md
+    /// §10.1); longer for operator commands, which should wait out a loaded machine rather than fail.
+    pub acquire_timeout: Duration,
 }
 
 impl DbOptions {
@@ -54,7 +57,14 @@ impl DbOptions {
             pool_max: 10,
             application_name: "manchengo".into(),
             statement_timeout: Duration::from_secs(15),
+            acquire_timeout: Duration::from_secs(2),
         }
+    }
+
+    /// For operator commands (backup, restore, check…): wait up to 30 s for a connection.
+    pub fn patient(mut self) -> DbOptions {
+        self.acquire_timeout = Duration::from_secs(30);
+        self
     }
 }
 
@@ -89,13 +99,13 @@ impl WriteTx {
 
 impl Db {
     /// Opens the pool without waiting for the server: the server starts even when the database is down
-    /// (PLATFORM.md §10.1) and connections are made on first use. Pool acquisition and connection wait ≤ 2 s.
+    /// (PLATFORM.md §10.1) and connections are made on first use. Pool acquisition and connection wait `acquire_timeout`.
     pub async fn open(opts: &DbOptions) -> Result<Db, StoreError> {
         let backend = Backend::from_url(&opts.url)
             .ok_or_else(|| StoreError::Other(format!("unsupported database url scheme: {}", redact_url(&opts.url))))?;
         let mut co = ConnectOptions::new(opts.url.clone());
-        co.connect_timeout(Duration::from_secs(2))
-            .acquire_timeout(Duration::from_secs(2))
+        co.connect_timeout(opts.acquire_timeout)
+            .acquire_timeout(opts.acquire_timeout)
             .sqlx_logging(false)
             .connect_lazy(true);
         match backend {

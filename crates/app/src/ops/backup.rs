@@ -531,7 +531,7 @@ async fn restore_in(
 }
 
 async fn migrate(config: &Config) -> Result<(), String> {
-    let db = store::Db::open(&crate::server::db_options(config, std::time::Duration::from_secs(60)))
+    let db = store::Db::open(&crate::server::db_options(config, std::time::Duration::from_secs(60)).patient())
         .await
         .map_err(|e| format!("base restaurée illisible : {e}"))?;
     let res = store::migration::migrate(&db).await.map(|_| ()).map_err(|e| format!("migrations : {e}"));
@@ -677,7 +677,8 @@ pub async fn test_restore(
 }
 
 async fn check_copy(url: &str) -> Result<(Vec<(&'static str, i64)>, Vec<String>, bool), String> {
-    let db = store::Db::open(&store::DbOptions::new(url)).await.map_err(|e| format!("copie illisible : {e}"))?;
+    let db =
+        store::Db::open(&store::DbOptions::new(url).patient()).await.map_err(|e| format!("copie illisible : {e}"))?;
     let res = async {
         let counts = counts_of(&db).await?;
         let report = store::integrity::run(&db, None, false).await.map_err(|e| e.to_string())?;

@@ -42,6 +42,7 @@ async fn a_leased_job_runs_once_per_slot_across_two_instances() {
                 extra_jobs: vec![nightly(runs.clone())],
                 extra_routes: None,
                 extra_access: Vec::new(),
+                scheduled_backup: true,
             };
             servers.push(TestServer::start_with(cfg, opts).await);
         }
@@ -79,6 +80,7 @@ async fn a_recorded_run_invalidates_the_cached_jobs_view() {
         extra_jobs: vec![nightly(runs.clone())],
         extra_routes: None,
         extra_access: Vec::new(),
+        scheduled_backup: true,
     };
     let srv = TestServer::start_with(config_for(&t.url, t.dir.path(), &[]), opts).await;
     let last_run = || async {

@@ -46,7 +46,7 @@ async fn receptions(t: &TestDb) -> usize {
 #[tokio::test]
 async fn backup_then_restore_brings_the_data_back_and_refuses_a_truncated_file() {
     on_both(|t| async move {
-        let srv = TestServer::start(&t, &[]).await;
+        let srv = TestServer::start_without_scheduled_backup(&t, &[]).await;
         let appro = bearer(&srv, Role::Appro).await;
         let admin = bearer(&srv, Role::Admin).await;
         let post = |path: &'static str, body: Value| {
@@ -124,12 +124,68 @@ async fn backup_then_restore_brings_the_data_back_and_refuses_a_truncated_file()
     .await;
 }
 
+/// PLATFORM.md §8: the embedded server backs itself up (a missed slot — here the first — runs at start); with
+/// PostgreSQL the `backup` container does it and the server has no such job.
+#[tokio::test]
+async fn the_embedded_server_backs_itself_up_and_postgres_leaves_it_to_the_container() {
+    on_both(|t| async move {
+        let srv = TestServer::start(&t, &[]).await;
+        let admin = bearer(&srv, Role::Admin).await;
+        let jobs = || async {
+            let v: Value = client()
+                .get(srv.url("/api/system/jobs"))
+                .bearer_auth(&admin)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v
+        };
+        // Jobs register in the database shortly after start: wait for the list to be there.
+        let others = ["stock-expiry", "stock-pre-expiry", "inventory-expiry", "retention", "integrity-check"];
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let listed = loop {
+            let v = jobs().await;
+            let names: Vec<String> = v["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|j| j["name"].as_str().map(str::to_string))
+                .collect();
+            if others.iter().all(|o| names.iter().any(|n| n == o)) {
+                break names;
+            }
+            assert!(std::time::Instant::now() < deadline, "jobs not registered: {v}");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        };
+        let names: Vec<&str> = listed.iter().map(String::as_str).collect();
+        if matches!(t.kind, crate::support::Kind::Postgres) {
+            assert!(!names.contains(&"backup"), "{names:?}");
+            srv.stop().await;
+            return;
+        }
+        assert!(names.contains(&"backup"), "{names:?}");
+        let dir = t.dir.path().join("backups");
+        crate::support::eventually(std::time::Duration::from_secs(60), "the first scheduled backup", || {
+            let link = dir.join("latest.db.gz");
+            async move { link.exists() }
+        })
+        .await;
+        let d = backups_seen(&srv).await;
+        assert!(d["lastFile"].as_str().is_some_and(|f| f.starts_with("manchengo_") && f.ends_with(".db.gz")), "{d}");
+        srv.stop().await;
+    })
+    .await;
+}
+
 /// PLATFORM.md §12.1 steps 5–6: local copies encrypted with the passphrase file, restored only with it; old runs pruned
 /// after a verified backup, never the 4 newest; a failed run prunes nothing and leaves no partial file.
 #[tokio::test]
 async fn encrypted_backups_and_retention() {
     let t = TestDb::new(crate::support::Kind::Sqlite).await.unwrap();
-    let srv = TestServer::start(&t, &[]).await;
+    let srv = TestServer::start_without_scheduled_backup(&t, &[]).await;
     bearer(&srv, Role::Admin).await;
     srv.stop().await;
     let dir = t.dir.path().join("backups");
@@ -255,7 +311,7 @@ async fn alert_rules_only_read_series_the_server_exports() {
         .status()
         .unwrap();
     assert!(ok.success());
-    let srv = TestServer::start(&t, &[("TLS_CERT_FILE", cert.to_str().unwrap())]).await;
+    let srv = TestServer::start_without_scheduled_backup(&t, &[("TLS_CERT_FILE", cert.to_str().unwrap())]).await;
     let admin = bearer(&srv, Role::Admin).await;
     client().get(srv.url("/api/health")).send().await.unwrap();
     app::ops::backup::backup(&srv.state.config, srv.state.dbmon.db(), None, chrono::Utc::now()).await.unwrap();
@@ -290,7 +346,7 @@ async fn alert_rules_only_read_series_the_server_exports() {
 #[tokio::test]
 async fn dr_a_fresh_host_comes_back_from_the_backup_directory_alone() {
     on_both(|t| async move {
-        let srv = TestServer::start(&t, &[]).await;
+        let srv = TestServer::start_without_scheduled_backup(&t, &[]).await;
         let appro = bearer(&srv, Role::Appro).await;
         for (path, body) in [
             ("/api/suppliers", json!({"raisonSociale": "Laiterie du Djurdjura SARL"})),
@@ -382,7 +438,7 @@ async fn backups_seen(srv: &TestServer) -> Value {
 #[tokio::test]
 async fn bk_failed_backups_publish_and_prune_nothing_and_restore_tests_fail_loudly() {
     on_both(|t| async move {
-        let srv = TestServer::start(&t, &[]).await;
+        let srv = TestServer::start_without_scheduled_backup(&t, &[]).await;
         let appro = bearer(&srv, Role::Appro).await;
         for (path, body) in [
             ("/api/suppliers", json!({"raisonSociale": "Laiterie du Djurdjura SARL"})),

@@ -154,6 +154,12 @@ impl TestServer {
         TestServer::start_with(config_for(&db.url, db.dir.path(), extra), app::server::Options::default()).await
     }
 
+    /// Like [`TestServer::start`], without the embedded backup job: the test drives `manchengo backup` itself.
+    pub async fn start_without_scheduled_backup(db: &TestDb, extra: &[(&str, &str)]) -> TestServer {
+        let options = app::server::Options { scheduled_backup: false, ..Default::default() };
+        TestServer::start_with(config_for(&db.url, db.dir.path(), extra), options).await
+    }
+
     pub async fn start_with(config: Config, options: app::server::Options) -> TestServer {
         let app = app::server::App::build(config, options).await.expect("build app");
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
