@@ -35,6 +35,8 @@ const CLIENT_READERS: Access = Roles(&[Admin, Commercial, Comptable]);
 const CLIENT_WRITERS: Access = Roles(&[Admin, Commercial]);
 // Capability 13: receptions W ADMIN, APPRO; R− PRODUCTION; R COMPTABLE.
 const RECEPTION_READERS: Access = Roles(&[Admin, Appro, Production, Comptable]);
+// Capabilities 11–12: purchase orders W ADMIN, APPRO; R− PRODUCTION; R COMPTABLE; cancellation ADMIN only.
+const BC_READERS: Access = Roles(&[Admin, Appro, Production, Comptable]);
 // Capabilities 17–23: lots are read by every role (COMMERCIAL: PF lots only, filtered by the handler); QC release by
 // ADMIN and PRODUCTION; manual block by ADMIN; losses by ADMIN, APPRO (MP) and PRODUCTION (PF); FEFO simulation by
 // all but COMPTABLE.
@@ -112,6 +114,15 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/api/settings/company", EVERYONE),
     r("PUT", "/api/settings/company", ADMIN),
     // Stock.
+    r("GET", "/api/purchase-orders", BC_READERS),
+    r("POST", "/api/purchase-orders", MP_WRITERS),
+    r("GET", "/api/purchase-orders/{reference}", BC_READERS),
+    r("PUT", "/api/purchase-orders/{reference}", MP_WRITERS),
+    r("POST", "/api/purchase-orders/{reference}/send", MP_WRITERS),
+    r("POST", "/api/purchase-orders/{reference}/confirm", MP_WRITERS),
+    r("POST", "/api/purchase-orders/{reference}/close", MP_WRITERS),
+    r("POST", "/api/purchase-orders/{reference}/cancel", ADMIN),
+    r("GET", "/api/suppliers/{code}/performance", SUPPLIER_READERS),
     r("GET", "/api/receptions", RECEPTION_READERS),
     r("POST", "/api/receptions", MP_WRITERS),
     r("GET", "/api/receptions/{reference}", RECEPTION_READERS),

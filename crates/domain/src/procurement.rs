@@ -58,6 +58,37 @@ pub fn line_totals(quantity: i64, unit_cost: i64, rate_bp: i32) -> Result<LineTo
     Ok(LineTotals { ht, tva, ttc })
 }
 
+/// The rules a purchase-order line and a reception line share: an active stock-tracked MP, quantity > 0, price ≥ 0
+/// (`price_field` names it), TVA 0 / 9 / 19 %.
+pub fn check_mp_line(
+    f: &mut Fields,
+    i: usize,
+    p: &LineProduct,
+    quantity: i64,
+    price: i64,
+    price_field: &str,
+    tva_rate: Option<i32>,
+) {
+    let field = |name: &str| format!("lines[{i}].{name}");
+    if !p.is_mp || !p.stock_tracked {
+        f.add(
+            &field("productCode"),
+            "VALEUR_INVALIDE",
+            format!("{} n'est pas une matière première suivie en stock.", p.code),
+        );
+    }
+    if !p.active {
+        f.reject(&field("productCode"), Rejection::new("PRODUIT_INACTIF", 409, format!("{} est désactivé.", p.code)));
+    }
+    if quantity <= 0 {
+        f.reject(&field("quantity"), Rejection::new("QUANTITE_INVALIDE", 422, "Quantité invalide (doit être > 0)."));
+    }
+    if price < 0 {
+        f.add(&field(price_field), "HORS_LIMITES", "Le prix unitaire doit être positif ou nul.");
+    }
+    crate::catalogue::tva(f, &field("tvaRate"), tva_rate.unwrap_or(1900));
+}
+
 /// Checks one line (index `i`, for the field names `lines[i].…`); returns the accepted warnings (`DLC_JOUR`).
 pub fn check_line(
     f: &mut Fields,
@@ -69,23 +100,7 @@ pub fn check_line(
 ) -> Vec<Rejection> {
     let field = |name: &str| format!("lines[{i}].{name}");
     let mut warnings = Vec::new();
-    if !p.is_mp || !p.stock_tracked {
-        f.add(
-            &field("productCode"),
-            "VALEUR_INVALIDE",
-            format!("{} n'est pas une matière première suivie en stock.", p.code),
-        );
-    }
-    if !p.active {
-        f.reject(&field("productCode"), Rejection::new("PRODUIT_INACTIF", 409, format!("{} est désactivé.", p.code)));
-    }
-    if l.quantity <= 0 {
-        f.reject(&field("quantity"), Rejection::new("QUANTITE_INVALIDE", 422, "Quantité invalide (doit être > 0)."));
-    }
-    if l.unit_cost_ht < 0 {
-        f.add(&field("unitCostHt"), "HORS_LIMITES", "Le coût unitaire doit être positif ou nul.");
-    }
-    crate::catalogue::tva(f, &field("tvaRate"), l.tva_rate.unwrap_or(1900));
+    check_mp_line(f, i, p, l.quantity, l.unit_cost_ht, "unitCostHt", l.tva_rate);
     if l.supplier_lot_number.as_deref().is_some_and(|s| s.chars().count() > 50) {
         f.add(&field("supplierLotNumber"), "LONGUEUR_INVALIDE", "50 caractères au plus.");
     }

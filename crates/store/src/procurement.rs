@@ -85,6 +85,8 @@ pub struct NewLine {
 #[derive(Debug, Clone)]
 pub struct NewReception {
     pub supplier_id: Uuid,
+    /// The purchase order received against (SENT, CONFIRMED or PARTIAL, same supplier).
+    pub purchase_order_id: Option<Uuid>,
     pub reception_date: NaiveDate,
     pub supplier_delivery_note: Option<String>,
     pub supplier_invoice_number: Option<String>,
@@ -103,6 +105,19 @@ pub async fn create_reception<C: ConnectionTrait>(
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<(Reception, Vec<(Line, crate::stock::Lot)>), OpError> {
+    // Against an order: lock it first (two receptions of the same order run one after the other), check it may be
+    // received; its lines are updated after the lots, in this same transaction.
+    let order = match new.purchase_order_id {
+        Some(po) => {
+            let o = crate::purchase::lock_by_id(c, po)
+                .await?
+                .ok_or_else(|| domain::rejection::Rejection::non_trouve("Bon de commande"))?;
+            let status = crate::purchase::status_of(&o);
+            domain::purchase::check_receivable(&o.reference, status, o.supplier_id == new.supplier_id)?;
+            Some(o)
+        }
+        None => None,
+    };
     let n = crate::stock::next_number(c, "REC", &new.reception_date.year().to_string()).await?;
     let reference = domain::stock::doc_ref("REC", new.reception_date.year(), n);
     let id = Uuid::now_v7();
@@ -114,7 +129,7 @@ pub async fn create_reception<C: ConnectionTrait>(
         id: Set(id),
         reference: Set(reference.clone()),
         supplier_id: Set(new.supplier_id),
-        purchase_order_id: Set(None),
+        purchase_order_id: Set(new.purchase_order_id),
         reception_date: Set(new.reception_date),
         supplier_delivery_note: Set(new.supplier_delivery_note.clone()),
         supplier_invoice_number: Set(new.supplier_invoice_number.clone()),
@@ -207,7 +222,7 @@ pub async fn create_reception<C: ConnectionTrait>(
         id,
         reference: reference.clone(),
         supplier_id: new.supplier_id,
-        purchase_order_id: None,
+        purchase_order_id: new.purchase_order_id,
         reception_date: new.reception_date,
         supplier_delivery_note: new.supplier_delivery_note,
         supplier_invoice_number: new.supplier_invoice_number,
@@ -217,6 +232,11 @@ pub async fn create_reception<C: ConnectionTrait>(
         created_by: actor.user_id,
         created_at: now,
     };
+    if let Some(o) = order {
+        let incoming: Vec<(String, Uuid, i64)> =
+            new.lines.iter().map(|l| (l.product.code.clone(), l.product.id, l.quantity)).collect();
+        crate::purchase::apply_reception(c, o, &incoming, new.reception_date, actor, now).await?;
+    }
     let lots: Vec<_> = out_lines
         .iter()
         .map(|(_, l)| json!({"lot": l.lot_number, "quantity": l.initial_quantity, "status": l.status}))

@@ -545,6 +545,7 @@ pub async fn numbering_gaps(db: &crate::Db) -> Result<Vec<Violation>, StoreError
         let lot_prefix = |n: String| n.rsplit_once('-').map(|(p, _)| format!("{p}-")).unwrap_or(n);
         let (table, column, prefix) = match (doc_type.as_str(), day) {
             ("REC", _) => ("receptions", "reference", format!("REC-{scope}-")),
+            ("BC", _) => ("purchase_orders", "reference", format!("BC-{scope}-")),
             ("PER", _) => ("losses", "reference", format!("PER-{scope}-")),
             ("INV", _) => ("inventory_counts", "reference", format!("INV-{scope}-")),
             ("LOT_MP", Some(d)) => ("lots", "lot_number", lot_prefix(domain::stock::mp_lot_number(d, 0))),

@@ -18,6 +18,7 @@ pub mod catalogue;
 pub mod dashboard;
 pub mod health;
 pub mod idempotency;
+pub mod purchase;
 pub mod settings;
 pub mod stock;
 pub mod system;
@@ -32,6 +33,7 @@ pub mod system;
          (name = "catalogue", description = "Matières premières et produits finis"),
          (name = "parties", description = "Fournisseurs et clients"),
          (name = "stock", description = "Réceptions, lots, mouvements, pertes, comptages"),
+         (name = "procurement", description = "Bons de commande et notes fournisseurs"),
          (name = "settings", description = "Paramètres de la société"))
 )]
 struct ApiDoc;
@@ -69,6 +71,13 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(catalogue::get_supplier, catalogue::update_supplier))
         .routes(routes!(catalogue::list_clients, catalogue::create_client))
         .routes(routes!(catalogue::get_client, catalogue::update_client))
+        .routes(routes!(purchase::list, purchase::create))
+        .routes(routes!(purchase::get, purchase::update))
+        .routes(routes!(purchase::send))
+        .routes(routes!(purchase::confirm))
+        .routes(routes!(purchase::close))
+        .routes(routes!(purchase::cancel))
+        .routes(routes!(purchase::performance))
         .routes(routes!(stock::list_receptions, stock::create_reception))
         .routes(routes!(stock::get_reception))
         .routes(routes!(stock::list_lots))

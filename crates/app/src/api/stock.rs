@@ -28,9 +28,9 @@ pub struct ReceptionLineBody {
     pub product_code: String,
     /// Milli-units of the product's base unit.
     pub quantity: i64,
-    /// Centimes per base unit, HT.
-    pub unit_cost_ht: i64,
-    /// 0, 900 or 1900 (default 1900).
+    /// Centimes per base unit, HT; against a purchase order, defaults to the order line's price.
+    pub unit_cost_ht: Option<i64>,
+    /// 0, 900 or 1900; defaults to the order line's rate, else 1900.
     pub tva_rate: Option<i32>,
     pub supplier_lot_number: Option<String>,
     #[schema(value_type = Option<String>, format = Date)]
@@ -43,6 +43,9 @@ pub struct ReceptionLineBody {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ReceptionBody {
     pub supplier_code: String,
+    /// `BC-YYYY-NNNNN` received against (SENT, CONFIRMED or PARTIAL, same supplier): every line must be on it, and the
+    /// cumulative quantity of a line stays ≤ 110 % of the ordered one.
+    pub purchase_order_reference: Option<String>,
     /// Default today (Africa/Algiers); between today − 7 days and today.
     #[schema(value_type = Option<String>, format = Date)]
     pub reception_date: Option<NaiveDate>,
@@ -111,8 +114,20 @@ pub async fn receive(
             Rejection::new("FOURNISSEUR_INACTIF", 409, format!("{} est désactivé.", supplier.raison_sociale)).into()
         );
     }
-    // §4.3: no direct reception from a blocked supplier (receptions against a sent BC stay allowed, issue 6).
-    store::catalogue::refuse_if_blocked(&supplier, today)?;
+    // Against an order: its lines give the default price and rate; the order itself is locked and checked in the
+    // reception's transaction.
+    let order = match b.purchase_order_reference.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+        Some(r) => Some(
+            store::purchase::detail(db.conn(), r)
+                .await?
+                .ok_or_else(|| ApiError::from(Rejection::non_trouve("Bon de commande")))?,
+        ),
+        None => None,
+    };
+    // §4.3, §6.3: no direct reception from a blocked supplier; against a sent order it stays allowed.
+    if order.is_none() {
+        store::catalogue::refuse_if_blocked(&supplier, today)?;
+    }
     let reception_date = b.reception_date.unwrap_or(today);
     domain::procurement::check_reception_date(reception_date, today)?;
     if b.lines.is_empty() {
@@ -133,10 +148,20 @@ pub async fn receive(
             is_mp: p.kind == "MP",
             stock_tracked: p.stock_tracked,
         };
+        let on_order = order.as_ref().and_then(|(_, ls, _)| ls.iter().find(|(_, code, _)| code == &p.code));
+        let unit_cost_ht = match (l.unit_cost_ht, on_order) {
+            (Some(c), _) => c,
+            (None, Some((ol, _, _))) => ol.unit_price_ht,
+            (None, None) => {
+                f.add(&format!("lines[{i}].unitCostHt"), "OBLIGATOIRE", "Le coût unitaire HT est obligatoire.");
+                0
+            }
+        };
+        let tva_rate = l.tva_rate.or(on_order.map(|(ol, _, _)| ol.tva_rate));
         let input = LineInput {
             quantity: l.quantity,
-            unit_cost_ht: l.unit_cost_ht,
-            tva_rate: l.tva_rate,
+            unit_cost_ht,
+            tva_rate,
             supplier_lot_number: l.supplier_lot_number.clone(),
             dlc: l.dlc,
             manufacture_date: l.manufacture_date,
@@ -145,8 +170,8 @@ pub async fn receive(
         lines.push(NewLine {
             product: p,
             quantity: l.quantity,
-            unit_cost_ht: l.unit_cost_ht,
-            tva_rate: l.tva_rate.unwrap_or(1900),
+            unit_cost_ht,
+            tva_rate: tva_rate.unwrap_or(1900),
             supplier_lot_number: l.supplier_lot_number.clone().filter(|s| !s.trim().is_empty()),
             dlc: l.dlc,
             manufacture_date: l.manufacture_date,
@@ -156,6 +181,7 @@ pub async fn receive(
     let codes: Vec<String> = lines.iter().map(|l| l.product.code.clone()).collect();
     let new = NewReception {
         supplier_id: supplier.id,
+        purchase_order_id: order.as_ref().map(|(o, _, _)| o.id),
         reception_date,
         supplier_delivery_note: b.supplier_delivery_note.clone().filter(|s| !s.trim().is_empty()),
         supplier_invoice_number: b.supplier_invoice_number.clone().filter(|s| !s.trim().is_empty()),

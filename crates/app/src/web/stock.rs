@@ -255,7 +255,7 @@ async fn create_reception(
         lines.push(ReceptionLineBody {
             product_code: l.product.clone(),
             quantity: quantity.unwrap_or(0),
-            unit_cost_ht: cost.unwrap_or(0),
+            unit_cost_ht: cost,
             tva_rate: l.tva.parse().ok(),
             supplier_lot_number: Some(l.supplier_lot.clone()).filter(|s| !s.is_empty()),
             dlc,
@@ -274,6 +274,7 @@ async fn create_reception(
     }
     let body = ReceptionBody {
         supplier_code: form.supplier.clone(),
+        purchase_order_reference: None,
         reception_date: NaiveDate::parse_from_str(&form.reception_date, "%Y-%m-%d").ok(),
         supplier_delivery_note: Some(form.delivery_note.clone()),
         supplier_invoice_number: None,

@@ -9,6 +9,7 @@ mod drills;
 mod identity;
 mod jobs;
 mod ops;
+mod procurement;
 mod runbook;
 mod shutdown;
 mod stock;

@@ -15,6 +15,7 @@ mod m20261128_000006_inventory_counts;
 mod m20261128_000007_supplier_block;
 mod m20261128_000008_idempotency;
 mod m20261128_000009_backup_runs;
+mod m20261128_000010_purchase_orders;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000007_supplier_block::Migration),
             Box::new(m20261128_000008_idempotency::Migration),
             Box::new(m20261128_000009_backup_runs::Migration),
+            Box::new(m20261128_000010_purchase_orders::Migration),
         ]
     }
 }
