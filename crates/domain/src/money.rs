@@ -71,6 +71,16 @@ pub fn parse_money(input: &str) -> Option<i64> {
 }
 
 /// Parses a quantity typed in base units (`12,5` kg → 12 500), at most three decimals.
+/// A quantity as a form field shows it for editing — `600`, `12,5`, `0,125` — which [`parse_qty`] reads back.
+pub fn fmt_qty_input(milli: i64) -> String {
+    let (whole, frac) = (milli / 1000, (milli % 1000).abs());
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let frac = format!("{frac:03}");
+    format!("{whole},{}", frac.trim_end_matches('0'))
+}
+
 pub fn parse_qty(input: &str) -> Option<i64> {
     let s: String = input.chars().filter(|c| !c.is_whitespace() && *c != '\u{202F}' && *c != '\u{00A0}').collect();
     let s = s.replace(',', ".");
@@ -156,5 +166,13 @@ mod tests {
         assert_eq!(fmt_rate(200, 2), "2,00\u{202F}%");
         assert_eq!(fmt_rate(9000, 1), "90,0\u{202F}%");
         assert_eq!(fmt_rate(150, 2), "1,50\u{202F}%");
+    }
+
+    #[test]
+    fn quantities_for_a_form_field_read_back() {
+        for (milli, shown) in [(600_000, "600"), (12_500, "12,5"), (125, "0,125"), (1_000_010, "1000,01")] {
+            assert_eq!(fmt_qty_input(milli), shown);
+            assert_eq!(parse_qty(shown), Some(milli));
+        }
     }
 }

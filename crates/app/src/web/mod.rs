@@ -18,6 +18,7 @@ pub mod assets;
 pub mod catalogue;
 pub mod counts;
 pub mod identity;
+pub mod purchase;
 pub mod settings;
 pub mod stock;
 pub mod views;
@@ -407,6 +408,7 @@ pub fn router() -> Router<AppState> {
         .route("/assets/{hash}/{*path}", get(assets::serve))
         .merge(identity::router())
         .merge(stock::router())
+        .merge(purchase::router())
         .merge(stock::lot_router())
         .merge(catalogue::router())
         .merge(counts::router())

@@ -123,6 +123,8 @@ impl LineForm {
 
 #[derive(Default, Clone)]
 struct ReceptionForm {
+    /// The purchase order received against (`?bc=`), empty for a direct reception.
+    bc: String,
     supplier: String,
     reception_date: String,
     delivery_note: String,
@@ -178,13 +180,27 @@ async fn new_reception_page(
     page(status, p, pc)
 }
 
-async fn new_reception(State(st): State<AppState>, pc: PageCtx) -> Response {
+async fn new_reception(State(st): State<AppState>, pc: PageCtx, Query(q): Query<HashMap<String, String>>) -> Response {
     let today = domain::stock::today_algiers(st.clock.now());
-    let form = ReceptionForm {
+    let mut form = ReceptionForm {
         reception_date: today.format("%Y-%m-%d").to_string(),
         lines: vec![LineForm { tva: "1900".into(), ..Default::default() }; LINES],
         ..Default::default()
     };
+    // Against an order: its supplier, and per line the quantity still due; price and rate come from the order.
+    if let Some(bc) = q.get("bc")
+        && let Ok(Some((o, lines, _))) = store::purchase::detail(st.dbmon.db().conn(), bc).await
+    {
+        form.bc = o.reference.clone();
+        form.supplier =
+            store::purchase::supplier_names(st.dbmon.db().conn(), o.supplier_id).await.unwrap_or_default().0;
+        let due = lines.iter().filter(|(l, _, _)| l.quantity_received < l.quantity_ordered);
+        for (row, (l, code, _)) in form.lines.iter_mut().zip(due) {
+            row.product = code.clone();
+            row.quantity = domain::money::fmt_qty_input(l.quantity_ordered - l.quantity_received);
+            row.tva = l.tva_rate.to_string();
+        }
+    }
     new_reception_page(&st, &pc, form, Vec::new(), StatusCode::OK).await
 }
 
@@ -218,6 +234,7 @@ async fn create_reception(
     let f: HashMap<String, String> = raw.into_iter().collect();
     let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
     let mut form = ReceptionForm {
+        bc: get("bc"),
         supplier: get("supplier"),
         reception_date: get("reception_date"),
         delivery_note: get("delivery_note"),
@@ -246,8 +263,10 @@ async fn create_reception(
             l.errors.push(("quantity".into(), "Quantité attendue, par exemple 12,5.".into()));
             errors.push((format!("quantity_{i}"), format!("Ligne {} : quantité illisible.", i + 1)));
         }
-        let cost = parse_money(&l.cost);
-        if cost.is_none() {
+        // Against an order an empty cost takes the order line's price.
+        let from_order = l.cost.is_empty() && !form.bc.is_empty();
+        let cost = if from_order { None } else { parse_money(&l.cost) };
+        if cost.is_none() && !from_order {
             l.errors.push(("unitCostHt".into(), "Montant attendu en dinars, par exemple 1 234,50.".into()));
             errors.push((format!("cost_{i}"), format!("Ligne {} : coût illisible.", i + 1)));
         }
@@ -274,7 +293,7 @@ async fn create_reception(
     }
     let body = ReceptionBody {
         supplier_code: form.supplier.clone(),
-        purchase_order_reference: None,
+        purchase_order_reference: Some(form.bc.clone()).filter(|b| !b.is_empty()),
         reception_date: NaiveDate::parse_from_str(&form.reception_date, "%Y-%m-%d").ok(),
         supplier_delivery_note: Some(form.delivery_note.clone()),
         supplier_invoice_number: None,

@@ -68,6 +68,11 @@ async fn submit(web: &WebDriver, label: &str) {
     old.wait_until().stale().await.unwrap();
 }
 
+/// Page text with the French thin and non-breaking spaces as plain spaces.
+fn plain(t: &str) -> String {
+    t.replace(['\u{00A0}', '\u{202F}'], " ")
+}
+
 async fn body_text(web: &WebDriver) -> String {
     web.find(By::Tag("body")).await.unwrap().text().await.unwrap()
 }
@@ -193,6 +198,7 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Mouvements",
             "Comptages",
             "Pertes",
+            "Bons de commande",
             "Réceptions",
             "Fournisseurs",
             "Clients",
@@ -259,6 +265,7 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Mouvements",
             "Comptages",
             "Pertes",
+            "Bons de commande",
             "Réceptions",
             "Fournisseurs",
             "Clients",
@@ -397,7 +404,6 @@ async fn a_reception_is_recorded_through_the_form_and_shows_in_stock() {
     let year = (chrono::Utc::now() + chrono::Duration::hours(1)).format("%Y").to_string();
     assert!(text.contains(&format!("Réception REC-{year}-00001 enregistrée.")), "{text}");
     // WebDriver reports no-break spaces as plain spaces.
-    let plain = |t: &str| t.replace(['\u{00A0}', '\u{202F}'], " ");
     assert!(plain(&text).contains("100,500 kg"), "{text}");
     assert!(plain(&text).contains("5 025,00 DA"), "HT = 100.5 kg × 50.00 DA: {text}");
     assert!(text.contains("Disponible"));
@@ -479,6 +485,83 @@ async fn expired_lots_are_written_off_from_the_dlc_screen() {
     web.find(By::LinkText("Pertes")).await.unwrap().click().await.unwrap();
     let text = body_text(&web).await;
     assert!(text.contains("PER-2025-00001") && text.contains("L250314-001") && text.contains("Périmé"), "{text}");
+    web.quit().await.unwrap();
+    srv.stop().await;
+}
+
+/// UI.md §5 (procurement): a purchase order drafted through its form, a 15-character proof refused and a 25-character
+/// one accepted, then received from the order's page with the remaining quantity proposed — the order ends "Reçu".
+#[tokio::test]
+async fn a_purchase_order_is_drafted_sent_and_received_through_its_pages() {
+    let Some(driver) = start_chromedriver() else { return };
+    let t = TestDb::new(Kind::Sqlite).await.unwrap();
+    let srv = TestServer::start(&t, &[]).await;
+    let token = crate::support::bearer(&srv, domain::identity::Role::Appro).await;
+    for (path, body) in [
+        ("/api/suppliers", serde_json::json!({"raisonSociale": "Laiterie du Djurdjura SARL"})),
+        (
+            "/api/catalogue/mp",
+            serde_json::json!({"code": "MP-LAIT", "name": "Lait cru", "category": "RAW_MATERIAL", "baseUnit": "KG"}),
+        ),
+    ] {
+        let r = crate::support::client().post(srv.url(path)).bearer_auth(&token).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let web = browser(&driver, 1366).await;
+    login(&web, &srv, &crate::support::email_of(domain::identity::Role::Appro), crate::support::PASSWORD).await;
+    web.goto(srv.url("/appro/bons-de-commande")).await.unwrap();
+    assert!(body_text(&web).await.contains("Aucun brouillon à envoyer."));
+    web.find(By::LinkText("Nouveau BC")).await.unwrap().click().await.unwrap();
+    web.find(By::Css("#supplier option[value='FOUR-0001']")).await.unwrap().click().await.unwrap();
+    let expected = chrono::Utc::now() + chrono::Duration::days(6);
+    web.find(By::Id("expected")).await.unwrap().send_keys(expected.format("%m%d%Y").to_string()).await.unwrap();
+    web.find(By::Css("#product_0 option[value='MP-LAIT']")).await.unwrap().click().await.unwrap();
+    fill(&web, "quantity_0", "1000").await;
+    fill(&web, "price_0", "50").await;
+    web.find(By::Css("#tva_0 option[value='900']")).await.unwrap().click().await.unwrap();
+    submit(&web, "Enregistrer le brouillon").await;
+    let year = (chrono::Utc::now() + chrono::Duration::hours(1)).format("%Y").to_string();
+    let reference = format!("BC-{year}-00001");
+    let text = body_text(&web).await;
+    assert!(text.contains(&format!("Brouillon {reference} enregistré.")) && text.contains("Brouillon"), "{text}");
+    assert!(
+        plain(&text).contains("Lait cru (MP-LAIT) 1 000,000 kg 0,000 kg 1 000,000 kg 50,00 DA 50 000,00 DA"),
+        "{text}"
+    );
+
+    fill(&web, "note", "Appel fait hier").await;
+    submit(&web, "Envoyer").await;
+    let text = body_text(&web).await;
+    assert!(
+        text.contains("Preuve d'envoi requise : adresse e-mail valide ou note d'au moins 20 caractères."),
+        "{text}"
+    );
+    assert_eq!(web.find(By::Id("statut-bc")).await.unwrap().text().await.unwrap(), "Brouillon");
+    fill(&web, "note", "Confirmé par téléphone OK").await;
+    submit(&web, "Envoyer").await;
+    let text = body_text(&web).await;
+    assert!(text.contains(&format!("{reference} envoyé.")), "{text}");
+    assert_eq!(web.find(By::Id("statut-bc")).await.unwrap().text().await.unwrap(), "Envoyé");
+
+    // Réceptionner: the form comes with the supplier and the 1 000 kg still due; the price comes from the order.
+    web.find(By::LinkText("Réceptionner")).await.unwrap().click().await.unwrap();
+    assert_eq!(web.find(By::Id("quantity_0")).await.unwrap().value().await.unwrap().as_deref(), Some("1000"));
+    fill(&web, "quantity_0", "600").await;
+    let dlc = (chrono::Utc::now() + chrono::Duration::days(10)).format("%m%d%Y").to_string();
+    web.find(By::Id("dlc_0")).await.unwrap().send_keys(&dlc).await.unwrap();
+    submit(&web, "Réceptionner").await;
+    let text = body_text(&web).await;
+    assert!(text.contains(&format!("Réception REC-{year}-00001 enregistrée.")), "{text}");
+    assert!(plain(&text).contains("30 000,00"), "600 kg at the order's price: {text}");
+    web.goto(srv.url(&format!("/appro/bons-de-commande/{reference}"))).await.unwrap();
+    assert_eq!(web.find(By::Id("statut-bc")).await.unwrap().text().await.unwrap(), "Reçu partiellement");
+    let text = body_text(&web).await;
+    assert!(text.contains(&format!("REC-{year}-00001")) && text.contains("Solder"), "{text}");
+    fill(&web, "close_reason", "Fin de campagne laitière").await;
+    submit(&web, "Solder le BC").await;
+    assert_eq!(web.find(By::Id("statut-bc")).await.unwrap().text().await.unwrap(), "Reçu");
+    web.goto(srv.url("/appro/bons-de-commande?onglet=termines")).await.unwrap();
+    assert!(body_text(&web).await.contains(&reference));
     web.quit().await.unwrap();
     srv.stop().await;
 }
