@@ -231,6 +231,38 @@ async fn save_order<C: ConnectionTrait>(c: &C, o: &Order) -> Result<(), StoreErr
     Ok(())
 }
 
+/// The order to change, locked; `NON_TROUVE` when the reference is unknown.
+async fn locked<C: ConnectionTrait>(c: &C, reference: &str) -> Result<Order, OpError> {
+    Ok(lock(c, reference).await?.ok_or_else(|| domain::rejection::Rejection::non_trouve("Bon de commande"))?)
+}
+
+/// Saves an order after a change of status and writes the audit entry: before = the old status, after = the new
+/// status, the reference and `extra`'s fields.
+#[allow(clippy::too_many_arguments)]
+async fn record_transition<C: ConnectionTrait>(
+    c: &C,
+    o: &mut Order,
+    action: &'static str,
+    before: &str,
+    extra: Value,
+    reason: Option<String>,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<(), OpError> {
+    o.updated_at = now;
+    save_order(c, o).await?;
+    let mut after = json!({"status": o.status, "reference": o.reference});
+    if let (Some(a), Some(e)) = (after.as_object_mut(), extra.as_object()) {
+        a.extend(e.clone());
+    }
+    let mut change = Change::new(action).entity("purchase_order", o.id).before(json!({"status": before})).after(after);
+    if let Some(r) = reason {
+        change = change.reason(r);
+    }
+    audit::append(c, actor, change, now).await?;
+    Ok(())
+}
+
 /// Creates a DRAFT order `BC-YYYY-NNNNN` (the number is taken at creation, §6.1). The caller checked the supplier
 /// (active, not blocked) and each line.
 pub async fn create<C: ConnectionTrait>(
@@ -290,7 +322,7 @@ pub async fn update_draft<C: ConnectionTrait>(
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<(Order, Vec<Line>), OpError> {
-    let mut o = lock(c, reference).await?.ok_or_else(|| domain::rejection::Rejection::non_trouve("Bon de commande"))?;
+    let mut o = locked(c, reference).await?;
     domain::purchase::check_editable(&o.reference, status_of(&o))?;
     if let Some(d) = draft.expected_date {
         domain::purchase::check_expected_date(d, o.order_date)?;
@@ -322,7 +354,7 @@ pub async fn send<C: ConnectionTrait>(
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Order, OpError> {
-    let mut o = lock(c, reference).await?.ok_or_else(|| domain::rejection::Rejection::non_trouve("Bon de commande"))?;
+    let mut o = locked(c, reference).await?;
     let n_lines = lines_of(c, o.id).await?.len();
     let proof = domain::purchase::check_send(&o.reference, status_of(&o), proof, n_lines, o.expected_date)?;
     let supplier = crate::catalogue::suppliers::Entity::find_by_id(o.supplier_id)
@@ -338,18 +370,7 @@ pub async fn send<C: ConnectionTrait>(
     o.send_mode = Some(mode.into());
     o.send_proof = Some(text.clone());
     o.sent_at = Some(now);
-    o.updated_at = now;
-    save_order(c, &o).await?;
-    audit::append(
-        c,
-        actor,
-        Change::new("BC_SENT")
-            .entity("purchase_order", o.id)
-            .before(json!({"status": "DRAFT"}))
-            .after(json!({"status": "SENT", "reference": o.reference, "mode": mode, "proof": text})),
-        now,
-    )
-    .await?;
+    record_transition(c, &mut o, "BC_SENT", "DRAFT", json!({"mode": mode, "proof": text}), None, actor, now).await?;
     Ok(o)
 }
 
@@ -361,23 +382,13 @@ pub async fn confirm<C: ConnectionTrait>(
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Order, OpError> {
-    let mut o = lock(c, reference).await?.ok_or_else(|| domain::rejection::Rejection::non_trouve("Bon de commande"))?;
+    let mut o = locked(c, reference).await?;
     domain::purchase::check_confirm(status_of(&o))?;
     o.status = BcStatus::Confirmed.code().into();
     o.confirmed_at = Some(now);
     o.confirmed_date = confirmed_date;
-    o.updated_at = now;
-    save_order(c, &o).await?;
-    audit::append(
-        c,
-        actor,
-        Change::new("BC_CONFIRMED")
-            .entity("purchase_order", o.id)
-            .before(json!({"status": "SENT"}))
-            .after(json!({"status": "CONFIRMED", "reference": o.reference, "confirmedDate": confirmed_date})),
-        now,
-    )
-    .await?;
+    let extra = json!({"confirmedDate": confirmed_date});
+    record_transition(c, &mut o, "BC_CONFIRMED", "SENT", extra, None, actor, now).await?;
     Ok(o)
 }
 
@@ -389,26 +400,14 @@ pub async fn cancel<C: ConnectionTrait>(
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Order, OpError> {
-    let mut o = lock(c, reference).await?.ok_or_else(|| domain::rejection::Rejection::non_trouve("Bon de commande"))?;
+    let mut o = locked(c, reference).await?;
     let received = lines_of(c, o.id).await?.iter().any(|l| l.quantity_received > 0);
     let before = o.status.clone();
     let reason = domain::purchase::check_cancel(status_of(&o), received, reason)?;
     o.status = BcStatus::Cancelled.code().into();
     o.cancel_reason = Some(reason.clone());
     o.cancelled_at = Some(now);
-    o.updated_at = now;
-    save_order(c, &o).await?;
-    audit::append(
-        c,
-        actor,
-        Change::new("BC_CANCELLED")
-            .entity("purchase_order", o.id)
-            .before(json!({"status": before}))
-            .after(json!({"status": "CANCELLED", "reference": o.reference}))
-            .reason(reason),
-        now,
-    )
-    .await?;
+    record_transition(c, &mut o, "BC_CANCELLED", &before, json!({}), Some(reason), actor, now).await?;
     Ok(o)
 }
 
@@ -420,7 +419,7 @@ pub async fn close<C: ConnectionTrait>(
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Order, OpError> {
-    let mut o = lock(c, reference).await?.ok_or_else(|| domain::rejection::Rejection::non_trouve("Bon de commande"))?;
+    let mut o = locked(c, reference).await?;
     let reason = domain::purchase::check_close(status_of(&o), reason)?;
     let abandoned: Vec<Value> = lines_of(c, o.id)
         .await?
@@ -431,19 +430,8 @@ pub async fn close<C: ConnectionTrait>(
     o.status = BcStatus::Received.code().into();
     o.close_reason = Some(reason.clone());
     o.received_at = Some(now);
-    o.updated_at = now;
-    save_order(c, &o).await?;
-    audit::append(
-        c,
-        actor,
-        Change::new("BC_CLOSED")
-            .entity("purchase_order", o.id)
-            .before(json!({"status": "PARTIAL"}))
-            .after(json!({"status": "RECEIVED", "reference": o.reference, "abandoned": abandoned}))
-            .reason(reason),
-        now,
-    )
-    .await?;
+    let extra = json!({"abandoned": abandoned});
+    record_transition(c, &mut o, "BC_CLOSED", "PARTIAL", extra, Some(reason), actor, now).await?;
     Ok(o)
 }
 
@@ -487,19 +475,11 @@ pub async fn apply_reception<C: ConnectionTrait>(
     if status == BcStatus::Received {
         o.received_at = Some(now);
     }
-    o.updated_at = now;
-    save_order(c, &o).await?;
     if before != o.status {
-        audit::append(
-            c,
-            actor,
-            Change::new("BC_RECEIVED")
-                .entity("purchase_order", o.id)
-                .before(json!({"status": before}))
-                .after(json!({"status": o.status, "reference": o.reference})),
-            now,
-        )
-        .await?;
+        record_transition(c, &mut o, "BC_RECEIVED", &before, json!({}), None, actor, now).await?;
+    } else {
+        o.updated_at = now;
+        save_order(c, &o).await?;
     }
     recompute_performance(c, o.supplier_id, now).await?;
     Ok(o)
