@@ -746,6 +746,11 @@ struct SupplierPage {
     facts: Vec<(&'static str, String)>,
     can_block: bool,
     blocked: bool,
+    /// §6.4: (label, value) of the scorecard, then the supplier's orders (reference, status, expected, first reception,
+    /// on time).
+    performance: Vec<(&'static str, String)>,
+    grade: String,
+    orders: Vec<(String, &'static str, String, String, &'static str)>,
 }
 
 async fn supplier_page(
@@ -782,7 +787,36 @@ async fn supplier_page(
     if blocked {
         facts.push(("Motif du blocage", s.block_reason.clone().unwrap_or_default()));
     }
+    let db = st.dbmon.db();
+    let perf = store::purchase::performance_of(db.conn(), s.id).await.ok().flatten();
+    let rate = |bp: Option<i32>| bp.map_or("—".to_string(), |b| domain::money::fmt_rate(i64::from(b), 1));
+    let performance = vec![
+        ("Score", perf.as_ref().and_then(|p| p.score).map_or("—".into(), |v| format!("{v}/100"))),
+        ("Ponctualité", rate(perf.as_ref().and_then(|p| p.on_time_bp))),
+        ("Exactitude des quantités", rate(perf.as_ref().and_then(|p| p.accuracy_bp))),
+        ("Bons de commande pris en compte", perf.as_ref().map_or(0, |p| p.orders).to_string()),
+    ];
+    let orders = store::purchase::list(db)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(o, _, _)| o.supplier_id == s.id)
+        .take(domain::purchase::PERFORMANCE_WINDOW)
+        .map(|(o, _, _)| {
+            let on_time = match (o.first_reception_date, o.expected_date) {
+                (Some(f), Some(e)) if f <= e => "À l'heure",
+                (Some(_), Some(_)) => "En retard",
+                _ => "—",
+            };
+            let status = store::purchase::status_of(&o).label();
+            let fmt = |d: Option<chrono::NaiveDate>| d.map(domain::stock::fmt_date).unwrap_or_else(|| "—".into());
+            (o.reference.clone(), status, fmt(o.expected_date), fmt(o.first_reception_date), on_time)
+        })
+        .collect();
     let p = SupplierPage {
+        performance,
+        grade: perf.map_or_else(|| "N/A".to_string(), |p| p.grade),
+        orders,
         layout: Layout::for_page(&s.raison_sociale, SUPPLIERS.path, &pc),
         code: s.code.clone(),
         name: s.raison_sociale.clone(),

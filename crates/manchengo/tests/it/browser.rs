@@ -562,6 +562,14 @@ async fn a_purchase_order_is_drafted_sent_and_received_through_its_pages() {
     assert_eq!(web.find(By::Id("statut-bc")).await.unwrap().text().await.unwrap(), "Reçu");
     web.goto(srv.url("/appro/bons-de-commande?onglet=termines")).await.unwrap();
     assert!(body_text(&web).await.contains(&reference));
+    // The supplier's scorecard: on time (100 %), 600 of 1 000 kg (60 %) → (10 000 + 6 000) / 200 = 80 → B.
+    web.goto(srv.url("/fournisseurs/FOUR-0001")).await.unwrap();
+    assert_eq!(web.find(By::Id("note-fournisseur")).await.unwrap().text().await.unwrap(), "Note B");
+    let text = plain(&body_text(&web).await);
+    assert!(
+        text.contains("80/100") && text.contains("100,0 %") && text.contains("60,0 %") && text.contains("À l'heure"),
+        "{text}"
+    );
     web.quit().await.unwrap();
     srv.stop().await;
 }
