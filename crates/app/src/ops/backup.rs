@@ -724,7 +724,8 @@ async fn test_restore_in(
     }
     run(Command::new("pg_restore").arg("--list").arg(&plain), "pg_restore --list")
         .map_err(|_| format!("{name} est tronqué ou corrompu (pg_restore --list)"))?;
-    let scratch = format!("manchengo_restore_test_{}", now.timestamp());
+    // The process id keeps two restore tests started in the same second (two servers, or CI) apart.
+    let scratch = format!("manchengo_restore_test_{}_{}", now.timestamp(), std::process::id());
     let admin = with_database(&config.database_url, "postgres");
     let psql = |sql: String| {
         run(
