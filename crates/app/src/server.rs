@@ -181,6 +181,12 @@ impl App {
             db.write(|tx| Box::pin(async move { store::inventory::expire(&**tx, now).await })).await?;
             Ok::<_, store::StoreError>(())
         }));
+        // PLATFORM.md §8 `appro-alerts`, hourly at :00: late purchase orders (DOMAIN.md §6.4; the cockpit's MP alerts
+        // join it).
+        jobs.push(db_job("appro-alerts", Hourly { minute: 0 }, 600, db, clock, |db, now| async move {
+            db.write(|tx| Box::pin(async move { store::purchase::late_order_alerts(&**tx, now).await })).await?;
+            Ok::<_, store::StoreError>(())
+        }));
         if db.backend() == store::Backend::Sqlite && options.scheduled_backup {
             // PLATFORM.md §8, §12.1: embedded mode backs itself up every BACKUP_INTERVAL_HOURS (slots from 00:00
             // Algiers); with PostgreSQL the backup container does it.

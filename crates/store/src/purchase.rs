@@ -605,3 +605,44 @@ pub async fn detail<C: ConnectionTrait>(
         .collect();
     Ok(Some((o, out, receptions)))
 }
+
+/// §6.4: each open order past its expected date raises `BC_EN_RETARD` (one open alert per order, refreshed with the
+/// days late): CRITICAL from 3 days with an MP of criticité HAUTE or BLOQUANTE, else WARNING. Returns how many are new.
+pub async fn late_order_alerts<C: ConnectionTrait>(c: &C, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    let today = domain::stock::today_algiers(now);
+    let open = orders::Entity::find()
+        .filter(orders::Column::Status.is_in([
+            BcStatus::Sent.code(),
+            BcStatus::Confirmed.code(),
+            BcStatus::Partial.code(),
+        ]))
+        .filter(orders::Column::ExpectedDate.lt(today))
+        .order_by_asc(orders::Column::ExpectedDate)
+        .all(c)
+        .await?;
+    let mut new = 0;
+    for o in open {
+        let Some(days) = o.expected_date.and_then(|e| domain::purchase::days_late(e, today)) else { continue };
+        let mut critical = false;
+        for l in lines_of(c, o.id).await? {
+            let p = crate::stock::product(c, l.product_id).await?;
+            critical |= p.and_then(|p| p.criticite).is_some_and(|k| k == "HAUTE" || k == "BLOQUANTE");
+        }
+        let (code, name) = supplier_names(c, o.supplier_id).await?;
+        let raised = crate::alerts::raise(
+            c,
+            crate::alerts::Raise {
+                alert_type: "BC_EN_RETARD",
+                severity: domain::purchase::late_severity(days, critical),
+                entity_type: "purchase_order",
+                entity_id: &o.reference,
+                message: format!("{} ({name}) : livraison attendue depuis {days} jour(s).", o.reference),
+                data: json!({"reference": o.reference, "supplierCode": code, "expectedDate": o.expected_date, "daysLate": days}),
+            },
+            now,
+        )
+        .await?;
+        new += usize::from(raised);
+    }
+    Ok(new)
+}

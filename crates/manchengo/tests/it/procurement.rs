@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use app::platform::jobs::ManualClock;
+use app::platform::jobs::{Clock, ManualClock};
 use chrono::{DateTime, Utc};
 use domain::identity::Role;
 use serde_json::{Value, json};
@@ -316,6 +316,49 @@ async fn a_late_short_delivery_grades_the_supplier_c_and_raises_an_alert() {
         assert_eq!(alerts[0].message, "Laiterie du Djurdjura SARL : note fournisseur C (score 25/100).");
         let late = get(&srv, "/api/purchase-orders?late=true", &appro).await;
         assert_eq!(late["total"], 1);
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// §6.4: open orders past their date raise BC_EN_RETARD — CRITICAL from 3 days late with an MP of criticité HAUTE,
+/// WARNING otherwise — once per order, refreshed on the next run; a received order raises nothing.
+#[tokio::test]
+async fn late_orders_raise_bc_en_retard_by_criticite() {
+    on_both(|t| async move {
+        let (srv, clock) = server(&t).await;
+        let appro = bearer(&srv, Role::Appro).await;
+        catalogue(&srv, &appro).await;
+        let (s, b) = call(&srv, "PUT", "/api/catalogue/mp/MP-LAIT", &appro, Some(json!({"code": "MP-LAIT", "name": "Lait cru", "category": "RAW_MATERIAL", "baseUnit": "KG", "criticite": "HAUTE"}))).await;
+        assert_eq!(s, 200, "{b}");
+        let milk = sent_order(&srv, &appro).await;
+        let mut salt_order = milk_order();
+        salt_order["lines"] = json!([{"productCode": "MP-SEL", "quantity": 50_000, "unitPriceHt": 2_000}]);
+        let (_, b) = post(&srv, "/api/purchase-orders", &appro, salt_order).await;
+        let salt = b["reference"].as_str().unwrap().to_string();
+        let (s, _) = post(&srv, &format!("/api/purchase-orders/{salt}/send"), &appro, json!({"mode": "EMAIL", "email": "commandes@djurdjura.dz"})).await;
+        assert_eq!(s, 200);
+        let delivered = sent_order(&srv, &appro).await;
+        let (s, _) = post(&srv, "/api/receptions", &appro, milk_reception(&delivered, 1_000)).await;
+        assert_eq!(s, 201);
+        let db = srv.state.dbmon.db();
+        let run = |now| async move {
+            db.write(|tx| Box::pin(async move { store::purchase::late_order_alerts(&**tx, now).await })).await.unwrap()
+        };
+        // On the expected day nothing is late.
+        assert_eq!(run(now() + chrono::Duration::days(6)).await, 0);
+        // Five days later (expected 2025-03-20, today 2025-03-25).
+        clock.advance(chrono::Duration::days(11));
+        assert_eq!(run(clock.now()).await, 2);
+        let alerts = store::alerts::open_of_type(db, "BC_EN_RETARD").await.unwrap();
+        let by_order: Vec<(&str, &str, &str)> =
+            alerts.iter().map(|a| (a.entity_id.as_str(), a.severity.as_str(), a.message.as_str())).collect();
+        assert!(by_order.contains(&(milk.as_str(), "CRITICAL", &*format!("{milk} (Laiterie du Djurdjura SARL) : livraison attendue depuis 5 jour(s)."))), "{by_order:?}");
+        assert!(by_order.iter().any(|(r, s, _)| *r == salt && *s == "WARNING"), "{by_order:?}");
+        assert!(!by_order.iter().any(|(r, _, _)| *r == delivered));
+        // The next hour refreshes, never duplicates.
+        assert_eq!(run(clock.now() + chrono::Duration::hours(1)).await, 0);
+        assert_eq!(store::alerts::open_of_type(db, "BC_EN_RETARD").await.unwrap().len(), 2);
         srv.stop().await;
     })
     .await;
