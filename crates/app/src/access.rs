@@ -37,6 +37,9 @@ const CLIENT_WRITERS: Access = Roles(&[Admin, Commercial]);
 const RECEPTION_READERS: Access = Roles(&[Admin, Appro, Production, Comptable]);
 // Capabilities 11–12: purchase orders W ADMIN, APPRO; R− PRODUCTION; R COMPTABLE; cancellation ADMIN only.
 const BC_READERS: Access = Roles(&[Admin, Appro, Production, Comptable]);
+// Capabilities 15–16: recipes and production orders W ADMIN, PRODUCTION; R− APPRO (no costs); R COMPTABLE.
+const PRODUCTION_READERS: Access = Roles(&[Admin, Appro, Production, Comptable]);
+const PRODUCTION_WRITERS: Access = Roles(&[Admin, Production]);
 // Capabilities 17–23: lots are read by every role (COMMERCIAL: PF lots only, filtered by the handler); QC release by
 // ADMIN and PRODUCTION; manual block by ADMIN; losses by ADMIN, APPRO (MP) and PRODUCTION (PF); FEFO simulation by
 // all but COMPTABLE.
@@ -123,6 +126,16 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/api/purchase-orders/{reference}/close", MP_WRITERS),
     r("POST", "/api/purchase-orders/{reference}/cancel", ADMIN),
     r("GET", "/api/suppliers/{code}/performance", SUPPLIER_READERS),
+    r("GET", "/api/recipes", PRODUCTION_READERS),
+    r("GET", "/api/recipes/{code}", PRODUCTION_READERS),
+    r("POST", "/api/recipes/{code}", PRODUCTION_WRITERS),
+    r("GET", "/api/production-orders", PRODUCTION_READERS),
+    r("POST", "/api/production-orders", PRODUCTION_WRITERS),
+    r("GET", "/api/production-orders/{reference}", PRODUCTION_READERS),
+    r("POST", "/api/production-orders/{reference}/reschedule", PRODUCTION_WRITERS),
+    r("POST", "/api/production-orders/{reference}/start", PRODUCTION_WRITERS),
+    r("POST", "/api/production-orders/{reference}/complete", PRODUCTION_WRITERS),
+    r("POST", "/api/production-orders/{reference}/cancel", PRODUCTION_WRITERS),
     r("GET", "/api/receptions", RECEPTION_READERS),
     r("POST", "/api/receptions", MP_WRITERS),
     r("GET", "/api/receptions/{reference}", RECEPTION_READERS),

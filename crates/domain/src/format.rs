@@ -14,6 +14,11 @@ pub fn percent_tenths(tenths: u64) -> String {
     format!("{},{}\u{202F}%", tenths / 10, tenths % 10)
 }
 
+/// `90,0 %` — a rate in basis points (yields, tolerances), rounded half up to a tenth of a percent.
+pub fn percent_bp(bp: i64) -> String {
+    percent_tenths(crate::money::round_div(i128::from(bp.max(0)), 10) as u64)
+}
+
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -37,6 +42,9 @@ mod tests {
         assert_eq!(percent_tenths(800), "80,0\u{202F}%");
         assert_eq!(percent_tenths(0), "0,0\u{202F}%");
         assert_eq!(percent_tenths(667), "66,7\u{202F}%");
+        assert_eq!(percent_bp(9_000), "90,0\u{202F}%");
+        assert_eq!(percent_bp(200), "2,0\u{202F}%");
+        assert_eq!(percent_bp(9_855), "98,6\u{202F}%");
     }
 
     #[test]

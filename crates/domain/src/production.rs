@@ -105,6 +105,40 @@ pub fn check_recipe(r: &RecipeInput, output_in_pieces: bool) -> Result<i64, Reje
     Ok(tol)
 }
 
+/// What an item check needs to know of the product a stock item names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemProduct {
+    pub code: String,
+    pub is_mp: bool,
+    pub category: Option<String>,
+    pub stock_tracked: bool,
+    pub active: bool,
+}
+
+/// A stock item names an active, stock-tracked MP; a PACKAGING item an MP of that category (§8.1, §3.3).
+pub fn check_item_product(f: &mut crate::validation::Fields, i: usize, kind: ItemKind, p: &ItemProduct) {
+    let field = format!("items[{i}].code");
+    if !p.is_mp {
+        f.add(&field, "PRODUIT_INVALIDE", format!("{} n'est pas une matière première.", p.code));
+    } else if !p.stock_tracked {
+        f.add(
+            &field,
+            "PRODUIT_NON_STOCKE",
+            format!("{} n'est pas suivi en stock : il ne peut pas entrer dans une recette.", p.code),
+        );
+    } else if !p.active {
+        f.add(&field, "PRODUIT_INACTIF", format!("{} est désactivé.", p.code));
+    } else if kind == ItemKind::Packaging && p.category.as_deref() != Some("PACKAGING") {
+        f.add(&field, "PRODUIT_INVALIDE", format!("{} n'est pas un emballage.", p.code));
+    }
+}
+
+/// `RECETTE_ABSENTE`: no active recipe for the PF.
+pub fn recette_absente(pf_code: &str) -> Rejection {
+    Rejection::new("RECETTE_ABSENTE", 422, format!("Recette active absente pour {pf_code}."))
+        .with_details(json!({"productCode": pf_code}))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpStatus {
     Pending,
@@ -242,14 +276,9 @@ pub fn need(quantity_per_batch: i64, batch_count: i64) -> Result<i64, Rejection>
     quantity_per_batch.checked_mul(batch_count).ok_or_else(crate::money::valeur_hors_limites)
 }
 
-/// `{PFcode}-{YYMMDD}-{NN}` (completion date, NN = the day's sequence for that PF).
-pub fn pf_lot_number(pf_code: &str, completed: NaiveDate, seq: u32) -> String {
-    format!("{pf_code}-{}-{seq:02}", completed.format("%y%m%d"))
-}
-
-/// Completion date + the recipe's override or the PF's shelf life.
-pub fn pf_dlc(completed: NaiveDate, override_days: Option<i64>, pf_shelf_life_days: i64) -> NaiveDate {
-    completed + chrono::Duration::days(override_days.unwrap_or(pf_shelf_life_days))
+/// Completion date + the recipe's override or the PF's shelf life; no DLC when neither is set.
+pub fn pf_dlc(completed: NaiveDate, override_days: Option<i64>, pf_shelf_life_days: Option<i64>) -> Option<NaiveDate> {
+    override_days.or(pf_shelf_life_days).map(|d| completed + chrono::Duration::days(d))
 }
 
 /// What a completion computes (§8.3); amounts in centimes, yield in basis points.
@@ -347,6 +376,32 @@ mod tests {
         );
     }
 
+    #[test]
+    fn recipe_items_name_stock_tracked_mps_and_packaging_is_packaging() {
+        let p = |code: &str, is_mp, cat: &str, tracked, active| ItemProduct {
+            code: code.into(),
+            is_mp,
+            category: Some(cat.into()),
+            stock_tracked: tracked,
+            active,
+        };
+        let codes = |kind, prod: ItemProduct| {
+            let mut f = crate::validation::Fields::new();
+            check_item_product(&mut f, 0, kind, &prod);
+            f.into_result().err().map(|e| e.details["fields"][0]["code"].as_str().unwrap().to_string())
+        };
+        assert_eq!(codes(ItemKind::Mp, p("MP-LAIT", true, "RAW_MATERIAL", true, true)), None);
+        assert_eq!(codes(ItemKind::Packaging, p("MP-FILM", true, "PACKAGING", true, true)), None);
+        assert_eq!(
+            codes(ItemKind::Packaging, p("MP-LAIT", true, "RAW_MATERIAL", true, true)).unwrap(),
+            "PRODUIT_INVALIDE"
+        );
+        assert_eq!(codes(ItemKind::Mp, p("PF-EDAM", false, "RAW_MATERIAL", true, true)).unwrap(), "PRODUIT_INVALIDE");
+        assert_eq!(codes(ItemKind::Mp, p("MP-JAVEL", true, "CONSUMABLE", false, true)).unwrap(), "PRODUIT_NON_STOCKE");
+        assert_eq!(codes(ItemKind::Mp, p("MP-OLD", true, "RAW_MATERIAL", true, false)).unwrap(), "PRODUIT_INACTIF");
+        assert_eq!(recette_absente("PF-EDAM").message, "Recette active absente pour PF-EDAM.");
+    }
+
     /// "Starting twice, completing a PENDING order or cancelling a COMPLETED one → TRANSITION_INVALIDE."
     #[test]
     fn the_order_state_machine() {
@@ -397,9 +452,10 @@ mod tests {
     /// §8.3 examples: lot number and DLC (180 days after 2025-03-15 → 2025-09-11).
     #[test]
     fn pf_lot_number_and_dlc() {
-        assert_eq!(pf_lot_number("PF-EDAM-400", d("2025-03-15"), 3), "PF-EDAM-400-250315-03");
-        assert_eq!(pf_dlc(d("2025-03-15"), None, 180), d("2025-09-11"));
-        assert_eq!(pf_dlc(d("2025-03-15"), Some(30), 180), d("2025-04-14"));
+        assert_eq!(crate::stock::pf_lot_number("PF-EDAM-400", d("2025-03-15"), 3), "PF-EDAM-400-250315-03");
+        assert_eq!(pf_dlc(d("2025-03-15"), None, Some(180)), Some(d("2025-09-11")));
+        assert_eq!(pf_dlc(d("2025-03-15"), Some(30), Some(180)), Some(d("2025-04-14")));
+        assert_eq!(pf_dlc(d("2025-03-15"), None, None), None);
         assert_eq!(need(200_000, 3), Ok(600_000));
         assert_eq!(need(i64::MAX, 2).unwrap_err().code, "VALEUR_HORS_LIMITES");
     }

@@ -283,6 +283,18 @@ pub fn after_out(status: LotStatus, remaining: i64) -> LotStatus {
     if remaining == 0 { LotStatus::Consumed } else { status }
 }
 
+/// Status after a PRODUCTION_CANCEL put quantity back into a lot (§5.2): a BLOCKED lot keeps its block and reason;
+/// otherwise the lot was AVAILABLE when consumed, so it is AVAILABLE again — or BLOCKED(EXPIRED) once past its DLC.
+pub fn after_restore(status: LotStatus, dlc: Option<NaiveDate>, today: NaiveDate) -> LotStatus {
+    match status {
+        LotStatus::Blocked(_) | LotStatus::Quarantine => status,
+        LotStatus::Available | LotStatus::Consumed if dlc.is_some_and(|d| d < today) => {
+            LotStatus::Blocked(BlockReason::Expired)
+        }
+        LotStatus::Available | LotStatus::Consumed => LotStatus::Available,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Allocation {
     pub lot_id: String,
@@ -478,6 +490,22 @@ pub fn check_write_off(l: &LotFacts) -> Result<i64, Rejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// §5.2 and scenario 34: a cancelled production puts L1 (DLC 03-20) back BLOCKED(EXPIRED) on 03-21, L2 (DLC
+    /// 03-25) AVAILABLE; a manually blocked lot keeps its block.
+    #[test]
+    fn a_restored_lot_is_available_again_unless_expired_or_blocked() {
+        let today: NaiveDate = "2025-03-21".parse().unwrap();
+        let l1 = Some("2025-03-20".parse().unwrap());
+        let l2 = Some("2025-03-25".parse().unwrap());
+        assert_eq!(after_restore(LotStatus::Consumed, l1, today), LotStatus::Blocked(BlockReason::Expired));
+        assert_eq!(after_restore(LotStatus::Available, l1, today), LotStatus::Blocked(BlockReason::Expired));
+        assert_eq!(after_restore(LotStatus::Available, l2, today), LotStatus::Available);
+        assert_eq!(after_restore(LotStatus::Consumed, None, today), LotStatus::Available);
+        let manual = LotStatus::Blocked(BlockReason::Manual);
+        assert_eq!(after_restore(manual, l2, today), manual);
+        assert_eq!(after_restore(manual, l1, today), manual);
+    }
 
     fn d(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()

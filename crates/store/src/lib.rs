@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod kpi;
 pub mod migration;
 pub mod procurement;
+pub mod production;
 pub mod purchase;
 pub mod schema;
 pub mod secrets;

@@ -367,6 +367,52 @@ pub async fn take_from_lot<C: ConnectionTrait>(
     Ok((lot, m))
 }
 
+/// Puts `quantity` back into the lot it was taken from (PRODUCTION_CANCEL, §8.2), re-read under lock; the status
+/// follows [`domain::stock::after_restore`].
+#[allow(clippy::too_many_arguments)]
+pub async fn put_back_into_lot<C: ConnectionTrait>(
+    c: &C,
+    lot_id: Uuid,
+    quantity: i64,
+    source: &Source,
+    key: String,
+    mover: &Mover,
+    now: DateTime<Utc>,
+) -> Result<(Lot, Movement), OpError> {
+    domain::stock::check_quantity(quantity, false)?;
+    let lot = lock_lot(c, lot_id).await?.ok_or_else(|| Rejection::non_trouve("Lot"))?;
+    let remaining = lot.quantity_remaining.checked_add(quantity).ok_or_else(domain::money::valeur_hors_limites)?;
+    let today = domain::stock::today_algiers(now);
+    let status = domain::stock::after_restore(lot_facts(&lot).status, lot.dlc, today);
+    let (code, reason) = status.codes();
+    let newly_blocked = code == "BLOCKED" && lot.status != "BLOCKED";
+    let blocked_at = if newly_blocked { Some(now) } else { lot.blocked_at };
+    let r = lots::Entity::update_many()
+        .col_expr(lots::Column::QuantityRemaining, Expr::value(remaining))
+        .col_expr(lots::Column::Status, Expr::value(code))
+        .col_expr(lots::Column::BlockReason, Expr::value(reason.map(str::to_string)))
+        .col_expr(lots::Column::BlockedAt, Expr::value(blocked_at))
+        .col_expr(lots::Column::ConsumedAt, Expr::value(Option::<DateTime<Utc>>::None))
+        .filter(lots::Column::Id.eq(lot_id))
+        .filter(lots::Column::QuantityRemaining.eq(lot.quantity_remaining))
+        .exec(c)
+        .await?;
+    if r.rows_affected != 1 {
+        return Err(StoreError::Conflict(format!("lot {} changed under its lock", lot.lot_number)).into());
+    }
+    let m = insert_movement(c, &lot, "IN", quantity, remaining, source, key, mover, now).await?;
+    let lot = Lot {
+        quantity_remaining: remaining,
+        status: code.into(),
+        block_reason: reason.map(Into::into),
+        blocked_at,
+        consumed_at: None,
+        movement_count: m.lot_seq,
+        ..lot
+    };
+    Ok((lot, m))
+}
+
 /// The named columns of an entity, for raw SQL (PLATFORM.md §11.3: never `SELECT *`, so an older binary keeps
 /// working on a schema that gained columns, and a dropped column fails loudly where it is read).
 pub fn columns_of<E: sea_orm::EntityTrait>(prefix: &str) -> String {
@@ -549,6 +595,13 @@ pub async fn numbering_gaps(db: &crate::Db) -> Result<Vec<Violation>, StoreError
             ("PER", _) => ("losses", "reference", format!("PER-{scope}-")),
             ("INV", _) => ("inventory_counts", "reference", format!("INV-{scope}-")),
             ("LOT_MP", Some(d)) => ("lots", "lot_number", lot_prefix(domain::stock::mp_lot_number(d, 0))),
+            ("OP", _) => ("production_orders", "reference", format!("OP-{scope}-")),
+            ("LOT_PF", _) => {
+                match scope.split_once('|').map(|(code, d)| (code, NaiveDate::parse_from_str(d, "%Y-%m-%d"))) {
+                    Some((code, Ok(d))) => ("lots", "lot_number", lot_prefix(domain::stock::pf_lot_number(code, d, 0))),
+                    _ => continue,
+                }
+            }
             ("LOT_AJ", Some(d)) => ("lots", "lot_number", lot_prefix(domain::stock::adj_lot_number(d, 0))),
             ("FOUR", _) => ("suppliers", "code", "FOUR-".to_string()),
             ("CLI", _) => ("clients", "code", "CLI-".to_string()),

@@ -18,6 +18,7 @@ pub mod catalogue;
 pub mod dashboard;
 pub mod health;
 pub mod idempotency;
+pub mod production;
 pub mod purchase;
 pub mod settings;
 pub mod stock;
@@ -34,6 +35,7 @@ pub mod system;
          (name = "parties", description = "Fournisseurs et clients"),
          (name = "stock", description = "Réceptions, lots, mouvements, pertes, comptages"),
          (name = "procurement", description = "Bons de commande et notes fournisseurs"),
+         (name = "production", description = "Recettes et ordres de production"),
          (name = "settings", description = "Paramètres de la société"))
 )]
 struct ApiDoc;
@@ -78,6 +80,14 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(purchase::close))
         .routes(routes!(purchase::cancel))
         .routes(routes!(purchase::performance))
+        .routes(routes!(production::list_recipes))
+        .routes(routes!(production::get_recipe, production::post_recipe))
+        .routes(routes!(production::list, production::create))
+        .routes(routes!(production::get))
+        .routes(routes!(production::reschedule))
+        .routes(routes!(production::start))
+        .routes(routes!(production::complete))
+        .routes(routes!(production::cancel))
         .routes(routes!(stock::list_receptions, stock::create_reception))
         .routes(routes!(stock::get_reception))
         .routes(routes!(stock::list_lots))

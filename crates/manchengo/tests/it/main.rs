@@ -10,6 +10,7 @@ mod identity;
 mod jobs;
 mod ops;
 mod procurement;
+mod production;
 mod runbook;
 mod shutdown;
 mod stock;

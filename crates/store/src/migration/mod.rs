@@ -16,6 +16,7 @@ mod m20261128_000007_supplier_block;
 mod m20261128_000008_idempotency;
 mod m20261128_000009_backup_runs;
 mod m20261128_000010_purchase_orders;
+mod m20261128_000011_production;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000008_idempotency::Migration),
             Box::new(m20261128_000009_backup_runs::Migration),
             Box::new(m20261128_000010_purchase_orders::Migration),
+            Box::new(m20261128_000011_production::Migration),
         ]
     }
 }
