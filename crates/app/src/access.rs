@@ -136,6 +136,8 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/api/production-orders/{reference}/start", PRODUCTION_WRITERS),
     r("POST", "/api/production-orders/{reference}/complete", PRODUCTION_WRITERS),
     r("POST", "/api/production-orders/{reference}/cancel", PRODUCTION_WRITERS),
+    // Capability 34: every role traces (COMMERCIAL R−: the trace carries no value).
+    r("GET", "/api/trace", EVERYONE),
     r("GET", "/api/receptions", RECEPTION_READERS),
     r("POST", "/api/receptions", MP_WRITERS),
     r("GET", "/api/receptions/{reference}", RECEPTION_READERS),

@@ -19,6 +19,27 @@ pub fn percent_bp(bp: i64) -> String {
     percent_tenths(crate::money::round_div(i128::from(bp.max(0)), 10) as u64)
 }
 
+/// One CSV line as French spreadsheets open it: `;`-separated, a field quoted when it holds `;`, `"` or a line
+/// break (quotes doubled), CRLF-terminated.
+pub fn csv_line<S: AsRef<str>>(fields: &[S]) -> String {
+    let mut out = fields
+        .iter()
+        .map(|f| {
+            let f = f.as_ref();
+            if f.contains([';', '"', '\n', '\r']) { format!("\"{}\"", f.replace('"', "\"\"")) } else { f.to_string() }
+        })
+        .collect::<Vec<_>>()
+        .join(";");
+    out.push_str("\r\n");
+    out
+}
+
+/// A milli-unit quantity for files: a dot and three decimals (`120.000`), like the accounting exports' amounts.
+pub fn qty_dot(milli: i64) -> String {
+    let sign = if milli < 0 { "-" } else { "" };
+    format!("{sign}{}.{:03}", milli.unsigned_abs() / 1000, milli.unsigned_abs() % 1000)
+}
+
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -45,6 +66,15 @@ mod tests {
         assert_eq!(percent_bp(9_000), "90,0\u{202F}%");
         assert_eq!(percent_bp(200), "2,0\u{202F}%");
         assert_eq!(percent_bp(9_855), "98,6\u{202F}%");
+    }
+
+    #[test]
+    fn csv_lines_quote_only_what_needs_it() {
+        assert_eq!(csv_line(&["L250314-001", "Lait cru", "120.000"]), "L250314-001;Lait cru;120.000\r\n");
+        assert_eq!(csv_line(&["SARL \"El Baraka\"; Blida", ""]), "\"SARL \"\"El Baraka\"\"; Blida\";\r\n");
+        assert_eq!(qty_dot(120_000), "120.000");
+        assert_eq!(qty_dot(1_500), "1.500");
+        assert_eq!(qty_dot(-5), "-0.005");
     }
 
     #[test]

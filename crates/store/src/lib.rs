@@ -22,6 +22,7 @@ pub mod schema;
 pub mod secrets;
 pub mod settings;
 pub mod stock;
+pub mod trace;
 
 pub use db::{Backend, Db, DbOptions, Transient, WriteTx};
 pub use error::{OpError, StoreError};

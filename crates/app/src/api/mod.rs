@@ -88,6 +88,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(production::start))
         .routes(routes!(production::complete))
         .routes(routes!(production::cancel))
+        .routes(routes!(production::trace))
         .routes(routes!(stock::list_receptions, stock::create_reception))
         .routes(routes!(stock::get_reception))
         .routes(routes!(stock::list_lots))

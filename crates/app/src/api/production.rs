@@ -1,4 +1,4 @@
-//! Recipes (DOMAIN.md §8.1) and production orders (§8.2, §8.3). APPRO reads both without costs (R−, capabilities 15
+//! Recipes (DOMAIN.md §8.1), production orders (§8.2, §8.3) and traceability (§9). APPRO reads both without costs (R−, capabilities 15
 //! and 16); ADMIN and PRODUCTION write; COMPTABLE reads.
 
 use axum::Json;
@@ -537,4 +537,136 @@ pub async fn cancel(
     ApiJson(b): ApiJson<ReasonBody>,
 ) -> Response {
     transition(&st, &reference, &id, &ctx, Transition::Cancel(b.reason)).await.map(Json).into_response()
+}
+
+// ---- Traceability ---------------------------------------------------------------------------------------------
+
+#[derive(Deserialize, utoipa::IntoParams, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct TraceQuery {
+    /// Lot number (typed or scanned from a label).
+    pub lot: String,
+    /// BACKWARD, FORWARD or BOTH (default).
+    pub direction: Option<String>,
+    /// `csv` for the export (`;`-separated, UTF-8 with BOM).
+    pub format: Option<String>,
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn qty(v: &Value) -> String {
+    v.as_i64().map(domain::format::qty_dot).unwrap_or_default()
+}
+
+/// The trace as one CSV row per lot: the lot itself, then AMONT rows (MP lots consumed, their reception and
+/// supplier), then AVAL rows (orders that consumed it and the PF lots made).
+pub fn trace_csv(t: &Value) -> String {
+    use domain::format::csv_line;
+    let mut out = String::from("\u{FEFF}");
+    out.push_str(&csv_line(&[
+        "sens",
+        "lot",
+        "produit",
+        "designation",
+        "quantite",
+        "unite",
+        "statut",
+        "dlc",
+        "document",
+        "date",
+        "tiers",
+        "telephone",
+    ]));
+    let l = &t["lot"];
+    out.push_str(&csv_line(&[
+        "LOT".into(),
+        s(&l["lotNumber"]),
+        s(&l["productCode"]),
+        s(&l["productName"]),
+        qty(&l["quantityRemaining"]),
+        s(&l["unit"]),
+        s(&l["status"]),
+        s(&l["dlc"]),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+    ]));
+    let reception_row = |dir: &str, i: &Value, q: &Value| {
+        let r = &i["reception"];
+        csv_line(&[
+            dir.to_string(),
+            s(&i["lotNumber"]),
+            s(&i["productCode"]),
+            s(&i["productName"]),
+            qty(q),
+            s(&i["unit"]),
+            s(&i["status"]),
+            s(&i["dlc"]),
+            s(&r["reference"]),
+            s(&r["date"]),
+            s(&r["supplier"]["name"]),
+            s(&r["supplier"]["phone"]),
+        ])
+    };
+    if let Some(r) = t["backward"].get("reception").filter(|r| !r.is_null()) {
+        out.push_str(&reception_row("AMONT", &json!({"reception": r}), &Value::Null));
+    }
+    for i in t["backward"]["inputs"].as_array().into_iter().flatten() {
+        out.push_str(&reception_row("AMONT", i, &i["quantityConsumed"]));
+    }
+    for u in t["forward"]["usedBy"].as_array().into_iter().flatten() {
+        let p = &u["pfLot"];
+        out.push_str(&csv_line(&[
+            "AVAL".into(),
+            s(&p["lotNumber"]),
+            s(&p["productCode"]),
+            s(&p["productName"]),
+            qty(&p["initialQuantity"]),
+            s(&p["unit"]),
+            s(&p["status"]),
+            s(&p["dlc"]),
+            s(&u["order"]["reference"]),
+            s(&u["order"]["completionDate"]),
+            String::new(),
+            String::new(),
+        ]));
+    }
+    out
+}
+
+#[utoipa::path(get, path = "/api/trace", tag = "production", params(TraceQuery), responses(
+    (status = 200, description = "Amont : ordre, lots MP consommés, réceptions, fournisseurs ; aval : ordres, lots PF, livraisons"),
+    (status = 404, description = "NON_TROUVE"), (status = 400, description = "VALIDATION_ERROR")))]
+pub async fn trace(State(st): State<AppState>, Query(q): Query<TraceQuery>) -> Response {
+    let Some(d) = store::trace::Direction::parse(q.direction.as_deref().unwrap_or("BOTH")) else {
+        let mut f = Fields::new();
+        f.add("direction", "INVALID", "Sens : BACKWARD (amont), FORWARD (aval) ou BOTH.");
+        return ApiError::from(f.into_result().unwrap_err()).into_response();
+    };
+    match store::trace::trace(st.dbmon.db().conn(), &q.lot, d).await {
+        Ok(Some(v)) if q.format.as_deref().is_some_and(|f| f.eq_ignore_ascii_case("csv")) => {
+            let name = format!(
+                "tracabilite-{}.csv",
+                q.lot.trim().replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
+            );
+            (
+                [
+                    (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                    (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+                ],
+                trace_csv(&v),
+            )
+                .into_response()
+        }
+        Ok(Some(v)) => Json(v).into_response(),
+        Ok(None) => ApiError::from(Rejection::non_trouve("Lot")).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
 }

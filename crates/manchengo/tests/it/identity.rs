@@ -82,6 +82,7 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("POST", "/api/production-orders/{reference}/start", "ADMIN,PRODUCTION"),
     ("POST", "/api/production-orders/{reference}/complete", "ADMIN,PRODUCTION"),
     ("POST", "/api/production-orders/{reference}/cancel", "ADMIN,PRODUCTION"),
+    ("GET", "/api/trace", "ADMIN,APPRO,PRODUCTION,COMMERCIAL,COMPTABLE"),
     ("GET", "/api/suppliers/{code}/performance", "ADMIN,APPRO,COMPTABLE"),
     ("GET", "/api/receptions", "ADMIN,APPRO,PRODUCTION,COMPTABLE"),
     ("POST", "/api/receptions", "ADMIN,APPRO"),

@@ -215,11 +215,39 @@ async fn scenarios_29_to_32_recipe_versions_start_and_completion() {
         let pf = store::stock::lot_by_number(srv.state.dbmon.db().conn(), "PF-TEST-250315-01").await.unwrap().unwrap();
         assert_eq!((pf.unit_cost, pf.origin.as_str()), (1_556, "PRODUCTION"));
 
+        // Scenario 35: backward from the PF lot to L1 120 kg, L2 80 kg and the bags, their receptions and supplier;
+        // forward from L1 to the PF lot (deliveries come with the sales issue).
+        let t = get(&srv, "/api/trace?lot=PF-TEST-250315-01&direction=BACKWARD", &appro).await;
+        assert_eq!((t["backward"]["order"]["reference"].as_str(), t["backward"]["order"]["recipeVersion"].as_i64()), (Some("OP-2025-00001"), Some(2)));
+        let inputs: Vec<(&str, i64, &str, &str)> = t["backward"]["inputs"].as_array().unwrap().iter().map(|i| (
+            i["lotNumber"].as_str().unwrap(), i["quantityConsumed"].as_i64().unwrap(),
+            i["reception"]["reference"].as_str().unwrap(), i["reception"]["supplier"]["name"].as_str().unwrap(),
+        )).collect();
+        assert_eq!(inputs, [
+            (l1.as_str(), 120_000, "REC-2025-00001", "Laiterie du Djurdjura SARL"),
+            (l2.as_str(), 80_000, "REC-2025-00002", "Laiterie du Djurdjura SARL"),
+            (bags.as_str(), 10_000, "REC-2025-00003", "Laiterie du Djurdjura SARL"),
+        ]);
+        let commercial = bearer(&srv, Role::Commercial).await;
+        let t = get(&srv, &format!("/api/trace?lot={l1}&direction=FORWARD"), &commercial).await;
+        assert_eq!(t["forward"]["usedBy"].as_array().unwrap().len(), 1);
+        assert_eq!((t["forward"]["usedBy"][0]["order"]["reference"].as_str(), t["forward"]["usedBy"][0]["quantityConsumed"].as_i64()), (Some("OP-2025-00001"), Some(120_000)));
+        assert_eq!((t["forward"]["usedBy"][0]["pfLot"]["lotNumber"].as_str(), t["forward"]["usedBy"][0]["pfLot"]["quantityRemaining"].as_i64()), (Some("PF-TEST-250315-01"), Some(45_000)));
+        let r = client().get(srv.url("/api/trace?lot=PF-TEST-250315-01&format=csv")).bearer_auth(&appro).send().await.unwrap();
+        assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+        let csv = r.text().await.unwrap();
+        let lines: Vec<&str> = csv.trim_start_matches('\u{FEFF}').lines().collect();
+        assert_eq!(lines[0], "sens;lot;produit;designation;quantite;unite;statut;dlc;document;date;tiers;telephone");
+        assert_eq!(lines[1], "LOT;PF-TEST-250315-01;PF-TEST;Fromage test;45.000;U;AVAILABLE;2025-09-11;;;;");
+        assert_eq!(lines[2], format!("AMONT;{l1};MP-LAIT;Lait cru;120.000;KG;CONSUMED;2025-03-20;REC-2025-00001;2025-03-14;Laiterie du Djurdjura SARL;"));
+        assert_eq!(lines.len(), 5);
+        let (s, b) = call(&srv, "GET", "/api/trace?lot=L999999-999", &appro, None).await;
+        assert_eq!((s, code(&b)), (404, "NON_TROUVE"));
+
         // R−: APPRO sees the order without a cost; COMMERCIAL does not see it.
         let seen = get(&srv, "/api/production-orders/OP-2025-00001", &appro).await;
         assert!(seen.get("unitCost").is_none() && seen["consumptions"][0].get("unitCost").is_none(), "{seen}");
         assert_eq!(seen["yieldBp"], 9_000);
-        let commercial = bearer(&srv, Role::Commercial).await;
         let (s, _) = call(&srv, "GET", "/api/production-orders/OP-2025-00001", &commercial, None).await;
         assert_eq!(s, 403);
         let (s, b) = post(&srv, "/api/production-orders/OP-2025-00001/cancel", &production, json!({"reason": "Erreur de saisie du lot"})).await;
