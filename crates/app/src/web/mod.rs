@@ -18,6 +18,7 @@ pub mod assets;
 pub mod catalogue;
 pub mod counts;
 pub mod identity;
+pub mod production;
 pub mod purchase;
 pub mod settings;
 pub mod stock;
@@ -409,6 +410,7 @@ pub fn router() -> Router<AppState> {
         .merge(identity::router())
         .merge(stock::router())
         .merge(purchase::router())
+        .merge(production::router())
         .merge(stock::lot_router())
         .merge(catalogue::router())
         .merge(counts::router())

@@ -201,6 +201,9 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Bons de commande",
             "Réceptions",
             "Fournisseurs",
+            "Ordres",
+            "Recettes",
+            "Traçabilité",
             "Clients",
             "Matières premières",
             "Produits finis",
@@ -268,6 +271,9 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Bons de commande",
             "Réceptions",
             "Fournisseurs",
+            "Ordres",
+            "Recettes",
+            "Traçabilité",
             "Clients",
             "Matières premières",
             "Produits finis",
@@ -570,6 +576,105 @@ async fn a_purchase_order_is_drafted_sent_and_received_through_its_pages() {
         text.contains("80/100") && text.contains("100,0 %") && text.contains("60,0 %") && text.contains("À l'heure"),
         "{text}"
     );
+    web.quit().await.unwrap();
+    srv.stop().await;
+}
+
+/// UI.md §4 (b): PRODUCTION writes the first recipe, plans an order (needs table), starts it (FEFO lots), completes it
+/// below tolerance (warning shown, PF lot linked), and traces the PF lot back to the milk's reception.
+#[tokio::test]
+async fn a_batch_is_planned_started_completed_and_traced_through_the_pages() {
+    let Some(driver) = start_chromedriver() else { return };
+    let t = TestDb::new(Kind::Sqlite).await.unwrap();
+    let srv = TestServer::start(&t, &[]).await;
+    let token = crate::support::bearer(&srv, domain::identity::Role::Admin).await;
+    let dlc = (chrono::Utc::now() + chrono::Duration::days(10)).format("%Y-%m-%d").to_string();
+    for (path, body) in [
+        ("/api/suppliers", serde_json::json!({"raisonSociale": "Laiterie du Djurdjura SARL"})),
+        ("/api/catalogue/families", serde_json::json!({"code": "PATE_PRESSEE", "name": "Pâte pressée"})),
+        (
+            "/api/catalogue/mp",
+            serde_json::json!({"code": "MP-LAIT", "name": "Lait cru", "category": "RAW_MATERIAL", "baseUnit": "KG"}),
+        ),
+        (
+            "/api/catalogue/mp",
+            serde_json::json!({"code": "MP-SAC", "name": "Sac thermo", "category": "PACKAGING", "baseUnit": "U", "perishable": false}),
+        ),
+        (
+            "/api/catalogue/pf",
+            serde_json::json!({"code": "PF-TEST", "name": "Fromage test", "baseUnit": "U", "weightG": 400,
+            "packagingType": "SAC_THERMO", "storageType": "REFRIGERE", "shelfLifeDays": 180, "listPriceHt": 65_000, "familyCode": "PATE_PRESSEE"}),
+        ),
+        (
+            "/api/receptions",
+            serde_json::json!({"supplierCode": "FOUR-0001", "lines": [{"productCode": "MP-LAIT", "quantity": 320_000, "unitCostHt": 300, "dlc": dlc}]}),
+        ),
+        (
+            "/api/receptions",
+            serde_json::json!({"supplierCode": "FOUR-0001", "lines": [{"productCode": "MP-SAC", "quantity": 10_000, "unitCostHt": 1_000}]}),
+        ),
+    ] {
+        let r = crate::support::client().post(srv.url(path)).bearer_auth(&token).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 201, "{path}");
+    }
+    crate::support::bearer(&srv, domain::identity::Role::Production).await;
+    let web = browser(&driver, 1366).await;
+    login(&web, &srv, &crate::support::email_of(domain::identity::Role::Production), crate::support::PASSWORD).await;
+
+    // The first recipe: 50 pieces from 200 kg of milk, 10 bags and 2 kWh of electricity.
+    web.goto(srv.url("/production/recettes")).await.unwrap();
+    assert!(body_text(&web).await.contains("Aucune recette active."));
+    web.find(By::LinkText("Créer la recette")).await.unwrap().click().await.unwrap();
+    fill(&web, "output", "50").await;
+    fill(&web, "weight", "20000").await;
+    fill(&web, "code_0", "MP-LAIT").await;
+    fill(&web, "quantity_0", "200").await;
+    web.find(By::Css("#kind_1 option[value='PACKAGING']")).await.unwrap().click().await.unwrap();
+    fill(&web, "code_1", "MP-SAC").await;
+    fill(&web, "quantity_1", "10").await;
+    web.find(By::Css("#kind_2 option[value='FLUID']")).await.unwrap().click().await.unwrap();
+    fill(&web, "code_2", "Électricité").await;
+    fill(&web, "quantity_2", "2").await;
+    fill(&web, "unit_label_2", "kWh").await;
+    fill(&web, "cost_2", "1,50").await;
+    submit(&web, "Enregistrer la version 1").await;
+    let text = plain(&body_text(&web).await);
+    assert!(text.contains("Version 1 enregistrée : elle est active, la précédente est archivée."), "{text}");
+    assert!(text.contains("Lait cru (MP-LAIT) 200,000 kg") && text.contains("Électricité 2 kWh"), "{text}");
+
+    // An order for today: the needs table, then the start takes the milk and the bags.
+    web.find(By::LinkText("Nouvel ordre")).await.unwrap().click().await.unwrap();
+    assert_eq!(
+        web.find(By::Css("#product option:checked")).await.unwrap().value().await.unwrap().as_deref(),
+        Some("PF-TEST")
+    );
+    submit(&web, "Créer l'ordre").await;
+    let year = (chrono::Utc::now() + chrono::Duration::hours(1)).format("%Y").to_string();
+    let reference = format!("OP-{year}-00001");
+    let text = plain(&body_text(&web).await);
+    assert!(text.contains(&format!("Ordre {reference} planifié.")), "{text}");
+    assert!(text.contains("Lait cru (MP-LAIT) 200,000 kg 320,000 kg 0,000 kg 0,000 kg"), "{text}");
+    submit(&web, "Démarrer la production").await;
+    assert_eq!(web.find(By::Id("statut-op")).await.unwrap().text().await.unwrap(), "En cours");
+    let used = web.find(By::Id("consommations")).await.unwrap().text().await.unwrap();
+    assert!(plain(&used).contains("200,000 kg") && used.contains("MP-SAC"), "{used}");
+
+    // 45 of 50 pieces, conforme: 90 % against ± 2 % → the warning, and the PF lot.
+    fill(&web, "quantity", "45").await;
+    submit(&web, "Terminer l'ordre").await;
+    assert_eq!(web.find(By::Id("statut-op")).await.unwrap().text().await.unwrap(), "Terminé");
+    let text = plain(&body_text(&web).await);
+    assert!(text.contains("Rendement hors tolérance : 90,0 % pour ± 2,0 %. Une alerte a été créée."), "{text}");
+    let lot = web.find(By::Id("lot-pf")).await.unwrap().text().await.unwrap();
+    assert!(lot.starts_with("PF-TEST-") && lot.ends_with("-01"), "{lot}");
+
+    // Backward trace of the PF lot: the order, the milk lot and its reception.
+    web.goto(srv.url(&format!("/tracabilite?lot={lot}&sens=BACKWARD"))).await.unwrap();
+    let tree = plain(&web.find(By::Id("arbre")).await.unwrap().text().await.unwrap());
+    assert!(tree.contains(&reference) && tree.contains("Lait cru (MP-LAIT)") && tree.contains("200,000 kg"), "{tree}");
+    assert!(tree.contains(&format!("REC-{year}-00001")) && tree.contains("Laiterie du Djurdjura SARL"), "{tree}");
+    web.goto(srv.url("/production/ordres?onglet=termines")).await.unwrap();
+    assert!(plain(&body_text(&web).await).contains("90,0 %"));
     web.quit().await.unwrap();
     srv.stop().await;
 }

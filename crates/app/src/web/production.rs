@@ -1,0 +1,977 @@
+//! Production pages (UI.md §3 rows 48–55, 57): orders by tab, a new order, the order with its needs or consumptions
+//! and its actions (start, complete, reschedule, cancel), recipes with their versions and the new-version form, and
+//! the traceability search. They call the JSON API's functions, so the rules and refusals are the API's.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use domain::identity::Role;
+use domain::money::{fmt_money, fmt_qty_input, parse_money, parse_qty};
+use domain::production::OpStatus;
+use domain::stock::{Unit, fmt_date, fmt_qty};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Layout, PageCtx, page, redirect_with_flash};
+use crate::api::idempotency::{Idem, run_value};
+use crate::api::production::{CompleteBody, OrderBody, RecipeBody, RecipeItemBody, Transition};
+use crate::auth::Identity;
+use crate::platform::errors::ApiError;
+use crate::state::AppState;
+
+const ORDERS: &str = "/production/ordres";
+const RECIPES: &str = "/production/recettes";
+
+fn qty(milli: i64, unit: &str) -> String {
+    fmt_qty(milli, Unit::parse(unit).unwrap_or(Unit::Kg))
+}
+
+fn jqty(v: &Value, unit: &Value) -> String {
+    v.as_i64().map(|q| qty(q, unit.as_str().unwrap_or("KG"))).unwrap_or_else(|| "—".into())
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().map(str::to_string).unwrap_or_default()
+}
+
+fn jdate(v: &Value) -> String {
+    v.as_str().and_then(|d| d.parse().ok()).map(fmt_date).unwrap_or_else(|| "—".into())
+}
+
+fn badge(status: OpStatus) -> &'static str {
+    match status {
+        OpStatus::Pending => "gris",
+        OpStatus::InProgress => "bleu",
+        OpStatus::Completed => "vert",
+        OpStatus::Cancelled => "rouge",
+    }
+}
+
+fn writer(role: Role) -> bool {
+    matches!(role, Role::Admin | Role::Production)
+}
+
+/// Costs are shown to ADMIN and COMPTABLE (UI.md row 50); APPRO reads without them (R−), PRODUCTION runs the floor.
+fn sees_costs(role: Role) -> bool {
+    matches!(role, Role::Admin | Role::Comptable)
+}
+
+/// The French lines of an API refusal: each field error with its item number, or the message.
+fn refusal_lines(e: &ApiError) -> Vec<String> {
+    let mut out: Vec<String> = e.details["fields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            let field = f["field"].as_str().unwrap_or_default();
+            let msg = f["message"].as_str().unwrap_or_default();
+            match field.strip_prefix("items[").and_then(|r| r.split_once(']')) {
+                Some((k, _)) => format!("Élément {} : {msg}", k.parse::<usize>().unwrap_or(0) + 1),
+                None => msg.to_string(),
+            }
+        })
+        .collect();
+    if out.is_empty() {
+        out.push(e.message.clone());
+    }
+    out
+}
+
+// ---- orders list ----------------------------------------------------------------------------------------------
+
+struct OrderRow {
+    reference: String,
+    product: String,
+    batches: i32,
+    planned: String,
+    target: String,
+    produced: String,
+    yield_pct: String,
+    tone: &'static str,
+    status: &'static str,
+    blocked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "production_orders.html")]
+struct OrdersPage {
+    layout: Layout,
+    tabs: Vec<(&'static str, &'static str, usize, bool)>,
+    rows: Vec<OrderRow>,
+    can_create: bool,
+    empty: &'static str,
+}
+
+fn tab_of(s: OpStatus) -> &'static str {
+    match s {
+        OpStatus::Pending => "planifies",
+        OpStatus::InProgress => "en-cours",
+        OpStatus::Completed => "termines",
+        OpStatus::Cancelled => "annules",
+    }
+}
+
+async fn orders(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let db = st.dbmon.db();
+    let all = match store::production::list(db).await {
+        Ok(a) => a,
+        Err(e) => return super::unavailable_page(&ApiError::from(e).message),
+    };
+    let tab = q.get("onglet").map(String::as_str).unwrap_or("planifies");
+    let now = st.clock.now();
+    let mut rows = Vec::new();
+    for (o, p) in &all {
+        let status = store::production::status_of(o);
+        // UI.md row 48: a planned order that cannot start today is flagged "non démarrable".
+        let blocked = status == OpStatus::Pending
+            && store::production::needs(db.conn(), o, now).await.is_ok_and(|n| n.iter().any(|n| n.missing > 0));
+        let row = OrderRow {
+            reference: o.reference.clone(),
+            product: format!("{} ({})", p.name, p.code),
+            batches: o.batch_count,
+            planned: fmt_date(o.planned_date),
+            target: qty(o.target_quantity, &p.base_unit),
+            produced: o.quantity_produced.map(|q| qty(q, &p.base_unit)).unwrap_or_else(|| "—".into()),
+            yield_pct: o.yield_bp.map(|b| domain::format::percent_bp(i64::from(b))).unwrap_or_else(|| "—".into()),
+            tone: badge(status),
+            status: status.label(),
+            blocked,
+        };
+        rows.push((row, tab_of(status)));
+    }
+    let tabs = [("planifies", "Planifiés"), ("en-cours", "En cours"), ("termines", "Terminés"), ("annules", "Annulés")]
+        .into_iter()
+        .map(|(k, label)| (k, label, rows.iter().filter(|(_, t)| *t == k).count(), k == tab))
+        .collect();
+    let empty = match tab {
+        "en-cours" => "Aucun ordre en cours.",
+        "termines" => "Aucun ordre terminé.",
+        "annules" => "Aucun ordre annulé.",
+        _ => "Aucun ordre planifié.",
+    };
+    let p = OrdersPage {
+        layout: Layout::for_page("Ordres de production", ORDERS, &pc),
+        tabs,
+        rows: rows.into_iter().filter(|(_, t)| *t == tab).map(|(r, _)| r).collect(),
+        can_create: writer(id.role),
+        empty,
+    };
+    page(StatusCode::OK, p, &pc)
+}
+
+// ---- new order ------------------------------------------------------------------------------------------------
+
+#[derive(Default, Clone)]
+struct NewOrderForm {
+    product: String,
+    batches: String,
+    planned: String,
+    notes: String,
+}
+
+#[derive(Template)]
+#[template(path = "production_order_new.html")]
+struct NewOrderPage {
+    layout: Layout,
+    form: NewOrderForm,
+    products: Vec<(String, String)>,
+    errors: Vec<String>,
+}
+
+async fn new_order_page(
+    st: &AppState,
+    pc: &PageCtx,
+    form: NewOrderForm,
+    errors: Vec<String>,
+    s: StatusCode,
+) -> Response {
+    let products = match store::production::active_recipes(st.dbmon.db()).await {
+        Ok(r) => r.into_iter().filter(|(_, p, _)| p.active).map(|(_, p, _)| (p.code, p.name)).collect(),
+        Err(e) => return super::unavailable_page(&ApiError::from(e).message),
+    };
+    let mut layout = Layout::for_page("Nouvel ordre de production", ORDERS, pc);
+    if !errors.is_empty() {
+        layout.title = "Nouvel ordre de production (à corriger)".into();
+    }
+    page(s, NewOrderPage { layout, form, products, errors }, pc)
+}
+
+async fn new_order(State(st): State<AppState>, pc: PageCtx, Query(q): Query<HashMap<String, String>>) -> Response {
+    let today = domain::stock::today_algiers(st.clock.now());
+    let form = NewOrderForm {
+        product: q.get("produit").map(|p| p.to_uppercase()).unwrap_or_default(),
+        batches: "1".into(),
+        planned: q.get("date").cloned().unwrap_or_else(|| today.to_string()),
+        notes: String::new(),
+    };
+    new_order_page(&st, &pc, form, Vec::new(), StatusCode::OK).await
+}
+
+async fn create_order(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Form(raw): Form<HashMap<String, String>>,
+) -> Response {
+    let get = |k: &str| raw.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+    let form =
+        NewOrderForm { product: get("product"), batches: get("batches"), planned: get("planned"), notes: get("notes") };
+    let mut errors = Vec::new();
+    if form.product.is_empty() {
+        errors.push("Choisissez le produit fini.".into());
+    }
+    let batches = form.batches.parse::<i64>().ok();
+    if batches.is_none() {
+        errors.push("Nombre de fournées illisible (un entier de 1 à 100).".into());
+    }
+    let planned = chrono::NaiveDate::parse_from_str(&form.planned, "%Y-%m-%d").ok();
+    if planned.is_none() {
+        errors.push("Date prévue illisible.".into());
+    }
+    let (Some(batches), Some(planned), true) = (batches, planned, errors.is_empty()) else {
+        return new_order_page(&st, &pc, form, errors, StatusCode::BAD_REQUEST).await;
+    };
+    let body = OrderBody {
+        product_code: form.product.clone(),
+        batch_count: batches,
+        planned_date: planned,
+        notes: Some(form.notes.clone()),
+    };
+    let idem = Idem::from_form(&get("_commande"), &id, "/api/production-orders", &serde_json::json!(body));
+    match run_value(&st, idem, |idem| crate::api::production::create_order(&st, &body, &id, &pc.ctx, idem)).await {
+        Ok((_, o, _)) => {
+            let reference = o["reference"].as_str().unwrap_or_default();
+            redirect_with_flash(&format!("{ORDERS}/{reference}"), "succes", &format!("Ordre {reference} planifié."))
+        }
+        Err(e) => {
+            let errors = refusal_lines(&e);
+            new_order_page(&st, &pc, form, errors, e.status).await
+        }
+    }
+}
+
+// ---- one order ------------------------------------------------------------------------------------------------
+
+struct NeedRow {
+    item: String,
+    need: String,
+    available: String,
+    committed: String,
+    missing: String,
+    short: bool,
+}
+
+struct UsedRow {
+    product: String,
+    lot: String,
+    dlc: String,
+    quantity: String,
+    cost: String,
+}
+
+#[derive(Template)]
+#[template(path = "production_order.html")]
+struct OrderPage {
+    layout: Layout,
+    reference: String,
+    tone: &'static str,
+    status: &'static str,
+    facts: Vec<(&'static str, String)>,
+    needs: Vec<NeedRow>,
+    startable: bool,
+    used: Vec<UsedRow>,
+    show_costs: bool,
+    pf_lot: Option<(String, String)>,
+    yield_alert: Option<String>,
+    can_start: bool,
+    can_complete: bool,
+    can_reschedule: bool,
+    can_cancel: bool,
+    in_progress: bool,
+    planned: String,
+}
+
+async fn order(State(st): State<AppState>, pc: PageCtx, id: Identity, Path(reference): Path<String>) -> Response {
+    let o = match crate::api::production::order_detail(&st, &reference, id.role).await {
+        Ok(o) => o,
+        Err(e) if e.status == StatusCode::NOT_FOUND => return super::not_found().await,
+        Err(e) => return super::unavailable_page(&e.message),
+    };
+    let status = OpStatus::parse(o["status"].as_str().unwrap_or_default()).unwrap_or(OpStatus::Pending);
+    let unit = &o["productUnit"];
+    let show_costs = sees_costs(id.role);
+    let mut facts = vec![
+        ("Produit", format!("{} ({})", text(&o["productName"]), text(&o["productCode"]))),
+        ("Recette", format!("version {}", o["recipeVersion"].as_i64().unwrap_or(0))),
+        ("Fournées", o["batchCount"].to_string()),
+        ("Quantité cible", jqty(&o["targetQuantity"], unit)),
+        ("Date prévue", jdate(&o["plannedDate"])),
+    ];
+    if let Some(t) = o["startedAt"].as_str().and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok()) {
+        facts.push(("Démarré le", domain::format::datetime_algiers(t.timestamp())));
+    }
+    let mut yield_alert = None;
+    if status == OpStatus::Completed {
+        facts.push(("Quantité produite", jqty(&o["quantityProduced"], unit)));
+        let (y, tol) = (o["yieldBp"].as_i64().unwrap_or(0), o["lossToleranceBp"].as_i64().unwrap_or(0));
+        facts.push((
+            "Rendement",
+            format!("{} (tolérance ± {})", domain::format::percent_bp(y), domain::format::percent_bp(tol)),
+        ));
+        if y < 10_000 - tol || y > 10_000 + tol {
+            yield_alert = Some(format!(
+                "Rendement hors tolérance : {} pour ± {}. Une alerte a été créée.",
+                domain::format::percent_bp(y),
+                domain::format::percent_bp(tol)
+            ));
+        }
+        let qc = match o["qcStatus"].as_str() {
+            Some("PASSED") => "Conforme",
+            Some("PENDING") => "En attente",
+            _ => "Non conforme",
+        };
+        facts.push(("Contrôle qualité", qc.to_string()));
+        if let Some(n) = o["qcNote"].as_str() {
+            facts.push(("Note QC", n.to_string()));
+        }
+        if show_costs {
+            facts.push(("Coût matières", o["consumedCost"].as_i64().map(fmt_money).unwrap_or_default()));
+            facts.push(("Coût fluides", o["fluidCost"].as_i64().map(fmt_money).unwrap_or_default()));
+            facts.push(("Coût unitaire", o["unitCost"].as_i64().map(fmt_money).unwrap_or_default()));
+        }
+    }
+    if let Some(n) = o["notes"].as_str() {
+        facts.push(("Notes", n.to_string()));
+    }
+    if let Some(r) = o["cancelReason"].as_str() {
+        facts.push(("Motif d'annulation", r.to_string()));
+    }
+    let needs = o["needs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| {
+            let stocked = n["productCode"].is_string();
+            let item = if stocked {
+                format!("{} ({})", text(&n["productName"]), text(&n["productCode"]))
+            } else {
+                format!("{} (fluide, {})", text(&n["name"]), text(&n["unitLabel"]))
+            };
+            let u = &n["unit"];
+            let need = if stocked {
+                jqty(&n["need"], u)
+            } else {
+                format!("{} {}", fmt_qty_input(n["need"].as_i64().unwrap_or(0)), text(&n["unitLabel"]))
+            };
+            NeedRow {
+                item,
+                need,
+                available: if stocked { jqty(&n["available"], u) } else { "—".into() },
+                committed: if stocked { jqty(&n["committedElsewhere"], u) } else { "—".into() },
+                missing: if stocked { jqty(&n["missing"], u) } else { "—".into() },
+                short: n["missing"].as_i64().unwrap_or(0) > 0,
+            }
+        })
+        .collect();
+    let used = o["consumptions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| UsedRow {
+            product: format!("{} ({})", text(&c["productName"]), text(&c["productCode"])),
+            lot: text(&c["lotNumber"]),
+            dlc: jdate(&c["dlc"]),
+            quantity: jqty(&c["quantity"], &c["unit"]),
+            cost: c["unitCost"].as_i64().map(fmt_money).unwrap_or_default(),
+        })
+        .collect();
+    let pf_lot = o["pfLot"].as_object().map(|l| {
+        let s =
+            domain::stock::LotStatus::from_codes(l["status"].as_str().unwrap_or_default(), l["blockReason"].as_str())
+                .map(|s| s.label_fr())
+                .unwrap_or_default();
+        (text(&l["lotNumber"]), s.to_string())
+    });
+    let w = writer(id.role);
+    let p = OrderPage {
+        layout: Layout::for_page(&text(&o["reference"]), ORDERS, &pc),
+        reference: text(&o["reference"]),
+        tone: badge(status),
+        status: status.label(),
+        facts,
+        needs,
+        startable: o["startable"].as_bool().unwrap_or(false),
+        used,
+        show_costs,
+        pf_lot,
+        yield_alert,
+        can_start: w && status == OpStatus::Pending,
+        can_complete: w && status == OpStatus::InProgress,
+        can_reschedule: w && status == OpStatus::Pending,
+        can_cancel: w && matches!(status, OpStatus::Pending | OpStatus::InProgress),
+        in_progress: status == OpStatus::InProgress,
+        planned: text(&o["plannedDate"]),
+    };
+    page(StatusCode::OK, p, &pc)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ActionForm {
+    planned_date: String,
+    quantity: String,
+    qc_status: String,
+    qc_note: String,
+    weight: String,
+    reason: String,
+    #[allow(dead_code)]
+    _csrf: String,
+}
+
+async fn act(st: &AppState, pc: &PageCtx, id: &Identity, reference: &str, change: Transition, done: &str) -> Response {
+    let back = format!("{ORDERS}/{}", reference.to_uppercase());
+    match crate::api::production::transition(st, reference, id, &pc.ctx, change).await {
+        Ok(o) => {
+            redirect_with_flash(&back, "succes", &format!("{} {done}.", o["reference"].as_str().unwrap_or(reference)))
+        }
+        Err(e) => redirect_with_flash(&back, "erreur", &e.message),
+    }
+}
+
+async fn start(State(st): State<AppState>, pc: PageCtx, id: Identity, Path(reference): Path<String>) -> Response {
+    act(&st, &pc, &id, &reference, Transition::Start, "démarré : matières sorties du stock").await
+}
+
+async fn complete(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Path(reference): Path<String>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    let back = format!("{ORDERS}/{}", reference.to_uppercase());
+    let Some(quantity) = parse_qty(&f.quantity) else {
+        return redirect_with_flash(&back, "erreur", "Quantité produite illisible (par exemple 45).");
+    };
+    let weight = if f.weight.trim().is_empty() {
+        None
+    } else {
+        match f.weight.trim().parse::<i64>() {
+            Ok(w) => Some(w),
+            Err(_) => return redirect_with_flash(&back, "erreur", "Poids réel illisible (en grammes)."),
+        }
+    };
+    let body = CompleteBody {
+        quantity_produced: quantity,
+        qc_status: f.qc_status.clone(),
+        qc_note: Some(f.qc_note.clone()).filter(|n| !n.trim().is_empty()),
+        actual_batch_weight_g: weight,
+    };
+    match crate::api::production::completion_of(&body) {
+        Ok(done) => act(&st, &pc, &id, &reference, Transition::Complete(done), "terminé").await,
+        Err(r) => redirect_with_flash(&back, "erreur", &r.message),
+    }
+}
+
+async fn reschedule(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Path(reference): Path<String>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    let Ok(d) = chrono::NaiveDate::parse_from_str(&f.planned_date, "%Y-%m-%d") else {
+        return redirect_with_flash(&format!("{ORDERS}/{reference}"), "erreur", "Date prévue illisible.");
+    };
+    act(&st, &pc, &id, &reference, Transition::Reschedule(d), "replanifié").await
+}
+
+async fn cancel(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Path(reference): Path<String>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    act(&st, &pc, &id, &reference, Transition::Cancel(f.reason), "annulé").await
+}
+
+// ---- recipes --------------------------------------------------------------------------------------------------
+
+struct RecipeRow {
+    code: String,
+    name: String,
+    version: i64,
+    output: String,
+    items: usize,
+    date: String,
+}
+
+#[derive(Template)]
+#[template(path = "recipes.html")]
+struct RecipesPage {
+    layout: Layout,
+    rows: Vec<RecipeRow>,
+    missing: Vec<(String, String)>,
+    can_write: bool,
+}
+
+async fn recipes(State(st): State<AppState>, pc: PageCtx, id: Identity) -> Response {
+    let db = st.dbmon.db();
+    let (active, pfs) =
+        match (store::production::active_recipes(db).await, store::catalogue::list_products(db, "PF").await) {
+            (Ok(a), Ok(p)) => (a, p),
+            (Err(e), _) | (_, Err(e)) => return super::unavailable_page(&ApiError::from(e).message),
+        };
+    let rows: Vec<RecipeRow> = active
+        .iter()
+        .map(|(v, p, items)| RecipeRow {
+            code: p.code.clone(),
+            name: p.name.clone(),
+            version: i64::from(v.version),
+            output: qty(v.output_quantity, &p.base_unit),
+            items: items.len(),
+            date: fmt_date(domain::stock::today_algiers(v.created_at)),
+        })
+        .collect();
+    let missing = pfs
+        .into_iter()
+        .filter(|p| p.active && !rows.iter().any(|r| r.code == p.code))
+        .map(|p| (p.code, p.name))
+        .collect();
+    let p =
+        RecipesPage { layout: Layout::for_page("Recettes", RECIPES, &pc), rows, missing, can_write: writer(id.role) };
+    page(StatusCode::OK, p, &pc)
+}
+
+struct ItemRow {
+    kind: &'static str,
+    item: String,
+    quantity: String,
+    cost: String,
+}
+
+struct VersionRow {
+    version: i64,
+    status: String,
+    date: String,
+    output: String,
+    items: Vec<ItemRow>,
+    tolerance: String,
+    shelf_life: String,
+}
+
+#[derive(Template)]
+#[template(path = "recipe.html")]
+struct RecipePage {
+    layout: Layout,
+    code: String,
+    name: String,
+    versions: Vec<VersionRow>,
+    show_costs: bool,
+    can_write: bool,
+}
+
+fn kind_label(k: &str) -> &'static str {
+    match k {
+        "MP" => "Matière",
+        "PACKAGING" => "Emballage",
+        _ => "Fluide",
+    }
+}
+
+fn version_row(v: &Value) -> VersionRow {
+    let pf_unit = &v["productUnit"];
+    VersionRow {
+        version: v["version"].as_i64().unwrap_or(0),
+        status: if v["status"] == "ACTIVE" { "Active".into() } else { "Archivée".into() },
+        date: v["createdAt"]
+            .as_str()
+            .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
+            .map(|t| domain::format::datetime_algiers(t.timestamp()))
+            .unwrap_or_default(),
+        output: jqty(&v["outputQuantity"], pf_unit),
+        tolerance: domain::format::percent_bp(v["lossToleranceBp"].as_i64().unwrap_or(0)),
+        shelf_life: v["shelfLifeOverrideDays"]
+            .as_i64()
+            .map(|d| format!("{d} jours"))
+            .unwrap_or_else(|| "celle du produit".into()),
+        items: v["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|i| {
+                let kind = i["kind"].as_str().unwrap_or_default();
+                let stocked = kind != "FLUID";
+                ItemRow {
+                    kind: kind_label(kind),
+                    item: if stocked {
+                        format!("{} ({})", text(&i["productName"]), text(&i["productCode"]))
+                    } else {
+                        text(&i["name"])
+                    },
+                    quantity: if stocked {
+                        jqty(&i["quantity"], &i["unit"])
+                    } else {
+                        format!("{} {}", fmt_qty_input(i["quantity"].as_i64().unwrap_or(0)), text(&i["unitLabel"]))
+                    },
+                    cost: i["unitCost"].as_i64().map(fmt_money).unwrap_or_default(),
+                }
+            })
+            .collect(),
+    }
+}
+
+async fn recipe(State(st): State<AppState>, pc: PageCtx, id: Identity, Path(code): Path<String>) -> Response {
+    let r = match crate::api::production::recipe_of(&st, &code, id.role).await {
+        Ok(r) => r,
+        Err(e) if e.status == StatusCode::NOT_FOUND => return super::not_found().await,
+        Err(e) => return super::unavailable_page(&e.message),
+    };
+    let p = RecipePage {
+        layout: Layout::for_page(&format!("Recette — {}", text(&r["productName"])), RECIPES, &pc),
+        code: text(&r["productCode"]),
+        name: text(&r["productName"]),
+        versions: r["versions"].as_array().into_iter().flatten().map(version_row).collect(),
+        show_costs: sees_costs(id.role),
+        can_write: writer(id.role),
+    };
+    page(StatusCode::OK, p, &pc)
+}
+
+const ITEM_ROWS: usize = 8;
+
+#[derive(Default, Clone)]
+struct ItemForm {
+    kind: String,
+    code: String,
+    quantity: String,
+    unit_label: String,
+    cost: String,
+}
+
+#[derive(Default, Clone)]
+struct RecipeForm {
+    output: String,
+    weight: String,
+    tolerance: String,
+    shelf_life: String,
+    notes: String,
+    items: Vec<ItemForm>,
+}
+
+#[derive(Template)]
+#[template(path = "recipe_new.html")]
+struct RecipeNewPage {
+    layout: Layout,
+    code: String,
+    name: String,
+    unit: String,
+    next: i64,
+    form: RecipeForm,
+    mps: Vec<(String, String, String)>,
+    errors: Vec<String>,
+}
+
+async fn recipe_form_page(
+    st: &AppState,
+    pc: &PageCtx,
+    code: &str,
+    form: RecipeForm,
+    errors: Vec<String>,
+    s: StatusCode,
+) -> Response {
+    let db = st.dbmon.db();
+    let pf = match store::catalogue::product_by_code(db.conn(), code).await {
+        Ok(Some(p)) if p.kind == "PF" => p,
+        Ok(_) => return super::not_found().await,
+        Err(e) => return super::unavailable_page(&ApiError::from(e).message),
+    };
+    let next = store::production::versions_of(db.conn(), pf.id)
+        .await
+        .ok()
+        .and_then(|v| v.first().map(|v| i64::from(v.version) + 1))
+        .unwrap_or(1);
+    let mps = store::catalogue::list_products(db, "MP")
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.active && p.stock_tracked)
+        .map(|p| (p.code, p.name, p.base_unit.to_lowercase()))
+        .collect();
+    let mut layout = Layout::for_page(&format!("Nouvelle version — {}", pf.name), RECIPES, pc);
+    if !errors.is_empty() {
+        layout.title = format!("Nouvelle version — {} (à corriger)", pf.name);
+    }
+    let unit = Unit::parse(&pf.base_unit).map(|u| u.label_fr().to_string()).unwrap_or_default();
+    page(s, RecipeNewPage { layout, code: pf.code, name: pf.name, unit, next, form, mps, errors }, pc)
+}
+
+/// The form pre-filled from the active version (UI.md row 54).
+async fn new_version(State(st): State<AppState>, pc: PageCtx, id: Identity, Path(code): Path<String>) -> Response {
+    let mut form = RecipeForm { tolerance: "2".into(), ..Default::default() };
+    if let Ok(r) = crate::api::production::recipe_of(&st, &code, id.role).await
+        && r["active"].is_object()
+    {
+        let a = &r["active"];
+        form.output = fmt_qty_input(a["outputQuantity"].as_i64().unwrap_or(0));
+        form.weight = a["batchWeightG"].to_string();
+        form.tolerance = fmt_qty_input(a["lossToleranceBp"].as_i64().unwrap_or(200) * 10);
+        form.shelf_life = a["shelfLifeOverrideDays"].as_i64().map(|d| d.to_string()).unwrap_or_default();
+        form.notes = text(&a["notes"]);
+        form.items = a["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|i| ItemForm {
+                kind: text(&i["kind"]),
+                code: if i["kind"] == "FLUID" { text(&i["name"]) } else { text(&i["productCode"]) },
+                quantity: fmt_qty_input(i["quantity"].as_i64().unwrap_or(0)),
+                unit_label: text(&i["unitLabel"]),
+                cost: i["unitCost"].as_i64().map(|c| format!("{},{:02}", c / 100, c % 100)).unwrap_or_default(),
+            })
+            .collect();
+    }
+    form.items.resize(ITEM_ROWS.max(form.items.len()), ItemForm { kind: "MP".into(), ..Default::default() });
+    recipe_form_page(&st, &pc, &code, form, Vec::new(), StatusCode::OK).await
+}
+
+async fn save_version(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Path(code): Path<String>,
+    Form(raw): Form<HashMap<String, String>>,
+) -> Response {
+    let get = |k: &str| raw.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+    let rows = (0..).take_while(|i| raw.contains_key(&format!("kind_{i}"))).count();
+    let form = RecipeForm {
+        output: get("output"),
+        weight: get("weight"),
+        tolerance: get("tolerance"),
+        shelf_life: get("shelf_life"),
+        notes: get("notes"),
+        items: (0..rows)
+            .map(|i| ItemForm {
+                kind: get(&format!("kind_{i}")),
+                code: get(&format!("code_{i}")),
+                quantity: get(&format!("quantity_{i}")),
+                unit_label: get(&format!("unit_label_{i}")),
+                cost: get(&format!("cost_{i}")),
+            })
+            .collect(),
+    };
+    let mut errors = Vec::new();
+    let output = parse_qty(&form.output);
+    if output.is_none() {
+        errors.push("Quantité produite par fournée illisible.".into());
+    }
+    let weight = form.weight.replace([' ', '\u{202F}', '\u{00A0}'], "").parse::<i64>().ok();
+    if weight.is_none() {
+        errors.push("Poids d'une fournée illisible (en grammes).".into());
+    }
+    // The tolerance is typed in percent (2 or 2,5) and stored in basis points.
+    let tolerance = if form.tolerance.is_empty() { None } else { parse_qty(&form.tolerance).map(|m| m / 10) };
+    if !form.tolerance.is_empty() && tolerance.is_none() {
+        errors.push("Tolérance de perte illisible (en %, par exemple 2).".into());
+    }
+    let shelf_life = if form.shelf_life.is_empty() { None } else { form.shelf_life.parse::<i64>().ok() };
+    if !form.shelf_life.is_empty() && shelf_life.is_none() {
+        errors.push("Durée de vie illisible (en jours).".into());
+    }
+    let mut items = Vec::new();
+    for (i, it) in form.items.iter().enumerate().filter(|(_, it)| !it.code.is_empty()) {
+        let quantity = parse_qty(&it.quantity);
+        if quantity.is_none() {
+            errors.push(format!("Élément {} : quantité illisible (par exemple 12,5).", i + 1));
+        }
+        let fluid = it.kind == "FLUID";
+        let cost = if fluid { parse_money(&it.cost) } else { None };
+        if fluid && cost.is_none() {
+            errors.push(format!("Élément {} : coût unitaire illisible (en dinars).", i + 1));
+        }
+        items.push(RecipeItemBody {
+            kind: it.kind.clone(),
+            product_code: (!fluid).then(|| it.code.clone()),
+            name: fluid.then(|| it.code.clone()),
+            unit_label: fluid.then(|| it.unit_label.clone()),
+            quantity: quantity.unwrap_or(0),
+            unit_cost: cost,
+        });
+    }
+    if !errors.is_empty() {
+        return recipe_form_page(&st, &pc, &code, form, errors, StatusCode::BAD_REQUEST).await;
+    }
+    let body = RecipeBody {
+        output_quantity: output.unwrap_or(0),
+        batch_weight_g: weight.unwrap_or(0),
+        loss_tolerance_bp: tolerance,
+        shelf_life_override_days: shelf_life,
+        notes: Some(form.notes.clone()),
+        items,
+    };
+    match crate::api::production::save_recipe(&st, &code, &body, &id, &pc.ctx).await {
+        Ok(r) => {
+            let v = r["active"]["version"].as_i64().unwrap_or(0);
+            redirect_with_flash(
+                &format!("{RECIPES}/{}", text(&r["productCode"])),
+                "succes",
+                &format!("Version {v} enregistrée : elle est active, la précédente est archivée."),
+            )
+        }
+        Err(e) => {
+            let errors = refusal_lines(&e);
+            recipe_form_page(&st, &pc, &code, form, errors, e.status).await
+        }
+    }
+}
+
+// ---- traceability ---------------------------------------------------------------------------------------------
+
+struct TraceRow {
+    depth: u8,
+    label: String,
+    lot: String,
+    quantity: String,
+    detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "trace.html")]
+struct TracePage {
+    layout: Layout,
+    lot: String,
+    sens: String,
+    head: Option<String>,
+    rows: Vec<TraceRow>,
+    error: Option<String>,
+}
+
+fn trace_rows(t: &Value) -> Vec<TraceRow> {
+    let mut rows = Vec::new();
+    let b = &t["backward"];
+    if b["order"].is_object() {
+        rows.push(TraceRow {
+            depth: 1,
+            label: "Ordre de production".into(),
+            lot: text(&b["order"]["reference"]),
+            quantity: String::new(),
+            detail: format!(
+                "recette v{}, terminé le {}",
+                b["order"]["recipeVersion"].as_i64().unwrap_or(0),
+                jdate(&b["order"]["completionDate"])
+            ),
+        });
+    }
+    for i in b["inputs"].as_array().into_iter().flatten() {
+        rows.push(TraceRow {
+            depth: 2,
+            label: format!("{} ({})", text(&i["productName"]), text(&i["productCode"])),
+            lot: text(&i["lotNumber"]),
+            quantity: jqty(&i["quantityConsumed"], &i["unit"]),
+            detail: format!("DLC {}", jdate(&i["dlc"])),
+        });
+        let r = &i["reception"];
+        if r.is_object() {
+            rows.push(TraceRow {
+                depth: 3,
+                label: "Réception".into(),
+                lot: text(&r["reference"]),
+                quantity: String::new(),
+                detail: format!(
+                    "{} — {}{}",
+                    jdate(&r["date"]),
+                    text(&r["supplier"]["name"]),
+                    r["supplier"]["phone"].as_str().map(|p| format!(", {p}")).unwrap_or_default()
+                ),
+            });
+        }
+    }
+    if b["reception"].is_object() {
+        let r = &b["reception"];
+        rows.push(TraceRow {
+            depth: 1,
+            label: "Réception".into(),
+            lot: text(&r["reference"]),
+            quantity: String::new(),
+            detail: format!("{} — {}", jdate(&r["date"]), text(&r["supplier"]["name"])),
+        });
+    }
+    for u in t["forward"]["usedBy"].as_array().into_iter().flatten() {
+        rows.push(TraceRow {
+            depth: 1,
+            label: "Consommé par".into(),
+            lot: text(&u["order"]["reference"]),
+            quantity: jqty(&u["quantityConsumed"], &t["lot"]["unit"]),
+            detail: String::new(),
+        });
+        let p = &u["pfLot"];
+        if p.is_object() {
+            rows.push(TraceRow {
+                depth: 2,
+                label: format!("{} ({})", text(&p["productName"]), text(&p["productCode"])),
+                lot: text(&p["lotNumber"]),
+                quantity: jqty(&p["initialQuantity"], &p["unit"]),
+                detail: format!("reste en stock {}", jqty(&p["quantityRemaining"], &p["unit"])),
+            });
+        }
+    }
+    rows
+}
+
+async fn trace(State(st): State<AppState>, pc: PageCtx, Query(q): Query<HashMap<String, String>>) -> Response {
+    let lot = q.get("lot").map(|l| l.trim().to_uppercase()).unwrap_or_default();
+    let sens = q.get("sens").cloned().unwrap_or_else(|| "BOTH".into());
+    let mut p = TracePage {
+        layout: Layout::for_page("Traçabilité", "/tracabilite", &pc),
+        lot: lot.clone(),
+        sens: sens.clone(),
+        head: None,
+        rows: Vec::new(),
+        error: None,
+    };
+    if !lot.is_empty() {
+        let d = store::trace::Direction::parse(&sens).unwrap_or(store::trace::Direction::Both);
+        match store::trace::trace(st.dbmon.db().conn(), &lot, d).await {
+            Ok(Some(t)) => {
+                let l = &t["lot"];
+                p.head = Some(format!(
+                    "{} — {} ({}), reste {}",
+                    text(&l["lotNumber"]),
+                    text(&l["productName"]),
+                    text(&l["productCode"]),
+                    jqty(&l["quantityRemaining"], &l["unit"])
+                ));
+                p.rows = trace_rows(&t);
+            }
+            Ok(None) => p.error = Some(format!("Aucun lot {lot}.")),
+            Err(e) => return super::unavailable_page(&ApiError::from(e).message),
+        }
+    }
+    page(StatusCode::OK, p, &pc).into_response()
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(ORDERS, get(orders))
+        .route("/production/ordres/nouveau", get(new_order).post(create_order))
+        .route("/production/ordres/{reference}", get(order))
+        .route("/production/ordres/{reference}/demarrer", post(start))
+        .route("/production/ordres/{reference}/terminer", post(complete))
+        .route("/production/ordres/{reference}/replanifier", post(reschedule))
+        .route("/production/ordres/{reference}/annuler", post(cancel))
+        .route(RECIPES, get(recipes))
+        .route("/production/recettes/{code}", get(recipe))
+        .route("/production/recettes/{code}/nouvelle-version", get(new_version).post(save_version))
+        .route("/tracabilite", get(trace))
+}
