@@ -136,6 +136,12 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/api/production-orders/{reference}/start", PRODUCTION_WRITERS),
     r("POST", "/api/production-orders/{reference}/complete", PRODUCTION_WRITERS),
     r("POST", "/api/production-orders/{reference}/cancel", PRODUCTION_WRITERS),
+    // Capability 14: the cockpit is read by ADMIN, APPRO, PRODUCTION, COMPTABLE; alerts by every role, each seeing
+    // and handling the modules it reads (the handler filters and checks, DOMAIN.md §7.3).
+    r("GET", "/api/appro/cockpit", PRODUCTION_READERS),
+    r("GET", "/api/alerts", EVERYONE),
+    r("POST", "/api/alerts/{id}/acknowledge", EVERYONE),
+    r("POST", "/api/alerts/{id}/postpone", EVERYONE),
     // Capability 34: every role traces (COMMERCIAL R−: the trace carries no value).
     r("GET", "/api/trace", EVERYONE),
     r("GET", "/api/receptions", RECEPTION_READERS),
@@ -170,6 +176,7 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/mot-de-passe", AnySession),
     r("GET", "/mon-compte", AnySession),
     r("POST", "/mon-compte/sessions/{id}/fermer", AnySession),
+    page("/alertes", EVERYONE, "Accueil", "Alertes"),
     page("/stock", LOT_READERS, "Stock", "Santé du stock"),
     page("/stock/produits", LOT_READERS, "Stock", "Stock par produit"),
     page("/stock/lots", LOT_READERS, "Stock", "Lots"),
@@ -188,6 +195,7 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/stock/comptages/{reference}", COUNT_READERS),
     r("POST", "/stock/comptages/{reference}/valider", COUNT_VALIDATORS),
     r("POST", "/stock/comptages/{reference}/rejeter", COUNT_VALIDATORS),
+    page("/appro", PRODUCTION_READERS, "Approvisionnement", "Cockpit"),
     page("/appro/bons-de-commande", BC_READERS, "Approvisionnement", "Bons de commande"),
     r("GET", "/appro/bons-de-commande/nouveau", MP_WRITERS),
     r("POST", "/appro/bons-de-commande/nouveau", MP_WRITERS),
@@ -232,6 +240,9 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/catalogue/referentiels", ADMIN),
     page("/parametres/societe", EVERYONE, "Paramètres", "Société"),
     r("POST", "/parametres/societe", ADMIN),
+    // UI.md row 6: every role has its alerts (the handler shows the modules it reads).
+    r("POST", "/alertes/{id}/prendre-en-compte", EVERYONE),
+    r("POST", "/alertes/{id}/reporter", EVERYONE),
     page("/systeme/utilisateurs", ADMIN, "Système", "Utilisateurs"),
     r("GET", "/systeme/utilisateurs/nouveau", ADMIN),
     r("POST", "/systeme/utilisateurs/nouveau", ADMIN),

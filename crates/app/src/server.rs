@@ -181,10 +181,16 @@ impl App {
             db.write(|tx| Box::pin(async move { store::inventory::expire(&**tx, now).await })).await?;
             Ok::<_, store::StoreError>(())
         }));
-        // PLATFORM.md §8 `appro-alerts`, hourly at :00: late purchase orders (DOMAIN.md §6.4; the cockpit's MP alerts
-        // join it).
+        // PLATFORM.md §8 `appro-alerts`, hourly at :00: the MP alerts of the supply cockpit (DOMAIN.md §7.2, §7.3)
+        // and late purchase orders (§6.4), in one transaction.
         jobs.push(db_job("appro-alerts", Hourly { minute: 0 }, 600, db, clock, |db, now| async move {
-            db.write(|tx| Box::pin(async move { store::purchase::late_order_alerts(&**tx, now).await })).await?;
+            db.write(|tx| {
+                Box::pin(async move {
+                    store::appro::scan(&**tx, now).await?;
+                    store::purchase::late_order_alerts(&**tx, now).await
+                })
+            })
+            .await?;
             Ok::<_, store::StoreError>(())
         }));
         if db.backend() == store::Backend::Sqlite && options.scheduled_backup {

@@ -59,6 +59,97 @@ pub fn appro_status(m: &MpSupply) -> ApproStatus {
     }
 }
 
+/// §7.1: bloquante by criticité, or used by at least three active recipe versions of active PFs.
+pub fn bloquante(criticite: Option<&str>, active_recipe_uses: i64) -> bool {
+    criticite == Some("BLOQUANTE") || active_recipe_uses >= 3
+}
+
+/// §7.1 coverage in tenths of a day, rounded half up (`17` = 1,7 j); `None` is "∞" (no consumption in 30 days).
+pub fn coverage_tenths(stock_disponible: i64, consumption_30: i64) -> Option<i64> {
+    (consumption_30 > 0)
+        .then(|| crate::money::round_div(i128::from(stock_disponible.max(0)) * 300, i128::from(consumption_30)) as i64)
+}
+
+/// §7.2 suggested quantity: target = max(reorder, ⌈consumption_30 × (lead + 7) / 30⌉), minus what is in stock and on
+/// order, never negative. Only for MPs that are not OK.
+pub fn suggestion(m: &MpSupply, open_order_qty: i64) -> Option<i64> {
+    if appro_status(m) == ApproStatus::Ok {
+        return None;
+    }
+    let need = i128::from(m.consumption_30.max(0)) * i128::from(m.lead_time_days + 7);
+    let by_use = ((need + 29) / 30) as i64;
+    let target = m.reorder_threshold.max(by_use);
+    Some((target - m.stock_disponible.max(0) - open_order_qty.max(0)).max(0))
+}
+
+/// §7.2 suggestion priority.
+pub fn priority(status: ApproStatus, bloquante: bool) -> Option<&'static str> {
+    match status {
+        ApproStatus::Rupture => Some("URGENTE"),
+        ApproStatus::Critique if bloquante => Some("URGENTE"),
+        ApproStatus::Critique => Some("HAUTE"),
+        ApproStatus::ACommander => Some("NORMALE"),
+        ApproStatus::Ok => None,
+    }
+}
+
+/// §7.2 alert of an MP's status: `(type, severity)`.
+pub fn mp_alert(status: ApproStatus, bloquante: bool) -> Option<(&'static str, &'static str)> {
+    match status {
+        ApproStatus::Rupture if bloquante => Some(("MP_RUPTURE_BLOQUANTE", "CRITICAL")),
+        ApproStatus::Rupture => Some(("MP_RUPTURE", "WARNING")),
+        ApproStatus::Critique => Some(("MP_CRITIQUE", "WARNING")),
+        ApproStatus::ACommander => Some(("MP_A_COMMANDER", "INFO")),
+        ApproStatus::Ok => None,
+    }
+}
+
+/// The MP alert types the cockpit scan owns (it closes them when the condition is gone).
+pub const MP_ALERTS: [&str; 4] = ["MP_RUPTURE_BLOQUANTE", "MP_RUPTURE", "MP_CRITIQUE", "MP_A_COMMANDER"];
+
+/// §7.2 supply-risk index min(100, 30·B + 20·R + 10·C) and its level.
+pub fn risk_index(bloquantes_in_rupture: i64, other_ruptures: i64, critiques: i64) -> (i64, &'static str) {
+    let v = (30 * bloquantes_in_rupture + 20 * other_ruptures + 10 * critiques).min(100);
+    let level = match v {
+        0..=30 => "SAIN",
+        31..=60 => "SURVEILLANCE",
+        _ => "CRITIQUE",
+    };
+    (v, level)
+}
+
+/// §7.3 postpone: not for `MP_RUPTURE_BLOQUANTE` nor `LOTS_PERIMES`, a reason of 10 characters, an end within 7 days.
+pub fn check_postpone(
+    alert_type: &str,
+    status: &str,
+    reason: &str,
+    until: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<String, crate::rejection::Rejection> {
+    use crate::rejection::Rejection;
+    if matches!(alert_type, "MP_RUPTURE_BLOQUANTE" | "LOTS_PERIMES") {
+        return Err(Rejection::new("REPORT_INTERDIT", 409, "Report interdit pour ce type d'alerte."));
+    }
+    if !matches!(status, "OPEN" | "ACKNOWLEDGED") {
+        return Err(alerte_deja_traitee());
+    }
+    let reason = crate::validation::reason(reason, 10)?;
+    if until <= now || until > now + chrono::Duration::days(7) {
+        return Err(Rejection::new("DATE_INVALIDE", 422, "Date invalide : le report dure au plus 7 jours.")
+            .with_details(serde_json::json!({"field": "until"})));
+    }
+    Ok(reason)
+}
+
+/// §7.3 acknowledge: once, from OPEN.
+pub fn check_acknowledge(status: &str) -> Result<(), crate::rejection::Rejection> {
+    if status == "OPEN" { Ok(()) } else { Err(alerte_deja_traitee()) }
+}
+
+fn alerte_deja_traitee() -> crate::rejection::Rejection {
+    crate::rejection::Rejection::new("ALERTE_DEJA_TRAITEE", 409, "Alerte déjà traitée.")
+}
+
 /// §17 "Lots à échéance" buckets for a usable-or-quarantined lot: J0, J+1, J+2–3, J+4–7; `None` outside [today,
 /// today + 7].
 pub fn echeance_bucket(dlc: NaiveDate, today: NaiveDate) -> Option<usize> {
@@ -188,6 +279,69 @@ mod tests {
         assert_eq!(appro_status(&MpSupply { stock_disponible: 0, ..m }), ApproStatus::Rupture);
         // Coverage exactly the lead time is not short: 2 400 L at 1 200 L/day over 2 days.
         assert_eq!(appro_status(&MpSupply { stock_disponible: 2_400_000, ..m }), ApproStatus::Ok);
+    }
+
+    /// Scenarios 25–27 and the postpone rules of 28.
+    #[test]
+    fn cockpit_suggestions_priorities_and_risk() {
+        // 25: coverage 1,7 d < 2 d → CRITIQUE, target max(1 500, 36 000 × 9 / 30 = 10 800) → 8 800 L.
+        let milk = MpSupply {
+            stock_disponible: 2_000_000,
+            safety_threshold: 1_000_000,
+            reorder_threshold: 1_500_000,
+            consumption_30: 36_000_000,
+            lead_time_days: 2,
+        };
+        assert_eq!(coverage_tenths(milk.stock_disponible, milk.consumption_30), Some(17));
+        assert_eq!(suggestion(&milk, 0), Some(8_800_000));
+        assert_eq!(suggestion(&milk, 5_000_000), Some(3_800_000), "what is on order counts");
+        assert_eq!(priority(appro_status(&milk), false), Some("HAUTE"));
+        assert_eq!(priority(appro_status(&milk), true), Some("URGENTE"));
+        // 26: min 100 kg (reorder 150), consumption 90 kg, lead 7 d, stock 120 kg → À COMMANDER, 30 kg.
+        let salt = MpSupply {
+            stock_disponible: 120_000,
+            safety_threshold: 100_000,
+            reorder_threshold: 150_000,
+            consumption_30: 90_000,
+            lead_time_days: 7,
+        };
+        assert_eq!(appro_status(&salt), ApproStatus::ACommander);
+        assert_eq!(suggestion(&salt, 0), Some(30_000));
+        assert_eq!(priority(ApproStatus::ACommander, false), Some("NORMALE"));
+        assert_eq!(suggestion(&MpSupply { stock_disponible: 200_000, ..salt }, 0), None, "OK needs nothing");
+        assert_eq!(coverage_tenths(5, 0), None);
+        // 27 and the §7.2 example.
+        assert_eq!(risk_index(2, 1, 3), (100, "CRITIQUE"));
+        assert_eq!(risk_index(0, 1, 1), (30, "SAIN"));
+        assert_eq!(risk_index(1, 1, 2), (70, "CRITIQUE"));
+        assert_eq!(risk_index(0, 2, 0), (40, "SURVEILLANCE"));
+        assert!(bloquante(Some("BLOQUANTE"), 0) && bloquante(Some("HAUTE"), 3) && !bloquante(None, 2));
+        assert_eq!(mp_alert(ApproStatus::Rupture, true), Some(("MP_RUPTURE_BLOQUANTE", "CRITICAL")));
+        assert_eq!(mp_alert(ApproStatus::Rupture, false), Some(("MP_RUPTURE", "WARNING")));
+        assert_eq!(mp_alert(ApproStatus::ACommander, false), Some(("MP_A_COMMANDER", "INFO")));
+        // 28: postponing a blocking rupture is refused; a reason of 10 characters and at most 7 days otherwise.
+        let now: chrono::DateTime<chrono::Utc> = "2025-03-14T09:00:00Z".parse().unwrap();
+        let day = chrono::Duration::days(1);
+        let e = check_postpone("MP_RUPTURE_BLOQUANTE", "OPEN", "Livraison prévue lundi", now + day, now).unwrap_err();
+        assert_eq!((e.code, e.status), ("REPORT_INTERDIT", 409));
+        assert_eq!(
+            check_postpone("MP_CRITIQUE", "OPEN", "Lundi", now + day, now).unwrap_err().code,
+            "MOTIF_TROP_COURT"
+        );
+        assert_eq!(
+            check_postpone("MP_CRITIQUE", "OPEN", "Livraison prévue lundi", now + day * 8, now).unwrap_err().code,
+            "DATE_INVALIDE"
+        );
+        assert_eq!(
+            check_postpone("MP_CRITIQUE", "ACKNOWLEDGED", " Livraison prévue lundi ", now + day * 7, now),
+            Ok("Livraison prévue lundi".into())
+        );
+        assert_eq!(
+            check_postpone("MP_CRITIQUE", "POSTPONED", "Livraison prévue lundi", now + day, now).unwrap_err().code,
+            "ALERTE_DEJA_TRAITEE"
+        );
+        assert!(check_acknowledge("OPEN").is_ok());
+        assert_eq!(check_acknowledge("ACKNOWLEDGED").unwrap_err().code, "ALERTE_DEJA_TRAITEE");
     }
 
     #[test]

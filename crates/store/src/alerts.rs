@@ -28,6 +28,8 @@ pub mod entity {
         pub acknowledged_at: Option<ChronoDateTimeUtc>,
         pub postponed_until: Option<ChronoDateTimeUtc>,
         pub closed_at: Option<ChronoDateTimeUtc>,
+        pub postpone_reason: Option<String>,
+        pub postponed_by: Option<Uuid>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -85,6 +87,8 @@ pub async fn raise<C: ConnectionTrait>(c: &C, r: Raise<'_>, now: DateTime<Utc>) 
                 acknowledged_at: Set(None),
                 postponed_until: Set(None),
                 closed_at: Set(None),
+                postpone_reason: Set(None),
+                postponed_by: Set(None),
             })
             .exec_without_returning(c)
             .await?;
@@ -100,4 +104,125 @@ pub async fn open_of_type(db: &crate::Db, alert_type: &str) -> Result<Vec<Alert>
         .order_by_asc(entity::Column::FirstSeenAt)
         .all(db.conn())
         .await?)
+}
+
+const ACTIVE: [&str; 3] = ["OPEN", "ACKNOWLEDGED", "POSTPONED"];
+
+/// Closes the active alerts of `alert_type` whose object is not in `still_true` (§7.3: the condition is gone).
+/// Returns how many were closed.
+pub async fn close_except<C: ConnectionTrait>(
+    c: &C,
+    alert_type: &str,
+    still_true: &[String],
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let mut q = entity::Entity::update_many()
+        .col_expr(entity::Column::Status, Expr::value("CLOSED"))
+        .col_expr(entity::Column::ClosedAt, Expr::value(Some(now)))
+        .filter(entity::Column::AlertType.eq(alert_type))
+        .filter(entity::Column::Status.is_in(ACTIVE));
+    if !still_true.is_empty() {
+        q = q.filter(entity::Column::EntityId.is_not_in(still_true.to_vec()));
+    }
+    Ok(q.exec(c).await?.rows_affected)
+}
+
+/// POSTPONED alerts whose end has come go back to OPEN (the scan closed those whose condition is gone first).
+pub async fn reopen_due<C: ConnectionTrait>(c: &C, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    Ok(entity::Entity::update_many()
+        .col_expr(entity::Column::Status, Expr::value("OPEN"))
+        .col_expr(entity::Column::PostponedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .filter(entity::Column::Status.eq("POSTPONED"))
+        .filter(entity::Column::PostponedUntil.lte(now))
+        .exec(c)
+        .await?
+        .rows_affected)
+}
+
+/// Every alert not closed, the most severe first, then the oldest.
+pub async fn active(db: &crate::Db) -> Result<Vec<Alert>, StoreError> {
+    let mut all = entity::Entity::find()
+        .filter(entity::Column::Status.is_in(ACTIVE))
+        .order_by_asc(entity::Column::FirstSeenAt)
+        .all(db.conn())
+        .await?;
+    let rank = |s: &str| match s {
+        "CRITICAL" => 0,
+        "WARNING" => 1,
+        _ => 2,
+    };
+    all.sort_by_key(|a| rank(&a.severity));
+    Ok(all)
+}
+
+pub async fn by_id<C: ConnectionTrait>(c: &C, id: Uuid) -> Result<Option<Alert>, StoreError> {
+    Ok(entity::Entity::find_by_id(id).one(c).await?)
+}
+
+/// OPEN → ACKNOWLEDGED, once (§7.3); the guarded update makes a second click, even concurrent, `ALERTE_DEJA_TRAITEE`.
+pub async fn acknowledge<C: ConnectionTrait>(
+    c: &C,
+    a: &Alert,
+    actor: &crate::audit::Actor,
+    now: DateTime<Utc>,
+) -> Result<(), crate::error::OpError> {
+    domain::kpi::check_acknowledge(&a.status)?;
+    let r = entity::Entity::update_many()
+        .col_expr(entity::Column::Status, Expr::value("ACKNOWLEDGED"))
+        .col_expr(entity::Column::AcknowledgedBy, Expr::value(actor.user_id))
+        .col_expr(entity::Column::AcknowledgedAt, Expr::value(Some(now)))
+        .filter(entity::Column::Id.eq(a.id))
+        .filter(entity::Column::Status.eq("OPEN"))
+        .exec(c)
+        .await?;
+    if r.rows_affected != 1 {
+        domain::kpi::check_acknowledge("ACKNOWLEDGED")?;
+    }
+    crate::audit::append(
+        c,
+        actor,
+        crate::audit::Change::new("ALERT_ACKNOWLEDGED")
+            .entity("alert", a.id)
+            .before(serde_json::json!({"status": a.status}))
+            .after(serde_json::json!({"status": "ACKNOWLEDGED", "type": a.alert_type, "object": a.entity_id})),
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// OPEN or ACKNOWLEDGED → POSTPONED until `until` with a reason (§7.3).
+pub async fn postpone<C: ConnectionTrait>(
+    c: &C,
+    a: &Alert,
+    reason: &str,
+    until: DateTime<Utc>,
+    actor: &crate::audit::Actor,
+    now: DateTime<Utc>,
+) -> Result<(), crate::error::OpError> {
+    let reason = domain::kpi::check_postpone(&a.alert_type, &a.status, reason, until, now)?;
+    let r = entity::Entity::update_many()
+        .col_expr(entity::Column::Status, Expr::value("POSTPONED"))
+        .col_expr(entity::Column::PostponedUntil, Expr::value(Some(until)))
+        .col_expr(entity::Column::PostponeReason, Expr::value(Some(reason.clone())))
+        .col_expr(entity::Column::PostponedBy, Expr::value(actor.user_id))
+        .filter(entity::Column::Id.eq(a.id))
+        .filter(entity::Column::Status.is_in(["OPEN", "ACKNOWLEDGED"]))
+        .exec(c)
+        .await?;
+    if r.rows_affected != 1 {
+        domain::kpi::check_acknowledge("POSTPONED")?;
+    }
+    crate::audit::append(
+        c,
+        actor,
+        crate::audit::Change::new("ALERT_POSTPONED")
+            .entity("alert", a.id)
+            .before(serde_json::json!({"status": a.status}))
+            .after(serde_json::json!({"status": "POSTPONED", "until": until, "type": a.alert_type}))
+            .reason(reason),
+        now,
+    )
+    .await?;
+    Ok(())
 }

@@ -51,7 +51,10 @@ pub struct StockDashboard {
 }
 
 /// Σ PRODUCTION_OUT − Σ PRODUCTION_CANCEL per MP over [today − 30, today − 1] (§7.1).
-async fn consumption_30<C: ConnectionTrait>(c: &C, today: NaiveDate) -> Result<Vec<(Uuid, i64)>, StoreError> {
+pub(crate) async fn consumption_30<C: ConnectionTrait>(
+    c: &C,
+    today: NaiveDate,
+) -> Result<Vec<(Uuid, i64)>, StoreError> {
     let sql = "SELECT product_id, CAST(SUM(CASE WHEN origin = 'PRODUCTION_OUT' THEN quantity ELSE -quantity END) \
                AS BIGINT) AS qty FROM stock_movements WHERE origin IN ('PRODUCTION_OUT', 'PRODUCTION_CANCEL') \
                AND business_date >= $1 AND business_date <= $2 GROUP BY product_id";
@@ -79,6 +82,7 @@ pub async fn stock_dashboard<C: ConnectionTrait>(
         .all(c)
         .await?;
     let consumption = if kinds.contains(&"MP") { consumption_30(c, today).await? } else { Vec::new() };
+    let uses = if kinds.contains(&"MP") { crate::appro::recipe_uses(c).await? } else { Default::default() };
     let mut d = StockDashboard {
         today,
         score: 100,
@@ -130,8 +134,8 @@ pub async fn stock_dashboard<C: ConnectionTrait>(
                 consumption_30: consumption.iter().find(|(id, _)| *id == p.id).map_or(0, |x| x.1),
                 lead_time_days: i64::from(p.lead_time_days),
             };
-            // Bloquante by criticité; "used by ≥ 3 active recipes" joins when recipes exist (production issue).
-            (domain::kpi::appro_status(&m), p.criticite.as_deref() == Some("BLOQUANTE"))
+            let bloquante = domain::kpi::bloquante(p.criticite.as_deref(), uses.get(&p.id).copied().unwrap_or(0));
+            (domain::kpi::appro_status(&m), bloquante)
         } else if p.min_stock > 0 && stock <= 0 {
             // available_to_promise = disponible − committed; nothing is committed before invoices exist.
             (ApproStatus::Rupture, false)

@@ -3,6 +3,7 @@
 //! One module per area; the platform's own tables (secrets, job leases, schema metadata) live in `platform`.
 
 pub mod alerts;
+pub mod appro;
 pub mod audit;
 pub mod backups;
 pub mod catalogue;

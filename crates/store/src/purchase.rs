@@ -621,8 +621,10 @@ pub async fn late_order_alerts<C: ConnectionTrait>(c: &C, now: DateTime<Utc>) ->
         .all(c)
         .await?;
     let mut new = 0;
+    let mut still_late = Vec::new();
     for o in open {
         let Some(days) = o.expected_date.and_then(|e| domain::purchase::days_late(e, today)) else { continue };
+        still_late.push(o.reference.clone());
         let mut critical = false;
         for l in lines_of(c, o.id).await? {
             let p = crate::stock::product(c, l.product_id).await?;
@@ -644,5 +646,7 @@ pub async fn late_order_alerts<C: ConnectionTrait>(c: &C, now: DateTime<Utc>) ->
         .await?;
         new += usize::from(raised);
     }
+    // Received, closed or cancelled since: the alert has no object any more (§7.3).
+    crate::alerts::close_except(c, "BC_EN_RETARD", &still_late, now).await?;
     Ok(new)
 }

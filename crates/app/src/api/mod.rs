@@ -12,6 +12,7 @@ use crate::platform::errors::ApiError;
 use crate::state::AppState;
 
 pub mod admin;
+pub mod appro;
 pub mod audit;
 pub mod auth;
 pub mod catalogue;
@@ -89,6 +90,10 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(production::complete))
         .routes(routes!(production::cancel))
         .routes(routes!(production::trace))
+        .routes(routes!(appro::get_cockpit))
+        .routes(routes!(appro::list_alerts))
+        .routes(routes!(appro::acknowledge))
+        .routes(routes!(appro::postpone))
         .routes(routes!(stock::list_receptions, stock::create_reception))
         .routes(routes!(stock::get_reception))
         .routes(routes!(stock::list_lots))

@@ -14,6 +14,7 @@ use crate::platform::cache::CacheMode;
 
 use crate::state::AppState;
 
+pub mod appro;
 pub mod assets;
 pub mod catalogue;
 pub mod counts;
@@ -411,6 +412,7 @@ pub fn router() -> Router<AppState> {
         .merge(stock::router())
         .merge(purchase::router())
         .merge(production::router())
+        .merge(appro::router())
         .merge(stock::lot_router())
         .merge(catalogue::router())
         .merge(counts::router())

@@ -190,6 +190,8 @@ async fn new_order(State(st): State<AppState>, pc: PageCtx, Query(q): Query<Hash
     let mut lines = vec![LineForm { tva: "1900".into(), ..Default::default() }; LINES];
     if let Some(mp) = q.get("matiere") {
         lines[0].product = mp.to_uppercase();
+        // From the cockpit's suggestion (UI.md row 11, "Créer un BC").
+        lines[0].quantity = q.get("quantite").cloned().unwrap_or_default();
     }
     let form = OrderForm { supplier: q.get("fournisseur").cloned().unwrap_or_default(), lines, ..Default::default() };
     new_page(&st, &pc, form, Vec::new(), StatusCode::OK).await

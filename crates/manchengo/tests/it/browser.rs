@@ -191,6 +191,7 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
     assert_eq!(
         labels,
         vec![
+            "Alertes",
             "Santé du stock",
             "Stock par produit",
             "Lots",
@@ -198,6 +199,7 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Mouvements",
             "Comptages",
             "Pertes",
+            "Cockpit",
             "Bons de commande",
             "Réceptions",
             "Fournisseurs",
@@ -261,6 +263,7 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
     assert_eq!(
         labels,
         vec![
+            "Alertes",
             "Santé du stock",
             "Stock par produit",
             "Lots",
@@ -268,6 +271,7 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Mouvements",
             "Comptages",
             "Pertes",
+            "Cockpit",
             "Bons de commande",
             "Réceptions",
             "Fournisseurs",
@@ -675,6 +679,74 @@ async fn a_batch_is_planned_started_completed_and_traced_through_the_pages() {
     assert!(tree.contains(&format!("REC-{year}-00001")) && tree.contains("Laiterie du Djurdjura SARL"), "{tree}");
     web.goto(srv.url("/production/ordres?onglet=termines")).await.unwrap();
     assert!(plain(&body_text(&web).await).contains("90,0 %"));
+    web.quit().await.unwrap();
+    srv.stop().await;
+}
+
+/// UI.md row 11 and §4 (a): APPRO reads the cockpit (risk, the MP in rupture with its suggestion), opens a BC from the
+/// suggestion with the quantity filled in, then acknowledges and postpones alerts from the page.
+#[tokio::test]
+async fn the_cockpit_shows_the_rupture_and_its_alerts_are_handled_from_the_page() {
+    let Some(driver) = start_chromedriver() else { return };
+    let t = TestDb::new(Kind::Sqlite).await.unwrap();
+    let srv = TestServer::start(&t, &[]).await;
+    let token = crate::support::bearer(&srv, domain::identity::Role::Appro).await;
+    for body in [
+        serde_json::json!({"code": "MP-SEL", "name": "Sel", "category": "ADDITIVE", "baseUnit": "KG", "perishable": false, "reorderThreshold": 10_000}),
+        serde_json::json!({"code": "MP-SAC", "name": "Sac thermo", "category": "PACKAGING", "baseUnit": "U", "perishable": false, "reorderThreshold": 500_000}),
+    ] {
+        let r = crate::support::client()
+            .post(srv.url("/api/catalogue/mp"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let now = chrono::Utc::now();
+    srv.state.dbmon.db().write(|tx| Box::pin(async move { store::appro::scan(&**tx, now).await })).await.unwrap();
+    let web = browser(&driver, 1366).await;
+    login(&web, &srv, &crate::support::email_of(domain::identity::Role::Appro), crate::support::PASSWORD).await;
+    web.goto(srv.url("/appro")).await.unwrap();
+    // Two ruptures (not bloquante): 2 × 20 = 40 → Surveillance.
+    assert_eq!(web.find(By::Id("indice-risque")).await.unwrap().text().await.unwrap(), "40 / 100");
+    assert_eq!(web.find(By::Id("niveau-risque")).await.unwrap().text().await.unwrap(), "Surveillance");
+    let table = plain(&web.find(By::Id("matieres")).await.unwrap().text().await.unwrap());
+    assert!(table.contains("Sel (MP-SEL) Rupture 0,000 kg ∞ / délai 7 j 0,000 kg 10,000 kg Urgente"), "{table}");
+    web.find(By::XPath("//tr[contains(., 'MP-SEL')]//a[.='Créer un BC']")).await.unwrap().click().await.unwrap();
+    assert_eq!(web.find(By::Id("quantity_0")).await.unwrap().value().await.unwrap().as_deref(), Some("10"));
+    assert_eq!(
+        web.find(By::Css("#product_0 option:checked")).await.unwrap().value().await.unwrap().as_deref(),
+        Some("MP-SEL")
+    );
+
+    web.goto(srv.url("/appro")).await.unwrap();
+    let alerts = plain(&web.find(By::Id("alertes")).await.unwrap().text().await.unwrap());
+    assert!(
+        alerts.contains("Sel (MP-SEL) : rupture de stock.")
+            && alerts.contains("Sac thermo (MP-SAC) : rupture de stock."),
+        "{alerts}"
+    );
+    web.find(By::XPath("//tr[contains(., 'MP-SEL')]//button[.='Prendre en compte']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let text = body_text(&web).await;
+    assert!(text.contains("Alerte prise en compte."), "{text}");
+    let row =
+        web.find(By::XPath("//table[@id='alertes']//tr[contains(., 'MP-SEL')]")).await.unwrap().text().await.unwrap();
+    assert!(row.contains("Prise en compte"), "{row}");
+    web.find(By::XPath("//tr[contains(., 'MP-SAC')]//summary")).await.unwrap().click().await.unwrap();
+    let row = web.find(By::XPath("//table[@id='alertes']//tr[contains(., 'MP-SAC')]")).await.unwrap();
+    row.find(By::Css("input[name='reason']")).await.unwrap().send_keys("Commande passée ce matin").await.unwrap();
+    let until = (chrono::Utc::now() + chrono::Duration::days(3)).format("%m%d%Y").to_string();
+    row.find(By::Css("input[name='until']")).await.unwrap().send_keys(&until).await.unwrap();
+    row.find(By::XPath(".//button[.='Reporter']")).await.unwrap().click().await.unwrap();
+    let text = body_text(&web).await;
+    assert!(text.contains("Alerte reportée.") && text.contains("Commande passée ce matin"), "{text}");
     web.quit().await.unwrap();
     srv.stop().await;
 }

@@ -1,6 +1,7 @@
 //! All integration tests in one binary (one link instead of ten). Storage tests run on SQLite and PostgreSQL.
 
 mod api;
+mod appro;
 mod browser;
 mod cache;
 mod catalogue;

@@ -71,11 +71,12 @@ async fn migrating_twice_applies_nothing_the_second_time() {
                 "m20261128_000008_idempotency",
                 "m20261128_000009_backup_runs",
                 "m20261128_000010_purchase_orders",
-                "m20261128_000011_production"
+                "m20261128_000011_production",
+                "m20261128_000012_alert_postpone"
             ]
         );
         assert!(store::migration::migrate(&db).await.unwrap().is_empty());
-        assert_eq!(store::migration::schema_version(&db).await.unwrap(), 11);
+        assert_eq!(store::migration::schema_version(&db).await.unwrap(), 12);
         let status = store::migration::status(&db).await.unwrap();
         assert!(status.iter().all(|m| m.applied));
     })

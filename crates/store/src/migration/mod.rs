@@ -17,6 +17,7 @@ mod m20261128_000008_idempotency;
 mod m20261128_000009_backup_runs;
 mod m20261128_000010_purchase_orders;
 mod m20261128_000011_production;
+mod m20261128_000012_alert_postpone;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000009_backup_runs::Migration),
             Box::new(m20261128_000010_purchase_orders::Migration),
             Box::new(m20261128_000011_production::Migration),
+            Box::new(m20261128_000012_alert_postpone::Migration),
         ]
     }
 }
