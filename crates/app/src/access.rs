@@ -308,6 +308,7 @@ mod tests {
         assert_eq!(
             admin,
             vec![
+                "Alertes",
                 "Santé du stock",
                 "Stock par produit",
                 "Lots",
@@ -315,9 +316,13 @@ mod tests {
                 "Mouvements",
                 "Comptages",
                 "Pertes",
+                "Cockpit",
                 "Bons de commande",
                 "Réceptions",
                 "Fournisseurs",
+                "Ordres",
+                "Recettes",
+                "Traçabilité",
                 "Clients",
                 "Matières premières",
                 "Produits finis",
@@ -330,16 +335,31 @@ mod tests {
             ]
         );
         let comptable: Vec<_> = menu(Comptable).into_iter().map(|(s, _)| s).collect();
-        assert_eq!(comptable, vec!["Stock", "Approvisionnement", "Ventes", "Catalogue", "Paramètres", "Contrôle"]);
+        assert_eq!(
+            comptable,
+            vec![
+                "Accueil",
+                "Stock",
+                "Approvisionnement",
+                "Production",
+                "Traçabilité",
+                "Ventes",
+                "Catalogue",
+                "Paramètres",
+                "Contrôle"
+            ]
+        );
         let commercial: Vec<_> = menu(Role::Commercial).into_iter().flat_map(|(_, i)| i).map(|(l, _)| l).collect();
         assert_eq!(
             commercial,
             vec![
+                "Alertes",
                 "Santé du stock",
                 "Stock par produit",
                 "Lots",
                 "Échéances DLC",
                 "Mouvements",
+                "Traçabilité",
                 "Clients",
                 "Produits finis",
                 "Référentiels",
