@@ -325,6 +325,54 @@ pub fn completion(
     })
 }
 
+/// A completed order as the production dashboard reads it (§17).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Done {
+    pub date: NaiveDate,
+    pub produced: i64,
+    pub yield_bp: i64,
+    pub tolerance_bp: i64,
+    /// Consumed + fluid cost, centimes.
+    pub cost: i64,
+}
+
+/// One day of a PF's production: output, mean yield, cost per unit (centimes per base unit, weighted by output).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayPoint {
+    pub date: NaiveDate,
+    pub output: i64,
+    pub mean_yield_bp: Option<i64>,
+    pub unit_cost: Option<i64>,
+}
+
+/// Every day of [from, to], empty days included, so the charts keep their time axis.
+pub fn daily_series(done: &[Done], from: NaiveDate, to: NaiveDate) -> Vec<DayPoint> {
+    let mut out = Vec::new();
+    let mut d = from;
+    while d <= to {
+        let day: Vec<&Done> = done.iter().filter(|x| x.date == d).collect();
+        let output: i64 = day.iter().map(|x| x.produced).sum();
+        let cost: i128 = day.iter().map(|x| i128::from(x.cost)).sum();
+        let mean_yield_bp = (!day.is_empty())
+            .then(|| round_div(day.iter().map(|x| i128::from(x.yield_bp)).sum(), day.len() as i128) as i64);
+        let unit_cost = (output > 0).then(|| round_div(cost * 1000, i128::from(output)) as i64);
+        out.push(DayPoint { date: d, output, mean_yield_bp, unit_cost });
+        d += chrono::Duration::days(1);
+    }
+    out
+}
+
+/// §17 "Rendement production (7 j)": the mean yield of orders completed in the last 7 days (today included) and
+/// how many were outside their tolerance.
+pub fn yield_7_days(done: &[Done], today: NaiveDate) -> (Option<i64>, usize) {
+    let week: Vec<&Done> =
+        done.iter().filter(|x| x.date <= today && x.date > today - chrono::Duration::days(7)).collect();
+    let mean = (!week.is_empty())
+        .then(|| round_div(week.iter().map(|x| i128::from(x.yield_bp)).sum(), week.len() as i128) as i64);
+    let outside = week.iter().filter(|x| (x.yield_bp - 10_000).abs() > x.tolerance_bp).count();
+    (mean, outside)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,6 +506,30 @@ mod tests {
         assert_eq!(pf_dlc(d("2025-03-15"), None, None), None);
         assert_eq!(need(200_000, 3), Ok(600_000));
         assert_eq!(need(i64::MAX, 2).unwrap_err().code, "VALEUR_HORS_LIMITES");
+    }
+
+    #[test]
+    fn the_dashboard_series_and_the_week_yield() {
+        let done =
+            |date: &str, produced, yield_bp, cost| Done { date: d(date), produced, yield_bp, tolerance_bp: 200, cost };
+        let all = [
+            done("2025-03-10", 45_000, 9_000, 70_000),
+            done("2025-03-12", 50_000, 10_000, 70_000),
+            done("2025-03-12", 49_000, 9_800, 70_000),
+            done("2025-03-14", 51_000, 10_200, 70_000),
+        ];
+        let s = daily_series(&all, d("2025-03-11"), d("2025-03-13"));
+        assert_eq!(s.len(), 3);
+        assert_eq!(s[0], DayPoint { date: d("2025-03-11"), output: 0, mean_yield_bp: None, unit_cost: None });
+        // 99 pieces for 1 400,00 DA → 1 414 c per piece; yields 100 % and 98 % → 99 %.
+        assert_eq!(
+            s[1],
+            DayPoint { date: d("2025-03-12"), output: 99_000, mean_yield_bp: Some(9_900), unit_cost: Some(1_414) }
+        );
+        // Seven days to the 14th include the 10th: mean of 90, 100, 98, 102 = 97,5 % → 9 750 bp; only 90 % is out.
+        assert_eq!(yield_7_days(&all, d("2025-03-14")), (Some(9_750), 1));
+        assert_eq!(yield_7_days(&all, d("2025-03-17")), (Some(10_000), 0), "the 10th left the window");
+        assert_eq!(yield_7_days(&[], d("2025-03-17")), (None, 0));
     }
 
     /// §8.3: 120 kg + 80 kg at 3.00 DA/kg and 10 U at 10.00 DA, 45 pieces of 50 → 1 556 c per piece, yield 9 000 bp,

@@ -7,6 +7,7 @@ use app::config::{Config, help_table};
 
 mod bench;
 mod bench_stock;
+mod bench_trace;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -122,6 +123,21 @@ enum BenchWhat {
         /// Taille du registre pour le stock à date.
         #[arg(long, default_value_t = 1_000_000)]
         movements: usize,
+        /// Fichier où écrire la section (ex. docs/BENCHMARKS.md).
+        #[arg(long)]
+        write: Option<std::path::PathBuf>,
+        /// Base à utiliser (défaut : une base SQLite temporaire ; PostgreSQL : une base vide).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// Traçabilité amont et aval sur une année de production (réceptions et ordres écrits par la couche store).
+    Trace {
+        /// Jours de production générés (trois ordres par jour).
+        #[arg(long, default_value_t = 365)]
+        days: usize,
+        /// Traces mesurées de chaque sens.
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
         /// Fichier où écrire la section (ex. docs/BENCHMARKS.md).
         #[arg(long)]
         write: Option<std::path::PathBuf>,
@@ -254,6 +270,24 @@ fn main() -> ExitCode {
         Command::Bench { what: BenchWhat::Login { logins, write, database_url } } => {
             match runtime().block_on(bench::login_bench(database_url, logins.max(4), write)) {
                 Ok(section) => {
+                    println!("{section}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("échec du banc d'essai : {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Bench { what: BenchWhat::Trace { days, samples, write, database_url } } => {
+            match runtime().block_on(bench_trace::trace_bench(database_url, days.max(2), samples.max(1))) {
+                Ok(section) => {
+                    if let Some(path) = write
+                        && let Err(e) = bench::write_section(&path, &section)
+                    {
+                        eprintln!("écriture impossible : {e}");
+                        return ExitCode::from(1);
+                    }
                     println!("{section}");
                     ExitCode::SUCCESS
                 }

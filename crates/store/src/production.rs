@@ -802,3 +802,38 @@ pub async fn view<C: ConnectionTrait>(c: &C, reference: &str, now: DateTime<Utc>
     };
     Ok(OrderView { order, pf, version, needs, consumptions, pf_lot })
 }
+
+/// Orders completed on or after `from` with their PF and the version's tolerance (production dashboard, §17).
+pub async fn completed_since(db: &crate::Db, from: NaiveDate) -> Result<Vec<(Order, Product, i64)>, StoreError> {
+    let c = db.conn();
+    let done = orders::Entity::find()
+        .filter(orders::Column::Status.eq(OpStatus::Completed.code()))
+        .filter(orders::Column::CompletionDate.gte(from))
+        .order_by_asc(orders::Column::CompletionDate)
+        .all(c)
+        .await?;
+    let mut out = Vec::new();
+    let mut cache: std::collections::HashMap<Uuid, (Option<Product>, i64)> = std::collections::HashMap::new();
+    for o in done {
+        if let std::collections::hash_map::Entry::Vacant(e) = cache.entry(o.recipe_version_id) {
+            let tol = version_by_id(c, o.recipe_version_id).await?.map_or(0, |v| i64::from(v.loss_tolerance_bp));
+            e.insert((crate::stock::product(c, o.product_id).await?, tol));
+        }
+        if let Some((Some(p), tol)) = cache.get(&o.recipe_version_id).cloned() {
+            out.push((o, p, tol));
+        }
+    }
+    Ok(out)
+}
+
+/// PF lots waiting for their QC release (QUARANTINE, something left).
+pub async fn qc_waiting(db: &crate::Db) -> Result<u64, StoreError> {
+    use crate::stock::lots;
+    use sea_orm::PaginatorTrait;
+    Ok(lots::Entity::find()
+        .filter(lots::Column::Status.eq("QUARANTINE"))
+        .filter(lots::Column::Origin.eq("PRODUCTION"))
+        .filter(lots::Column::QuantityRemaining.gt(0))
+        .count(db.conn())
+        .await?)
+}

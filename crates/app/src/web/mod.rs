@@ -17,6 +17,7 @@ use crate::state::AppState;
 pub mod appro;
 pub mod assets;
 pub mod catalogue;
+pub mod charts;
 pub mod counts;
 pub mod identity;
 pub mod production;

@@ -961,8 +961,133 @@ async fn trace(State(st): State<AppState>, pc: PageCtx, Query(q): Query<HashMap<
     page(StatusCode::OK, p, &pc).into_response()
 }
 
+// ---- dashboard ------------------------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "production_dashboard.html")]
+struct DashboardPage {
+    layout: Layout,
+    yield_7: String,
+    outside: usize,
+    today_orders: Vec<(String, String, &'static str)>,
+    qc_waiting: usize,
+    products: Vec<(String, String, bool)>,
+    unit: String,
+    output_chart: String,
+    yield_chart: String,
+    cost_chart: Option<String>,
+    can_create: bool,
+}
+
+/// UI.md row 12: the week's yield, today's orders, the QC queue, and 30 days of output, yield and unit cost of one
+/// PF as SVG charts.
+async fn dashboard(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    use super::charts::{Point, bars, line};
+    let db = st.dbmon.db();
+    let today = domain::stock::today_algiers(st.clock.now());
+    let from = today - chrono::Duration::days(29);
+    let (done, all) = match (store::production::completed_since(db, from).await, store::production::list(db).await) {
+        (Ok(d), Ok(a)) => (d, a),
+        (Err(e), _) | (_, Err(e)) => return super::unavailable_page(&ApiError::from(e).message),
+    };
+    let facts = |pick: &dyn Fn(&store::stock::Product) -> bool| -> Vec<domain::production::Done> {
+        done.iter()
+            .filter(|(_, p, _)| pick(p))
+            .filter_map(|(o, _, tol)| {
+                Some(domain::production::Done {
+                    date: o.completion_date?,
+                    produced: o.quantity_produced?,
+                    yield_bp: i64::from(o.yield_bp?),
+                    tolerance_bp: *tol,
+                    cost: o.consumed_cost? + o.fluid_cost.unwrap_or(0),
+                })
+            })
+            .collect()
+    };
+    let (mean, outside) = domain::production::yield_7_days(&facts(&|_| true), today);
+    let mut products: Vec<(String, String, bool)> = Vec::new();
+    for (_, p, _) in &done {
+        if !products.iter().any(|x| x.0 == p.code) {
+            products.push((p.code.clone(), p.name.clone(), false));
+        }
+    }
+    let chosen = q
+        .get("produit")
+        .map(|c| c.to_uppercase())
+        .filter(|c| products.iter().any(|p| &p.0 == c))
+        .or_else(|| products.first().map(|p| p.0.clone()));
+    for p in &mut products {
+        p.2 = Some(&p.0) == chosen.as_ref();
+    }
+    let pf = done.iter().map(|(_, p, _)| p).find(|p| Some(&p.code) == chosen.as_ref()).cloned();
+    let (mut unit, mut output_chart, mut yield_chart, mut cost_chart) =
+        (String::new(), String::new(), String::new(), None);
+    if let Some(pf) = &pf {
+        let series = domain::production::daily_series(&facts(&|p| p.id == pf.id), from, today);
+        let label = |d: chrono::NaiveDate| d.format("%d/%m").to_string();
+        let u = Unit::parse(&pf.base_unit).unwrap_or(Unit::Kg);
+        unit = u.label_fr().to_string();
+        let output: Vec<Point> = series
+            .iter()
+            .map(|s| Point { label: label(s.date), value: Some(s.output), text: qty(s.output, &pf.base_unit) })
+            .collect();
+        output_chart = bars("graphe-production", &format!("Production de {} par jour", pf.name), &unit, &output);
+        let yields: Vec<Point> = series
+            .iter()
+            .map(|s| Point {
+                label: label(s.date),
+                value: s.mean_yield_bp,
+                text: s.mean_yield_bp.map(domain::format::percent_bp).unwrap_or_default(),
+            })
+            .collect();
+        let tol = done.iter().filter(|(_, p, _)| p.id == pf.id).map(|(_, _, t)| *t).next_back().unwrap_or(200);
+        yield_chart =
+            line("graphe-rendement", "Rendement moyen par jour", "%", &yields, Some((10_000 - tol, 10_000 + tol)));
+        if sees_costs(id.role) {
+            let costs: Vec<Point> = series
+                .iter()
+                .map(|s| Point {
+                    label: label(s.date),
+                    value: s.unit_cost,
+                    text: s.unit_cost.map(fmt_money).unwrap_or_default(),
+                })
+                .collect();
+            cost_chart = Some(line("graphe-cout", "Coût de revient unitaire par jour", "DA", &costs, None));
+        }
+    }
+    let today_orders = all
+        .iter()
+        .filter(|(o, _)| {
+            o.planned_date == today
+                && matches!(store::production::status_of(o), OpStatus::Pending | OpStatus::InProgress)
+        })
+        .map(|(o, p)| (o.reference.clone(), p.name.clone(), store::production::status_of(o).label()))
+        .collect();
+    let qc_waiting = store::production::qc_waiting(db).await.unwrap_or(0) as usize;
+    let p = DashboardPage {
+        layout: Layout::for_page("Tableau de bord production", "/production", &pc),
+        yield_7: mean.map(domain::format::percent_bp).unwrap_or_else(|| "—".into()),
+        outside,
+        today_orders,
+        qc_waiting,
+        products,
+        unit,
+        output_chart,
+        yield_chart,
+        cost_chart,
+        can_create: writer(id.role),
+    };
+    page(StatusCode::OK, p, &pc)
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/production", get(dashboard))
         .route(ORDERS, get(orders))
         .route("/production/ordres/nouveau", get(new_order).post(create_order))
         .route("/production/ordres/{reference}", get(order))

@@ -203,6 +203,7 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Bons de commande",
             "Réceptions",
             "Fournisseurs",
+            "Tableau de bord",
             "Ordres",
             "Recettes",
             "Traçabilité",
@@ -275,6 +276,7 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Bons de commande",
             "Réceptions",
             "Fournisseurs",
+            "Tableau de bord",
             "Ordres",
             "Recettes",
             "Traçabilité",
@@ -679,6 +681,12 @@ async fn a_batch_is_planned_started_completed_and_traced_through_the_pages() {
     assert!(tree.contains(&format!("REC-{year}-00001")) && tree.contains("Laiterie du Djurdjura SARL"), "{tree}");
     web.goto(srv.url("/production/ordres?onglet=termines")).await.unwrap();
     assert!(plain(&body_text(&web).await).contains("90,0 %"));
+    // The dashboard: the week's yield and today's bar; no cost chart for PRODUCTION (UI.md row 50: A, Co).
+    web.goto(srv.url("/production")).await.unwrap();
+    assert_eq!(plain(&web.find(By::Id("rendement-7j")).await.unwrap().text().await.unwrap()), "90,0 %");
+    assert_eq!(web.find_all(By::Css("#graphe-production rect")).await.unwrap().len(), 1);
+    assert_eq!(web.find_all(By::Css("#graphe-rendement circle")).await.unwrap().len(), 1);
+    assert!(web.find_all(By::Id("graphe-cout")).await.unwrap().is_empty());
     web.quit().await.unwrap();
     srv.stop().await;
 }
