@@ -144,6 +144,8 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/api/alerts/{id}/postpone", EVERYONE),
     // Capability 34: every role traces (COMMERCIAL R−: the trace carries no value).
     r("GET", "/api/trace", EVERYONE),
+    r("GET", "/api/trace/recall", EVERYONE),
+    r("POST", "/api/trace/recall/block", ADMIN),
     r("GET", "/api/receptions", RECEPTION_READERS),
     r("POST", "/api/receptions", MP_WRITERS),
     r("GET", "/api/receptions/{reference}", RECEPTION_READERS),
@@ -218,6 +220,8 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/production/recettes/{code}/nouvelle-version", PRODUCTION_WRITERS),
     r("POST", "/production/recettes/{code}/nouvelle-version", PRODUCTION_WRITERS),
     page("/tracabilite", EVERYONE, "Traçabilité", "Traçabilité"),
+    r("GET", "/tracabilite/rappel", EVERYONE),
+    r("POST", "/tracabilite/rappel/bloquer", ADMIN),
     page("/appro/receptions", RECEPTION_READERS, "Approvisionnement", "Réceptions"),
     r("GET", "/appro/receptions/nouvelle", MP_WRITERS),
     r("POST", "/appro/receptions/nouvelle", MP_WRITERS),

@@ -295,6 +295,28 @@ pub fn after_restore(status: LotStatus, dlc: Option<NaiveDate>, today: NaiveDate
     }
 }
 
+/// Where a lot's quantity went (§9 recall report), milli-units.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LotBalance {
+    pub initial: i64,
+    pub remaining: i64,
+    /// PRODUCTION_OUT − PRODUCTION_CANCEL.
+    pub used_in_production: i64,
+    /// SALE movements (deliveries).
+    pub delivered: i64,
+    pub lost: i64,
+    /// INVENTORY_ADJUST OUT − IN.
+    pub adjusted: i64,
+}
+
+impl LotBalance {
+    /// §9: initial = delivered + remaining + lost + adjusted (+ used in production for an MP lot); what does not
+    /// reconcile is the "écart", shown on the report and failing `manchengo check`.
+    pub fn ecart(&self) -> i64 {
+        self.initial - self.remaining - self.used_in_production - self.delivered - self.lost - self.adjusted
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Allocation {
     pub lot_id: String,
@@ -490,6 +512,15 @@ pub fn check_write_off(l: &LotFacts) -> Result<i64, Rejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recalled_lot_reconciles_or_shows_its_gap() {
+        let b = LotBalance { initial: 45_000, remaining: 20_000, delivered: 24_000, lost: 1_000, ..Default::default() };
+        assert_eq!(b.ecart(), 0);
+        let mp = LotBalance { initial: 320_000, remaining: 120_000, used_in_production: 200_000, ..Default::default() };
+        assert_eq!(mp.ecart(), 0);
+        assert_eq!(LotBalance { adjusted: -1_000, ..b }.ecart(), 1_000, "a count that found more is a gap to explain");
+    }
 
     /// §5.2 and scenario 34: a cancelled production puts L1 (DLC 03-20) back BLOCKED(EXPIRED) on 03-21, L2 (DLC
     /// 03-25) AVAILABLE; a manually blocked lot keeps its block.

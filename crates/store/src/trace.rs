@@ -141,3 +141,93 @@ pub async fn trace<C: ConnectionTrait>(c: &C, lot_number: &str, d: Direction) ->
     }
     Ok(Some(out))
 }
+
+/// One lot of a recall report and where its quantity went.
+#[derive(Debug, Clone)]
+pub struct RecallLot {
+    pub lot: Lot,
+    pub product: Product,
+    pub balance: domain::stock::LotBalance,
+}
+
+/// The recall report of a lot (§9): the lot itself and, for an MP lot, every PF lot made from it, each with its
+/// balance; the clients to call join with the deliveries (sales issue).
+pub async fn recall<C: ConnectionTrait>(c: &C, lot_number: &str) -> Result<Option<Vec<RecallLot>>, StoreError> {
+    use crate::production::{consumptions, orders};
+    let Some(origin) = crate::stock::lot_by_number(c, lot_number.trim()).await? else { return Ok(None) };
+    let mut lots = vec![origin.clone()];
+    let rows = consumptions::Entity::find().filter(consumptions::Column::LotId.eq(origin.id)).all(c).await?;
+    for r in rows {
+        let Some(o) = orders::Entity::find_by_id(r.production_order_id).one(c).await? else { continue };
+        if let Some(id) = o.pf_lot_id
+            && !lots.iter().any(|l| l.id == id)
+            && let Some(l) = crate::stock::lots::Entity::find_by_id(id).one(c).await?
+        {
+            lots.push(l);
+        }
+    }
+    let mut out = Vec::new();
+    for l in lots {
+        let sums = c
+            .query_all_raw(crate::stock::stmt(
+                c.get_database_backend(),
+                "SELECT origin, direction, CAST(SUM(quantity) AS BIGINT) AS n FROM stock_movements \
+                 WHERE lot_id = $1 GROUP BY origin, direction",
+                vec![l.id.into()],
+            ))
+            .await?;
+        let mut b = domain::stock::LotBalance {
+            initial: l.initial_quantity,
+            remaining: l.quantity_remaining,
+            ..Default::default()
+        };
+        for r in sums {
+            let (origin, direction, n): (String, String, i64) =
+                (r.try_get("", "origin")?, r.try_get("", "direction")?, r.try_get("", "n")?);
+            match (origin.as_str(), direction.as_str()) {
+                ("PRODUCTION_OUT", _) => b.used_in_production += n,
+                ("PRODUCTION_CANCEL", _) => b.used_in_production -= n,
+                ("SALE", _) => b.delivered += n,
+                ("LOSS", _) => b.lost += n,
+                ("INVENTORY_ADJUST", "OUT") => b.adjusted += n,
+                ("INVENTORY_ADJUST", "IN") => b.adjusted -= n,
+                _ => {}
+            }
+        }
+        let product = product(c, l.product_id).await?;
+        out.push(RecallLot { lot: l, product, balance: b });
+    }
+    Ok(Some(out))
+}
+
+/// "Bloquer tous" (§9, ADMIN): every lot of the report with something left and not yet blocked is blocked MANUAL with
+/// the recall note, in one transaction. Returns the lot numbers blocked.
+pub async fn block_recall<C: ConnectionTrait>(
+    c: &C,
+    lot_number: &str,
+    note: &str,
+    actor: &crate::audit::Actor,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<String>, crate::error::OpError> {
+    domain::validation::reason(note, 10)?;
+    let lots = recall(c, lot_number).await?.ok_or_else(|| domain::rejection::Rejection::non_trouve("Lot"))?;
+    let mut blocked = Vec::new();
+    for r in lots
+        .iter()
+        .filter(|r| r.lot.quantity_remaining > 0 && matches!(r.lot.status.as_str(), "AVAILABLE" | "QUARANTINE"))
+    {
+        let n = note.to_string();
+        crate::stock::change_status(
+            c,
+            &r.lot.lot_number,
+            "LOT_BLOCKED",
+            note,
+            move |f| domain::stock::block(f, &n),
+            actor,
+            now,
+        )
+        .await?;
+        blocked.push(r.lot.lot_number.clone());
+    }
+    Ok(blocked)
+}

@@ -90,6 +90,8 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(production::complete))
         .routes(routes!(production::cancel))
         .routes(routes!(production::trace))
+        .routes(routes!(production::recall))
+        .routes(routes!(production::recall_block))
         .routes(routes!(appro::get_cockpit))
         .routes(routes!(appro::list_alerts))
         .routes(routes!(appro::acknowledge))

@@ -670,3 +670,137 @@ pub async fn trace(State(st): State<AppState>, Query(q): Query<TraceQuery>) -> R
         Err(e) => ApiError::from(e).into_response(),
     }
 }
+
+/// The recall report as the API, the page and the CSV give it.
+pub fn recall_json(lots: &[store::trace::RecallLot]) -> Value {
+    let rows: Vec<Value> = lots
+        .iter()
+        .map(|r| {
+            let b = &r.balance;
+            json!({
+                "lotNumber": r.lot.lot_number, "productCode": r.product.code, "productName": r.product.name,
+                "kind": r.product.kind, "unit": r.product.base_unit, "status": r.lot.status,
+                "blockReason": r.lot.block_reason, "dlc": r.lot.dlc, "initial": b.initial, "remaining": b.remaining,
+                "usedInProduction": b.used_in_production, "delivered": b.delivered, "lost": b.lost,
+                "adjusted": b.adjusted, "ecart": b.ecart(),
+            })
+        })
+        .collect();
+    let pf: Vec<&store::trace::RecallLot> = lots.iter().filter(|r| r.product.kind == "PF").collect();
+    let sum = |f: &dyn Fn(&domain::stock::LotBalance) -> i64| pf.iter().map(|r| f(&r.balance)).sum::<i64>();
+    json!({
+        "lot": rows.first(), "lots": rows,
+        // Deliveries and credit-note returns join with the sales issue; the sections are there, empty.
+        "clients": [], "returns": [],
+        "totals": {
+            "produced": sum(&|b| b.initial), "delivered": sum(&|b| b.delivered), "inStock": sum(&|b| b.remaining),
+            "returned": 0, "lost": sum(&|b| b.lost), "ecart": sum(&|b| b.ecart()),
+        },
+    })
+}
+
+/// One CSV row per lot of the report.
+pub fn recall_csv(v: &Value) -> String {
+    use domain::format::csv_line;
+    let mut out = String::from("\u{FEFF}");
+    out.push_str(&csv_line(&[
+        "lot",
+        "produit",
+        "designation",
+        "statut",
+        "dlc",
+        "initial",
+        "en_stock",
+        "utilise_en_production",
+        "livre",
+        "perdu",
+        "ajuste",
+        "ecart",
+        "unite",
+    ]));
+    for l in v["lots"].as_array().into_iter().flatten() {
+        out.push_str(&csv_line(&[
+            s(&l["lotNumber"]),
+            s(&l["productCode"]),
+            s(&l["productName"]),
+            s(&l["status"]),
+            s(&l["dlc"]),
+            qty(&l["initial"]),
+            qty(&l["remaining"]),
+            qty(&l["usedInProduction"]),
+            qty(&l["delivered"]),
+            qty(&l["lost"]),
+            qty(&l["adjusted"]),
+            qty(&l["ecart"]),
+            s(&l["unit"]),
+        ]));
+    }
+    out
+}
+
+#[derive(Deserialize, utoipa::IntoParams, Debug)]
+pub struct RecallQuery {
+    /// The recalled lot (a supplier's MP lot or a PF lot).
+    pub lot: String,
+    /// `csv` for the export.
+    pub format: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/trace/recall", tag = "production", params(RecallQuery), responses(
+    (status = 200, description = "Rapport de rappel : lots concernés, stock restant, livré, perdu, écart ; clients (ventes)"),
+    (status = 404, description = "NON_TROUVE")))]
+pub async fn recall(State(st): State<AppState>, Query(q): Query<RecallQuery>) -> Response {
+    match store::trace::recall(st.dbmon.db().conn(), &q.lot).await {
+        Ok(Some(lots)) => {
+            let v = recall_json(&lots);
+            if q.format.as_deref().is_some_and(|f| f.eq_ignore_ascii_case("csv")) {
+                let name = format!(
+                    "rappel-{}.csv",
+                    q.lot.trim().replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
+                );
+                (
+                    [
+                        (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                        (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+                    ],
+                    recall_csv(&v),
+                )
+                    .into_response()
+            } else {
+                Json(v).into_response()
+            }
+        }
+        Ok(None) => ApiError::from(Rejection::non_trouve("Lot")).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+#[derive(Deserialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RecallBlockBody {
+    pub lot: String,
+    /// The recall note, at least 10 characters; it becomes each lot's block note.
+    pub note: String,
+}
+
+pub async fn block_all(st: &AppState, b: &RecallBlockBody, id: &Identity, ctx: &Ctx) -> Result<Value, ApiError> {
+    let (actor, now, b) = (id.actor(ctx), st.clock.now(), b.clone());
+    let blocked = write(st, move |tx| {
+        let (actor, b) = (actor.clone(), b.clone());
+        Box::pin(async move { store::trace::block_recall(&**tx, &b.lot, &b.note, &actor, now).await })
+    })
+    .await?;
+    Ok(json!({"blocked": blocked}))
+}
+
+#[utoipa::path(post, path = "/api/trace/recall/block", tag = "production", request_body = RecallBlockBody, responses(
+    (status = 200, description = "Lots bloqués (MANUAL, note de rappel)"),
+    (status = 422, description = "MOTIF_TROP_COURT"), (status = 404, description = "NON_TROUVE")))]
+pub async fn recall_block(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    id: Identity,
+    ApiJson(b): ApiJson<RecallBlockBody>,
+) -> Response {
+    block_all(&st, &b, &id, &ctx).await.map(Json).into_response()
+}

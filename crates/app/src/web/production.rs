@@ -1085,6 +1085,114 @@ async fn dashboard(
     page(StatusCode::OK, p, &pc)
 }
 
+struct RecallRow {
+    lot: String,
+    product: String,
+    status: String,
+    dlc: String,
+    initial: String,
+    remaining: String,
+    used: String,
+    delivered: String,
+    lost: String,
+    ecart: String,
+    gap: bool,
+}
+
+#[derive(Template)]
+#[template(path = "recall.html")]
+struct RecallPage {
+    layout: Layout,
+    lot: String,
+    rows: Vec<RecallRow>,
+    totals: (String, String, String, String),
+    can_block: bool,
+}
+
+/// The recall report (DOMAIN.md §9, UI.md row 57 "Rapport de rappel").
+async fn recall(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let lot = q.get("lot").map(|l| l.trim().to_uppercase()).unwrap_or_default();
+    let lots = match store::trace::recall(st.dbmon.db().conn(), &lot).await {
+        Ok(Some(l)) => l,
+        Ok(None) => return super::not_found().await,
+        Err(e) => return super::unavailable_page(&ApiError::from(e).message),
+    };
+    let v = crate::api::production::recall_json(&lots);
+    let rows = v["lots"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            let u = &l["unit"];
+            let status = domain::stock::LotStatus::from_codes(
+                l["status"].as_str().unwrap_or_default(),
+                l["blockReason"].as_str(),
+            )
+            .map(|s| s.label_fr())
+            .unwrap_or_default();
+            RecallRow {
+                lot: text(&l["lotNumber"]),
+                product: format!("{} ({})", text(&l["productName"]), text(&l["productCode"])),
+                status: status.to_string(),
+                dlc: jdate(&l["dlc"]),
+                initial: jqty(&l["initial"], u),
+                remaining: jqty(&l["remaining"], u),
+                used: jqty(&l["usedInProduction"], u),
+                delivered: jqty(&l["delivered"], u),
+                lost: jqty(&l["lost"], u),
+                ecart: jqty(&l["ecart"], u),
+                gap: l["ecart"].as_i64().unwrap_or(0) != 0,
+            }
+        })
+        .collect();
+    // Totals are over the PF lots, in the PF's unit (the first PF lot's; one recall concerns one PF in practice).
+    let pf_unit = lots.iter().find(|r| r.product.kind == "PF").map(|r| r.product.base_unit.clone());
+    let t = &v["totals"];
+    let total = |k: &str| match &pf_unit {
+        Some(u) => jqty(&t[k], &Value::String(u.clone())),
+        None => "—".into(),
+    };
+    let p = RecallPage {
+        layout: Layout::for_page(&format!("Rapport de rappel — {lot}"), "/tracabilite", &pc),
+        totals: (total("produced"), total("delivered"), total("inStock"), total("lost")),
+        lot,
+        rows,
+        can_block: id.role == Role::Admin,
+    };
+    page(StatusCode::OK, p, &pc)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RecallBlockForm {
+    lot: String,
+    note: String,
+    #[allow(dead_code)]
+    _csrf: String,
+}
+
+async fn recall_block(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Form(f): Form<RecallBlockForm>,
+) -> Response {
+    let back = format!("/tracabilite/rappel?lot={}", crate::auth::urlencode(&f.lot));
+    let body = crate::api::production::RecallBlockBody { lot: f.lot.clone(), note: f.note.clone() };
+    match crate::api::production::block_all(&st, &body, &id, &pc.ctx).await {
+        Ok(v) => {
+            let n = v["blocked"].as_array().map_or(0, Vec::len);
+            redirect_with_flash(&back, "succes", &format!("{n} lot(s) bloqué(s) avec la note de rappel."))
+        }
+        Err(e) => redirect_with_flash(&back, "erreur", &e.message),
+    }
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/production", get(dashboard))
@@ -1099,4 +1207,6 @@ pub fn router() -> Router<AppState> {
         .route("/production/recettes/{code}", get(recipe))
         .route("/production/recettes/{code}/nouvelle-version", get(new_version).post(save_version))
         .route("/tracabilite", get(trace))
+        .route("/tracabilite/rappel", get(recall))
+        .route("/tracabilite/rappel/bloquer", post(recall_block))
 }

@@ -679,6 +679,9 @@ async fn a_batch_is_planned_started_completed_and_traced_through_the_pages() {
     let tree = plain(&web.find(By::Id("arbre")).await.unwrap().text().await.unwrap());
     assert!(tree.contains(&reference) && tree.contains("Lait cru (MP-LAIT)") && tree.contains("200,000 kg"), "{tree}");
     assert!(tree.contains(&format!("REC-{year}-00001")) && tree.contains("Laiterie du Djurdjura SARL"), "{tree}");
+    web.find(By::LinkText("Rapport de rappel")).await.unwrap().click().await.unwrap();
+    assert_eq!(plain(&web.find(By::Id("total-stock")).await.unwrap().text().await.unwrap()), "45 pcs");
+    assert!(web.find_all(By::Id("note")).await.unwrap().is_empty(), "only ADMIN blocks a recall");
     web.goto(srv.url("/production/ordres?onglet=termines")).await.unwrap();
     assert!(plain(&body_text(&web).await).contains("90,0 %"));
     // The dashboard: the week's yield and today's bar; no cost chart for PRODUCTION (UI.md row 50: A, Co).

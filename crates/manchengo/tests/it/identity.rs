@@ -83,6 +83,8 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("POST", "/api/production-orders/{reference}/complete", "ADMIN,PRODUCTION"),
     ("POST", "/api/production-orders/{reference}/cancel", "ADMIN,PRODUCTION"),
     ("GET", "/api/trace", "ADMIN,APPRO,PRODUCTION,COMMERCIAL,COMPTABLE"),
+    ("GET", "/api/trace/recall", "ADMIN,APPRO,PRODUCTION,COMMERCIAL,COMPTABLE"),
+    ("POST", "/api/trace/recall/block", "ADMIN"),
     ("GET", "/api/appro/cockpit", "ADMIN,APPRO,PRODUCTION,COMPTABLE"),
     ("GET", "/api/alerts", "ADMIN,APPRO,PRODUCTION,COMMERCIAL,COMPTABLE"),
     ("POST", "/api/alerts/{id}/acknowledge", "ADMIN,APPRO,PRODUCTION,COMMERCIAL,COMPTABLE"),

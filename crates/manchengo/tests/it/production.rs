@@ -244,6 +244,27 @@ async fn scenarios_29_to_32_recipe_versions_start_and_completion() {
         let (s, b) = call(&srv, "GET", "/api/trace?lot=L999999-999", &appro, None).await;
         assert_eq!((s, code(&b)), (404, "NON_TROUVE"));
 
+        // The recall report of L1: L1 itself (all used in production) and the PF lot made from it, still in stock.
+        let r = get(&srv, &format!("/api/trace/recall?lot={l1}"), &appro).await;
+        let lots: Vec<(&str, i64, i64, i64, i64)> = r["lots"].as_array().unwrap().iter().map(|l| (
+            l["lotNumber"].as_str().unwrap(), l["initial"].as_i64().unwrap(), l["remaining"].as_i64().unwrap(),
+            l["usedInProduction"].as_i64().unwrap(), l["ecart"].as_i64().unwrap(),
+        )).collect();
+        assert_eq!(lots, [(l1.as_str(), 120_000, 0, 120_000, 0), ("PF-TEST-250315-01", 45_000, 45_000, 0, 0)]);
+        assert_eq!(r["totals"], json!({"produced": 45_000, "delivered": 0, "inStock": 45_000, "returned": 0, "lost": 0, "ecart": 0}));
+        let csv = client().get(srv.url(&format!("/api/trace/recall?lot={l1}&format=csv"))).bearer_auth(&appro).send().await.unwrap().text().await.unwrap();
+        assert_eq!(csv.trim_start_matches('\u{FEFF}').lines().nth(2), Some("PF-TEST-250315-01;PF-TEST;Fromage test;AVAILABLE;2025-09-11;45.000;45.000;0.000;0.000;0.000;0.000;0.000;U"));
+        // "Bloquer tous": ADMIN only, with a recall note; L1 is empty, the PF lot is blocked MANUAL with the note.
+        let (s, _) = post(&srv, "/api/trace/recall/block", &production, json!({"lot": l1, "note": "Rappel fournisseur lot F123"})).await;
+        assert_eq!(s, 403);
+        let admin = bearer(&srv, Role::Admin).await;
+        let (s, b) = post(&srv, "/api/trace/recall/block", &admin, json!({"lot": l1, "note": "Rappel"})).await;
+        assert_eq!((s, code(&b)), (422, "MOTIF_TROP_COURT"));
+        let (s, b) = post(&srv, "/api/trace/recall/block", &admin, json!({"lot": l1, "note": "Rappel fournisseur lot F123"})).await;
+        assert_eq!((s, b["blocked"].clone()), (200, json!(["PF-TEST-250315-01"])), "{b}");
+        let blocked = store::stock::lot_by_number(srv.state.dbmon.db().conn(), "PF-TEST-250315-01").await.unwrap().unwrap();
+        assert_eq!((blocked.status.as_str(), blocked.block_reason.as_deref(), blocked.block_note.as_deref()), ("BLOCKED", Some("MANUAL"), Some("Rappel fournisseur lot F123")));
+
         // R−: APPRO sees the order without a cost; COMMERCIAL does not see it.
         let seen = get(&srv, "/api/production-orders/OP-2025-00001", &appro).await;
         assert!(seen.get("unitCost").is_none() && seen["consumptions"][0].get("unitCost").is_none(), "{seen}");
