@@ -481,6 +481,39 @@ pub async fn save_client<C: ConnectionTrait>(
 }
 
 /// Deactivates or reactivates a product (the blocking checks of §3.3/3.4 join with recipes, BCs and invoices).
+/// What keeps an MP active (DOMAIN.md §3.3): the active recipe versions that use it and the open purchase orders
+/// that order it, named (`recette PF-EDAM v3`, `BC-2025-00042`).
+pub async fn mp_blockers<C: ConnectionTrait>(c: &C, product_id: Uuid) -> Result<Vec<String>, StoreError> {
+    let backend = c.get_database_backend();
+    let recipes = c
+        .query_all_raw(crate::stock::stmt(
+            backend,
+            "SELECT p.code AS code, v.version AS version FROM recipe_items i \
+             JOIN recipe_versions v ON v.id = i.recipe_version_id JOIN products p ON p.id = v.product_id \
+             WHERE i.product_id = $1 AND v.status = 'ACTIVE' ORDER BY p.code",
+            vec![product_id.into()],
+        ))
+        .await?;
+    let orders = c
+        .query_all_raw(crate::stock::stmt(
+            backend,
+            "SELECT DISTINCT o.reference AS reference FROM purchase_order_lines l \
+             JOIN purchase_orders o ON o.id = l.purchase_order_id \
+             WHERE l.product_id = $1 AND o.status IN ('DRAFT', 'SENT', 'CONFIRMED', 'PARTIAL') ORDER BY o.reference",
+            vec![product_id.into()],
+        ))
+        .await?;
+    let mut out = Vec::new();
+    for r in recipes {
+        let (code, v): (String, i32) = (r.try_get("", "code")?, r.try_get("", "version")?);
+        out.push(format!("recette {code} v{v}"));
+    }
+    for r in orders {
+        out.push(r.try_get::<String>("", "reference")?);
+    }
+    Ok(out)
+}
+
 pub async fn set_product_active<C: ConnectionTrait>(
     c: &C,
     p: &Product,
@@ -496,6 +529,18 @@ pub async fn set_product_active<C: ConnectionTrait>(
                 409,
                 format!("Produit utilisé par du stock restant : désactivation impossible ({}).", p.code),
             )
+            .into());
+        }
+    }
+    if !active && p.kind == "MP" {
+        let blockers = mp_blockers(c, p.id).await?;
+        if !blockers.is_empty() {
+            return Err(Rejection::new(
+                "PRODUIT_UTILISE",
+                409,
+                format!("{} est utilisé : {}. Désactivation impossible.", p.code, blockers.join(", ")),
+            )
+            .with_details(serde_json::json!({"blockers": blockers}))
             .into());
         }
     }

@@ -837,3 +837,22 @@ pub async fn qc_waiting(db: &crate::Db) -> Result<u64, StoreError> {
         .count(db.conn())
         .await?)
 }
+
+/// The QC queue (UI.md row 56): QUARANTINE lots with something left, from receptions, orders and returns, by DLC.
+pub async fn quarantine_queue(db: &crate::Db) -> Result<Vec<(crate::stock::Lot, Product)>, StoreError> {
+    use crate::stock::lots;
+    let c = db.conn();
+    let mut all = lots::Entity::find()
+        .filter(lots::Column::Status.eq("QUARANTINE"))
+        .filter(lots::Column::QuantityRemaining.gt(0))
+        .all(c)
+        .await?;
+    all.sort_by_key(|l| (l.dlc.is_none(), l.dlc, l.created_at));
+    let mut out = Vec::new();
+    for l in all {
+        if let Some(p) = crate::stock::product(c, l.product_id).await? {
+            out.push((l, p));
+        }
+    }
+    Ok(out)
+}

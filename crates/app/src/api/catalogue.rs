@@ -164,6 +164,33 @@ pub async fn update_mp(
     save_mp(&st, Some(existing), &b, &id, &ctx).await.map(|p| Json(cat::product_json(&p))).into_response()
 }
 
+/// Deactivates or reactivates an MP (DOMAIN.md §3.3): refused with the list of blockers while an active recipe
+/// version or an open purchase order uses it.
+async fn set_mp_active(st: &AppState, code: &str, active: bool, id: &Identity, ctx: &Ctx) -> Result<Value, ApiError> {
+    let p = product_of(st, "MP", code).await?;
+    let (actor, now) = (id.actor(ctx), st.clock.now());
+    let target = p.clone();
+    write(st, move |tx| {
+        let (p, actor) = (target.clone(), actor.clone());
+        Box::pin(async move { cat::set_product_active(&**tx, &p, active, &actor, now).await })
+    })
+    .await?;
+    let p = product_of(st, "MP", &p.code).await?;
+    Ok(cat::product_json(&p))
+}
+
+#[utoipa::path(post, path = "/api/catalogue/mp/{code}/deactivate", tag = "catalogue", responses(
+    (status = 200, description = "Désactivée"), (status = 409, description = "PRODUIT_UTILISE (details.blockers)")))]
+pub async fn deactivate_mp(State(st): State<AppState>, ctx: Ctx, id: Identity, Path(code): Path<String>) -> Response {
+    set_mp_active(&st, &code, false, &id, &ctx).await.map(Json).into_response()
+}
+
+#[utoipa::path(post, path = "/api/catalogue/mp/{code}/reactivate", tag = "catalogue", responses(
+    (status = 200, description = "Réactivée")))]
+pub async fn reactivate_mp(State(st): State<AppState>, ctx: Ctx, id: Identity, Path(code): Path<String>) -> Response {
+    set_mp_active(&st, &code, true, &id, &ctx).await.map(Json).into_response()
+}
+
 // ---- PF -----------------------------------------------------------------------------------------------------------
 
 #[derive(Deserialize, ToSchema, Clone)]

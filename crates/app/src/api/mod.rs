@@ -68,6 +68,8 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(audit::get))
         .routes(routes!(catalogue::list_mp, catalogue::create_mp))
         .routes(routes!(catalogue::get_mp, catalogue::update_mp))
+        .routes(routes!(catalogue::deactivate_mp))
+        .routes(routes!(catalogue::reactivate_mp))
         .routes(routes!(catalogue::list_pf, catalogue::create_pf))
         .routes(routes!(catalogue::get_pf, catalogue::update_pf))
         .routes(routes!(catalogue::list_suppliers, catalogue::create_supplier))

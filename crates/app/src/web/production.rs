@@ -961,6 +961,132 @@ async fn trace(State(st): State<AppState>, pc: PageCtx, Query(q): Query<HashMap<
     page(StatusCode::OK, p, &pc).into_response()
 }
 
+// ---- QC queue -------------------------------------------------------------------------------------------------
+
+struct QcRow {
+    lot: String,
+    origin: &'static str,
+    product: String,
+    quantity: String,
+    dlc: String,
+}
+
+#[derive(Template)]
+#[template(path = "qc_queue.html")]
+struct QcPage {
+    layout: Layout,
+    rows: Vec<QcRow>,
+}
+
+/// UI.md row 56: the lots waiting for a QC decision; the decision is the lot page's (same rules, same route).
+async fn qc_queue(State(st): State<AppState>, pc: PageCtx) -> Response {
+    let all = match store::production::quarantine_queue(st.dbmon.db()).await {
+        Ok(a) => a,
+        Err(e) => return super::unavailable_page(&ApiError::from(e).message),
+    };
+    let rows = all
+        .iter()
+        .map(|(l, p)| QcRow {
+            lot: l.lot_number.clone(),
+            origin: match l.origin.as_str() {
+                "RECEPTION" => "Réception",
+                "PRODUCTION" => "Production",
+                "RETURN" => "Retour client",
+                _ => "Inventaire",
+            },
+            product: format!("{} ({})", p.name, p.code),
+            quantity: qty(l.quantity_remaining, &p.base_unit),
+            dlc: l.dlc.map(fmt_date).unwrap_or_else(|| "—".into()),
+        })
+        .collect();
+    page(StatusCode::OK, QcPage { layout: Layout::for_page("Contrôle qualité", "/production/qualite", &pc), rows }, &pc)
+}
+
+// ---- planning -------------------------------------------------------------------------------------------------
+
+struct PlanOrder {
+    reference: String,
+    product: String,
+    batches: i32,
+    tone: &'static str,
+    status: &'static str,
+    blocked: bool,
+}
+
+struct PlanDay {
+    label: String,
+    iso: String,
+    friday: bool,
+    future: bool,
+    orders: Vec<PlanOrder>,
+}
+
+#[derive(Template)]
+#[template(path = "planning.html")]
+struct PlanningPage {
+    layout: Layout,
+    week_label: String,
+    previous: String,
+    next: String,
+    days: Vec<PlanDay>,
+    can_create: bool,
+}
+
+/// UI.md row 51: the week from Sunday (the Algerian week; Friday shaded), orders per day with the shortage flag.
+async fn planning(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    use chrono::Datelike;
+    let db = st.dbmon.db();
+    let now = st.clock.now();
+    let today = domain::stock::today_algiers(now);
+    let any = q.get("semaine").and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()).unwrap_or(today);
+    let sunday = any - chrono::Duration::days(i64::from(any.weekday().num_days_from_sunday()));
+    let all = match store::production::list(db).await {
+        Ok(a) => a,
+        Err(e) => return super::unavailable_page(&ApiError::from(e).message),
+    };
+    const NAMES: [&str; 7] = ["Dimanche", "Lundi", "Mardi", "Mercredi", "Jeudi", "Vendredi", "Samedi"];
+    let mut days = Vec::new();
+    for (i, name) in NAMES.iter().enumerate() {
+        let d = sunday + chrono::Duration::days(i as i64);
+        let mut orders = Vec::new();
+        for (o, p) in all.iter().filter(|(o, _)| o.planned_date == d) {
+            let status = store::production::status_of(o);
+            let blocked = status == OpStatus::Pending
+                && store::production::needs(db.conn(), o, now).await.is_ok_and(|n| n.iter().any(|n| n.missing > 0));
+            orders.push(PlanOrder {
+                reference: o.reference.clone(),
+                product: p.name.clone(),
+                batches: o.batch_count,
+                tone: badge(status),
+                status: status.label(),
+                blocked,
+            });
+        }
+        orders.sort_by(|a, b| a.reference.cmp(&b.reference));
+        days.push(PlanDay {
+            label: format!("{name} {}", d.format("%d/%m")),
+            iso: d.to_string(),
+            friday: i == 5,
+            future: d >= today,
+            orders,
+        });
+    }
+    let p = PlanningPage {
+        layout: Layout::for_page("Planning de production", "/production/planning", &pc),
+        week_label: fmt_date(sunday),
+        previous: (sunday - chrono::Duration::days(7)).to_string(),
+        next: (sunday + chrono::Duration::days(7)).to_string(),
+        days,
+        can_create: writer(id.role),
+    };
+    page(StatusCode::OK, p, &pc)
+}
+
 // ---- dashboard ------------------------------------------------------------------------------------------------
 
 #[derive(Template)]
@@ -1197,6 +1323,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/production", get(dashboard))
         .route(ORDERS, get(orders))
+        .route("/production/planning", get(planning))
+        .route("/production/qualite", get(qc_queue))
         .route("/production/ordres/nouveau", get(new_order).post(create_order))
         .route("/production/ordres/{reference}", get(order))
         .route("/production/ordres/{reference}/demarrer", post(start))

@@ -710,15 +710,22 @@ async fn lot_page(State(st): State<AppState>, pc: PageCtx, id: Identity, Path(nu
 struct DecisionForm {
     decision: String,
     note: String,
+    /// The page to come back to (the QC queue posts here too); the lot page otherwise.
+    retour: String,
     #[serde(rename = "_csrf")]
     _csrf: String,
 }
 
 /// Applies a lot decision from a page and comes back to the lot with the outcome.
+/// The QC queue (UI.md row 56), the one other page a lot decision may come back to.
+const QC_QUEUE: &str = "/production/qualite";
+
+#[allow(clippy::too_many_arguments)]
 async fn lot_decision(
     st: &AppState,
     pc: &PageCtx,
     id: &Identity,
+    back: &str,
     number: String,
     action: &'static str,
     note: String,
@@ -728,7 +735,7 @@ async fn lot_decision(
     + 'static,
 ) -> Response {
     let (actor, now) = (id.actor(&pc.ctx), st.clock.now());
-    let back = format!("/stock/lots/{number}");
+    let back = if back == QC_QUEUE { back.to_string() } else { format!("/stock/lots/{number}") };
     let res = st
         .dbmon
         .db()
@@ -759,8 +766,10 @@ async fn lot_qc(
     let today = domain::stock::today_algiers(st.clock.now());
     let note = f.note.clone();
     let action = if conforme { "LOT_QC_RELEASED" } else { "LOT_QC_REFUSED" };
-    lot_decision(&st, &pc, &id, number, action, f.note, move |l| domain::stock::qc_release(l, conforme, &note, today))
-        .await
+    lot_decision(&st, &pc, &id, &f.retour, number, action, f.note, move |l| {
+        domain::stock::qc_release(l, conforme, &note, today)
+    })
+    .await
 }
 
 async fn lot_block(
@@ -771,7 +780,7 @@ async fn lot_block(
     Form(f): Form<DecisionForm>,
 ) -> Response {
     let note = f.note.clone();
-    lot_decision(&st, &pc, &id, number, "LOT_BLOCKED", f.note, move |l| domain::stock::block(l, &note)).await
+    lot_decision(&st, &pc, &id, "", number, "LOT_BLOCKED", f.note, move |l| domain::stock::block(l, &note)).await
 }
 
 async fn lot_unblock(
@@ -783,7 +792,8 @@ async fn lot_unblock(
 ) -> Response {
     let today = domain::stock::today_algiers(st.clock.now());
     let note = f.note.clone();
-    lot_decision(&st, &pc, &id, number, "LOT_UNBLOCKED", f.note, move |l| domain::stock::unblock(l, &note, today)).await
+    lot_decision(&st, &pc, &id, "", number, "LOT_UNBLOCKED", f.note, move |l| domain::stock::unblock(l, &note, today))
+        .await
 }
 
 #[derive(Deserialize, Default)]

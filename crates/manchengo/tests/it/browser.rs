@@ -205,7 +205,9 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Fournisseurs",
             "Tableau de bord",
             "Ordres",
+            "Planning",
             "Recettes",
+            "Contrôle qualité",
             "Traçabilité",
             "Clients",
             "Matières premières",
@@ -278,6 +280,7 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Fournisseurs",
             "Tableau de bord",
             "Ordres",
+            "Planning",
             "Recettes",
             "Traçabilité",
             "Clients",
@@ -665,14 +668,31 @@ async fn a_batch_is_planned_started_completed_and_traced_through_the_pages() {
     let used = web.find(By::Id("consommations")).await.unwrap().text().await.unwrap();
     assert!(plain(&used).contains("200,000 kg") && used.contains("MP-SAC"), "{used}");
 
-    // 45 of 50 pieces, conforme: 90 % against ± 2 % → the warning, and the PF lot.
+    // 45 of 50 pieces, QC pending: 90 % against ± 2 % → the warning, and the PF lot in quarantine.
     fill(&web, "quantity", "45").await;
+    web.find(By::Id("qc_pending")).await.unwrap().click().await.unwrap();
     submit(&web, "Terminer l'ordre").await;
     assert_eq!(web.find(By::Id("statut-op")).await.unwrap().text().await.unwrap(), "Terminé");
     let text = plain(&body_text(&web).await);
     assert!(text.contains("Rendement hors tolérance : 90,0 % pour ± 2,0 %. Une alerte a été créée."), "{text}");
     let lot = web.find(By::Id("lot-pf")).await.unwrap().text().await.unwrap();
     assert!(lot.starts_with("PF-TEST-") && lot.ends_with("-01"), "{lot}");
+    assert!(text.contains("Quarantaine"), "{text}");
+    // The QC queue releases it.
+    web.goto(srv.url("/production/qualite")).await.unwrap();
+    assert!(web.find(By::Id("quarantaine")).await.unwrap().text().await.unwrap().contains(&lot));
+    web.find(By::XPath(format!("//tr[contains(., '{lot}')]//button[.='Conforme']")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let text = body_text(&web).await;
+    assert!(text.contains(&format!("Lot {lot} : disponible.")) && text.contains("Aucun lot en quarantaine."), "{text}");
+    // The week's planning shows the order on its day.
+    web.goto(srv.url("/production/planning")).await.unwrap();
+    let week = web.find(By::Id("planning")).await.unwrap().text().await.unwrap();
+    assert!(week.contains(&reference) && week.contains("Terminé"), "{week}");
 
     // Backward trace of the PF lot: the order, the milk lot and its reception.
     web.goto(srv.url(&format!("/tracabilite?lot={lot}&sens=BACKWARD"))).await.unwrap();

@@ -185,6 +185,12 @@ async fn scenarios_29_to_32_recipe_versions_start_and_completion() {
         let r = get(&srv, "/api/recipes/PF-TEST", &production).await;
         assert_eq!((r["active"]["version"].as_i64(), r["versions"][1]["status"].as_str()), (Some(3), Some("ARCHIVED")));
 
+        // §3.3: the milk cannot be deactivated while the active recipe uses it; the refusal names the recipe.
+        let admin = bearer(&srv, Role::Admin).await;
+        let (s, b) = post(&srv, "/api/catalogue/mp/MP-LAIT/deactivate", &admin, json!({})).await;
+        assert_eq!((s, code(&b)), (409, "PRODUIT_UTILISE"), "{b}");
+        assert_eq!(b["error"]["details"]["blockers"], json!(["recette PF-TEST v3"]));
+
         // Completing a PENDING order is refused; scenario 31: the start takes L1 whole, then 80 kg of L2, and the bags.
         let (s, b) = post(&srv, "/api/production-orders/OP-2025-00001/complete", &production, json!({"quantityProduced": 45_000, "qcStatus": "PASSED"})).await;
         assert_eq!((s, code(&b)), (409, "TRANSITION_INVALIDE"));
