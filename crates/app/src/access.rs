@@ -141,6 +141,7 @@ pub const ROUTES: &[Route] = &[
     // Capability 14: the cockpit is read by ADMIN, APPRO, PRODUCTION, COMPTABLE; alerts by every role, each seeing
     // and handling the modules it reads (the handler filters and checks, DOMAIN.md §7.3).
     r("GET", "/api/appro/cockpit", PRODUCTION_READERS),
+    r("POST", "/api/appro/suggestions/orders", MP_WRITERS),
     r("GET", "/api/alerts", EVERYONE),
     r("POST", "/api/alerts/{id}/acknowledge", EVERYONE),
     r("POST", "/api/alerts/{id}/postpone", EVERYONE),
@@ -200,6 +201,8 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/stock/comptages/{reference}/valider", COUNT_VALIDATORS),
     r("POST", "/stock/comptages/{reference}/rejeter", COUNT_VALIDATORS),
     page("/appro", PRODUCTION_READERS, "Approvisionnement", "Cockpit"),
+    page("/appro/suggestions", MP_WRITERS, "Approvisionnement", "Suggestions"),
+    r("POST", "/appro/suggestions", MP_WRITERS),
     page("/appro/bons-de-commande", BC_READERS, "Approvisionnement", "Bons de commande"),
     r("GET", "/appro/bons-de-commande/nouveau", MP_WRITERS),
     r("POST", "/appro/bons-de-commande/nouveau", MP_WRITERS),
@@ -327,6 +330,7 @@ mod tests {
                 "Comptages",
                 "Pertes",
                 "Cockpit",
+                "Suggestions",
                 "Bons de commande",
                 "Réceptions",
                 "Fournisseurs",

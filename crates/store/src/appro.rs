@@ -26,8 +26,32 @@ pub struct MpLine {
     pub coverage_tenths: Option<i64>,
     pub suggestion: Option<i64>,
     pub priority: Option<&'static str>,
-    /// Main supplier `(code, name)`.
+    /// Main supplier `(code, name)`, else the supplier of the last reception.
     pub supplier: Option<(String, String)>,
+    /// The last reception's unit cost and TVA rate (the draft order's starting price).
+    pub last_cost: Option<(i64, i32)>,
+}
+
+/// Per MP, the supplier, unit cost and TVA of its most recent reception line.
+async fn last_receptions<C: ConnectionTrait>(c: &C) -> Result<HashMap<Uuid, (Uuid, i64, i32)>, StoreError> {
+    let rows = c
+        .query_all_raw(stmt(
+            c.get_database_backend(),
+            "SELECT l.product_id AS product_id, r.supplier_id AS supplier_id, l.unit_cost_ht AS cost, \
+             l.tva_rate AS tva FROM reception_lines l JOIN receptions r ON r.id = l.reception_id \
+             ORDER BY r.reception_date, r.created_at",
+            Vec::new(),
+        ))
+        .await?;
+    let mut out = HashMap::new();
+    for r in rows {
+        // Oldest first: the last one written for a product wins.
+        out.insert(
+            r.try_get::<Uuid>("", "product_id")?,
+            (r.try_get::<Uuid>("", "supplier_id")?, r.try_get::<i64>("", "cost")?, r.try_get::<i32>("", "tva")?),
+        );
+    }
+    Ok(out)
 }
 
 async fn grouped<C: ConnectionTrait>(
@@ -94,6 +118,7 @@ pub async fn metrics<C: ConnectionTrait>(c: &C, now: DateTime<Utc>) -> Result<Ve
     let consumption: HashMap<Uuid, i64> = crate::kpi::consumption_30(c, today).await?.into_iter().collect();
     let ordered = on_order(c).await?;
     let uses = recipe_uses(c).await?;
+    let last = last_receptions(c).await?;
     let suppliers: HashMap<Uuid, (String, String)> = crate::catalogue::suppliers::Entity::find()
         .all(c)
         .await?
@@ -115,7 +140,11 @@ pub async fn metrics<C: ConnectionTrait>(c: &C, now: DateTime<Utc>) -> Result<Ve
             let bloquante = domain::kpi::bloquante(p.criticite.as_deref(), recipe_uses);
             let status = domain::kpi::appro_status(&m);
             MpLine {
-                supplier: p.main_supplier_id.and_then(|s| suppliers.get(&s).cloned()),
+                supplier: p
+                    .main_supplier_id
+                    .or_else(|| last.get(&p.id).map(|l| l.0))
+                    .and_then(|s| suppliers.get(&s).cloned()),
+                last_cost: last.get(&p.id).map(|l| (l.1, l.2)),
                 stock_disponible: m.stock_disponible,
                 consumption_30: m.consumption_30,
                 open_order_qty: open,

@@ -176,3 +176,96 @@ pub async fn postpone(
 ) -> Response {
     handle_alert(&st, &alert, &id, &ctx, AlertAction::Postpone(b.reason, b.until)).await.map(Json).into_response()
 }
+
+#[derive(Deserialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SuggestionLine {
+    pub product_code: String,
+    /// Milli-units; the suggested quantity, possibly edited.
+    pub quantity: i64,
+}
+
+#[derive(Deserialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SuggestionOrders {
+    pub lines: Vec<SuggestionLine>,
+}
+
+/// §7.2 "a suggestion can be turned into a DRAFT BC in one action": the chosen lines, grouped by supplier (main
+/// supplier, else the last one delivered), become one DRAFT order per supplier at the last reception's price — all
+/// checked first, then written in one transaction.
+pub async fn orders_from_suggestions(
+    st: &AppState,
+    b: &SuggestionOrders,
+    id: &Identity,
+    ctx: &Ctx,
+) -> Result<Value, ApiError> {
+    let now = st.clock.now();
+    let lines = store::appro::metrics(st.dbmon.db().conn(), now).await?;
+    let mut f = domain::validation::Fields::new();
+    let mut groups: Vec<(String, Vec<super::purchase::OrderLineBody>)> = Vec::new();
+    for (i, l) in b.lines.iter().enumerate() {
+        let Some(m) = lines.iter().find(|m| m.product.code.eq_ignore_ascii_case(l.product_code.trim())) else {
+            f.add(&format!("lines[{i}].productCode"), "NON_TROUVE", format!("Matière {} introuvable.", l.product_code));
+            continue;
+        };
+        let Some((supplier, _)) = &m.supplier else {
+            f.add(
+                &format!("lines[{i}].productCode"),
+                "FOURNISSEUR_ABSENT",
+                format!("{} : aucun fournisseur principal ni réception connue.", m.product.code),
+            );
+            continue;
+        };
+        let (price, tva) = m.last_cost.unwrap_or((0, 1900));
+        let line = super::purchase::OrderLineBody {
+            product_code: m.product.code.clone(),
+            quantity: l.quantity,
+            unit_price_ht: price,
+            tva_rate: Some(tva),
+        };
+        match groups.iter_mut().find(|(s, _)| s == supplier) {
+            Some((_, ls)) => ls.push(line),
+            None => groups.push((supplier.clone(), vec![line])),
+        }
+    }
+    if b.lines.is_empty() {
+        f.add("lines", "OBLIGATOIRE", "Cochez au moins une suggestion.");
+    }
+    f.into_result()?;
+    let mut drafts = Vec::new();
+    for (supplier, lines) in &groups {
+        let body = super::purchase::OrderBody {
+            supplier_code: supplier.clone(),
+            expected_date: None,
+            notes: Some("Créé depuis les suggestions du cockpit appro.".into()),
+            lines: lines.clone(),
+        };
+        drafts.push(super::purchase::draft_of(st, &body).await?);
+    }
+    let actor = id.actor(ctx);
+    let references = write(st, move |tx| {
+        let (drafts, actor) = (drafts.clone(), actor.clone());
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for d in drafts {
+                out.push(store::purchase::create(&**tx, d, &actor, now).await?.0.reference);
+            }
+            Ok(out)
+        })
+    })
+    .await?;
+    Ok(json!({"created": references}))
+}
+
+#[utoipa::path(post, path = "/api/appro/suggestions/orders", tag = "procurement", request_body = SuggestionOrders, responses(
+    (status = 200, description = "Bons de commande brouillons créés, un par fournisseur"),
+    (status = 400, description = "VALIDATION_ERROR (FOURNISSEUR_ABSENT…)"), (status = 409, description = "FOURNISSEUR_BLOQUE")))]
+pub async fn suggestion_orders(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    id: Identity,
+    ApiJson(b): ApiJson<SuggestionOrders>,
+) -> Response {
+    orders_from_suggestions(&st, &b, &id, &ctx).await.map(Json).into_response()
+}

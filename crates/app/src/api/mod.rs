@@ -95,6 +95,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(production::recall))
         .routes(routes!(production::recall_block))
         .routes(routes!(appro::get_cockpit))
+        .routes(routes!(appro::suggestion_orders))
         .routes(routes!(appro::list_alerts))
         .routes(routes!(appro::acknowledge))
         .routes(routes!(appro::postpone))

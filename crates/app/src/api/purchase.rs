@@ -154,7 +154,7 @@ pub fn order_json(
 }
 
 /// Checks the supplier and the lines of a create or edit body (field errors all at once).
-async fn draft_of(st: &AppState, b: &OrderBody) -> Result<Draft, ApiError> {
+pub(crate) async fn draft_of(st: &AppState, b: &OrderBody) -> Result<Draft, ApiError> {
     let db = st.dbmon.db();
     let today = domain::stock::today_algiers(st.clock.now());
     let supplier = store::catalogue::supplier_by_code(db.conn(), &b.supplier_code)

@@ -273,8 +273,112 @@ async fn postpone(
     }
 }
 
+struct SuggestionRow {
+    index: usize,
+    code: String,
+    name: String,
+    priority: &'static str,
+    stock: String,
+    on_order: String,
+    quantity: String,
+    unit: String,
+    orderable: bool,
+}
+
+#[derive(Template)]
+#[template(path = "suggestions.html")]
+struct SuggestionsPage {
+    layout: Layout,
+    groups: Vec<(String, Vec<SuggestionRow>)>,
+}
+
+/// UI.md row 41: the suggestions grouped by supplier, ticked and editable, turned into drafts in one action.
+async fn suggestions(State(st): State<AppState>, pc: PageCtx) -> Response {
+    let lines = match store::appro::metrics(st.dbmon.db().conn(), st.clock.now()).await {
+        Ok(l) => l,
+        Err(e) => return super::unavailable_page(&crate::platform::errors::ApiError::from(e).message),
+    };
+    let mut groups: Vec<(String, Vec<SuggestionRow>)> = Vec::new();
+    for (index, l) in lines.iter().enumerate().filter(|(_, l)| l.suggestion.is_some_and(|s| s > 0)) {
+        let unit = Unit::parse(&l.product.base_unit).unwrap_or(Unit::Kg);
+        let group = match &l.supplier {
+            Some((code, name)) => format!("{name} ({code})"),
+            None => "Sans fournisseur connu (à définir sur la fiche matière)".into(),
+        };
+        let row = SuggestionRow {
+            index,
+            code: l.product.code.clone(),
+            name: l.product.name.clone(),
+            priority: match l.priority {
+                Some("URGENTE") => "Urgente",
+                Some("HAUTE") => "Haute",
+                _ => "Normale",
+            },
+            stock: fmt_qty(l.stock_disponible, unit),
+            on_order: fmt_qty(l.open_order_qty, unit),
+            quantity: domain::money::fmt_qty_input(l.suggestion.unwrap_or(0)),
+            unit: unit.label_fr().to_string(),
+            orderable: l.supplier.is_some(),
+        };
+        match groups.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, rows)) => rows.push(row),
+            None => groups.push((group, vec![row])),
+        }
+    }
+    page(
+        StatusCode::OK,
+        SuggestionsPage { layout: Layout::for_page("Suggestions de commande", "/appro/suggestions", &pc), groups },
+        &pc,
+    )
+}
+
+async fn suggestions_order(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Form(raw): Form<HashMap<String, String>>,
+) -> Response {
+    let mut lines = Vec::new();
+    let mut picked: Vec<(&String, &String)> = raw.iter().filter(|(k, _)| k.starts_with("pick_")).collect();
+    picked.sort();
+    for (key, code) in picked {
+        let i = key.trim_start_matches("pick_");
+        let typed = raw.get(&format!("quantity_{i}")).map(String::as_str).unwrap_or_default();
+        let Some(quantity) = domain::money::parse_qty(typed) else {
+            return redirect_with_flash(
+                "/appro/suggestions",
+                "erreur",
+                &format!("{code} : quantité illisible (par exemple 12,5)."),
+            );
+        };
+        lines.push(crate::api::appro::SuggestionLine { product_code: code.clone(), quantity });
+    }
+    let body = crate::api::appro::SuggestionOrders { lines };
+    match crate::api::appro::orders_from_suggestions(&st, &body, &id, &pc.ctx).await {
+        Ok(v) => {
+            let refs: Vec<&str> = v["created"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            redirect_with_flash(
+                "/appro/bons-de-commande?onglet=a-envoyer",
+                "succes",
+                &format!("{} brouillon(s) créé(s) : {}.", refs.len(), refs.join(", ")),
+            )
+        }
+        Err(e) => {
+            let detail: Vec<String> = e.details["fields"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f["message"].as_str().map(str::to_string))
+                .collect();
+            let text = if detail.is_empty() { e.message.clone() } else { detail.join(" ") };
+            redirect_with_flash("/appro/suggestions", "erreur", &text)
+        }
+    }
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/appro/suggestions", get(suggestions).post(suggestions_order))
         .route("/appro", get(cockpit))
         .route("/alertes", get(alerts))
         .route("/alertes/{id}/prendre-en-compte", post(acknowledge))

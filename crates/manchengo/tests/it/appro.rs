@@ -140,6 +140,18 @@ async fn the_cockpit_scores_the_mps_and_its_alerts_follow_the_stock() {
         let reopened = store::alerts::by_id(srv.state.dbmon.db().conn(), critique.parse().unwrap()).await.unwrap().unwrap();
         assert_eq!((reopened.status.as_str(), reopened.postponed_until), ("OPEN", None));
         assert_eq!(crate::support::audit_actions(&srv, "ALERT_POSTPONED").await.len(), 1);
+
+        // §7.2: suggestions become drafts in one action, one per supplier, at the last reception's price; an MP with
+        // no supplier known refuses the whole action.
+        let (s, b) = post(&srv, "/api/appro/suggestions/orders", &appro, json!({"lines": [
+            {"productCode": "MP-LAIT", "quantity": 3_800_000}, {"productCode": "MP-PRESURE", "quantity": 1_000}]})).await;
+        assert_eq!((s, b["error"]["details"]["fields"][0]["code"].as_str()), (400, Some("FOURNISSEUR_ABSENT")), "{b}");
+        let b = ok(&srv, "/api/appro/suggestions/orders", &appro, json!({"lines": [
+            {"productCode": "MP-LAIT", "quantity": 3_800_000}, {"productCode": "MP-SEL", "quantity": 5_000}]})).await;
+        assert_eq!(b["created"], json!(["BC-2025-00002"]));
+        let (_, bc) = call(&srv, "GET", "/api/purchase-orders/BC-2025-00002", &appro, None).await;
+        let lines: Vec<(&str, i64, i64)> = bc["lines"].as_array().unwrap().iter().map(|l| (l["productCode"].as_str().unwrap(), l["quantityOrdered"].as_i64().unwrap(), l["unitPriceHt"].as_i64().unwrap())).collect();
+        assert_eq!((bc["status"].as_str(), lines), (Some("DRAFT"), vec![("MP-LAIT", 3_800_000, 8_000), ("MP-SEL", 5_000, 2_000)]));
         srv.stop().await;
     })
     .await;

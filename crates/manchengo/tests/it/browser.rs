@@ -200,6 +200,7 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Comptages",
             "Pertes",
             "Cockpit",
+            "Suggestions",
             "Bons de commande",
             "Réceptions",
             "Fournisseurs",
@@ -778,6 +779,47 @@ async fn the_cockpit_shows_the_rupture_and_its_alerts_are_handled_from_the_page(
     row.find(By::XPath(".//button[.='Reporter']")).await.unwrap().click().await.unwrap();
     let text = body_text(&web).await;
     assert!(text.contains("Alerte reportée.") && text.contains("Commande passée ce matin"), "{text}");
+
+    // One bag arrives from a supplier: the bags get a supplier (the last one delivered) and a suggestion of 499; the
+    // salt, never delivered, cannot be ordered from here. One action makes the draft.
+    let admin = crate::support::bearer(&srv, domain::identity::Role::Admin).await;
+    for (path, body) in [
+        ("/api/suppliers", serde_json::json!({"raisonSociale": "Emballages du Sahel"})),
+        (
+            "/api/receptions",
+            serde_json::json!({"supplierCode": "FOUR-0001", "lines": [{"productCode": "MP-SAC", "quantity": 1_000, "unitCostHt": 1_500}]}),
+        ),
+    ] {
+        let r = crate::support::client().post(srv.url(path)).bearer_auth(&admin).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 201, "{path}");
+    }
+    web.goto(srv.url("/appro/suggestions")).await.unwrap();
+    let text = plain(&body_text(&web).await);
+    assert!(text.contains("Emballages du Sahel (FOUR-0001)") && text.contains("Sans fournisseur connu"), "{text}");
+    let sac = web.find(By::XPath("//tr[contains(., 'MP-SAC')]//input[@type='checkbox']")).await.unwrap();
+    assert!(sac.is_selected().await.unwrap());
+    assert!(
+        !web.find(By::XPath("//tr[contains(., 'MP-SEL')]//input[@type='checkbox']"))
+            .await
+            .unwrap()
+            .is_enabled()
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        web.find(By::XPath("//tr[contains(., 'MP-SAC')]//input[@inputmode='decimal']"))
+            .await
+            .unwrap()
+            .value()
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("499")
+    );
+    submit(&web, "Créer les BC brouillons").await;
+    let year = (chrono::Utc::now() + chrono::Duration::hours(1)).format("%Y").to_string();
+    let text = body_text(&web).await;
+    assert!(text.contains(&format!("1 brouillon(s) créé(s) : BC-{year}-00001.")), "{text}");
     web.quit().await.unwrap();
     srv.stop().await;
 }

@@ -88,6 +88,7 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("GET", "/api/trace/recall", "ADMIN,APPRO,PRODUCTION,COMMERCIAL,COMPTABLE"),
     ("POST", "/api/trace/recall/block", "ADMIN"),
     ("GET", "/api/appro/cockpit", "ADMIN,APPRO,PRODUCTION,COMPTABLE"),
+    ("POST", "/api/appro/suggestions/orders", "ADMIN,APPRO"),
     ("GET", "/api/alerts", "ADMIN,APPRO,PRODUCTION,COMMERCIAL,COMPTABLE"),
     ("POST", "/api/alerts/{id}/acknowledge", "ADMIN,APPRO,PRODUCTION,COMMERCIAL,COMPTABLE"),
     ("POST", "/api/alerts/{id}/postpone", "ADMIN,APPRO,PRODUCTION,COMMERCIAL,COMPTABLE"),
