@@ -226,6 +226,7 @@ pub const ROUTES: &[Route] = &[
     page("/production/qualite", QC, "Production", "Contrôle qualité"),
     r("GET", "/production/recettes/{code}", PRODUCTION_READERS),
     r("GET", "/production/recettes/{code}/nouvelle-version", PRODUCTION_WRITERS),
+    r("GET", "/production/recettes/{code}/{version}", PRODUCTION_READERS),
     r("POST", "/production/recettes/{code}/nouvelle-version", PRODUCTION_WRITERS),
     page("/tracabilite", EVERYONE, "Traçabilité", "Traçabilité"),
     r("GET", "/tracabilite/rappel", EVERYONE),

@@ -325,6 +325,33 @@ pub fn completion(
     })
 }
 
+/// How an item of a recipe version differs from the previous version (UI.md row 55).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemChange {
+    Added,
+    Removed,
+    /// The quantity (or the fluid's cost) changed: (before, after).
+    Changed(i64, i64),
+    Same,
+}
+
+/// Items are matched by key (MP code, or fluid name); the result follows the current version's order, then what was
+/// removed.
+pub fn diff_items<'a>(previous: &[(&'a str, i64)], current: &[(&'a str, i64)]) -> Vec<(&'a str, ItemChange)> {
+    let mut out: Vec<(&str, ItemChange)> = current
+        .iter()
+        .map(|(k, q)| match previous.iter().find(|(pk, _)| pk == k) {
+            None => (*k, ItemChange::Added),
+            Some((_, pq)) if pq != q => (*k, ItemChange::Changed(*pq, *q)),
+            Some(_) => (*k, ItemChange::Same),
+        })
+        .collect();
+    out.extend(
+        previous.iter().filter(|(k, _)| !current.iter().any(|(ck, _)| ck == k)).map(|(k, _)| (*k, ItemChange::Removed)),
+    );
+    out
+}
+
 /// A completed order as the production dashboard reads it (§17).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Done {
@@ -506,6 +533,23 @@ mod tests {
         assert_eq!(pf_dlc(d("2025-03-15"), None, None), None);
         assert_eq!(need(200_000, 3), Ok(600_000));
         assert_eq!(need(i64::MAX, 2).unwrap_err().code, "VALEUR_HORS_LIMITES");
+    }
+
+    /// Scenario 29's v3 → v4: milk up, salt unchanged, rennet added, the old ferment removed.
+    #[test]
+    fn versions_are_compared_item_by_item() {
+        let v3 = [("MP-LAIT", 200_000), ("MP-SEL", 1_000), ("MP-FERMENT", 50)];
+        let v4 = [("MP-LAIT", 210_000), ("MP-SEL", 1_000), ("MP-PRESURE", 20)];
+        assert_eq!(
+            diff_items(&v3, &v4),
+            vec![
+                ("MP-LAIT", ItemChange::Changed(200_000, 210_000)),
+                ("MP-SEL", ItemChange::Same),
+                ("MP-PRESURE", ItemChange::Added),
+                ("MP-FERMENT", ItemChange::Removed),
+            ]
+        );
+        assert!(diff_items(&[], &v4).iter().all(|(_, c)| *c == ItemChange::Added));
     }
 
     #[test]

@@ -649,6 +649,119 @@ async fn recipe(State(st): State<AppState>, pc: PageCtx, id: Identity, Path(code
     page(StatusCode::OK, p, &pc)
 }
 
+struct DiffRow {
+    item: String,
+    quantity: String,
+    change: String,
+    tone: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "recipe_version.html")]
+struct VersionPage {
+    layout: Layout,
+    code: String,
+    name: String,
+    version: i32,
+    active: bool,
+    has_previous: bool,
+    facts: Vec<(&'static str, String)>,
+    rows: Vec<DiffRow>,
+    orders: Vec<(String, &'static str)>,
+}
+
+/// UI.md row 55: one version read-only, each item compared with the version before it, and the orders that used it.
+async fn recipe_version(State(st): State<AppState>, pc: PageCtx, Path((code, v)): Path<(String, String)>) -> Response {
+    let db = st.dbmon.db();
+    let c = db.conn();
+    let Some(n) = v.strip_prefix('v').and_then(|n| n.parse::<i32>().ok()) else { return super::not_found().await };
+    let pf = match store::catalogue::product_by_code(c, &code).await {
+        Ok(Some(p)) if p.kind == "PF" => p,
+        Ok(_) => return super::not_found().await,
+        Err(e) => return super::unavailable_page(&ApiError::from(e).message),
+    };
+    let versions = store::production::versions_of(c, pf.id).await.unwrap_or_default();
+    let Some(version) = versions.iter().find(|x| x.version == n).cloned() else { return super::not_found().await };
+    let previous = versions.iter().find(|x| x.version == n - 1).cloned();
+    // Items keyed by MP code (or fluid name), with their display and quantity.
+    let keyed = |items: Vec<store::production::Item>| async move {
+        let mut out = Vec::new();
+        for i in items {
+            let (key, label, unit) = match i.product_id {
+                Some(id) => match store::stock::product(c, id).await.ok().flatten() {
+                    Some(p) => (p.code.clone(), format!("{} ({})", p.name, p.code), p.base_unit.clone()),
+                    None => continue,
+                },
+                None => {
+                    let name = i.fluid_name.clone().unwrap_or_default();
+                    (name.clone(), format!("{name} (fluide)"), String::new())
+                }
+            };
+            let shown = if unit.is_empty() {
+                format!("{} {}", fmt_qty_input(i.quantity), i.unit_label.clone().unwrap_or_default())
+            } else {
+                qty(i.quantity, &unit)
+            };
+            out.push((key, label, i.quantity, shown));
+        }
+        out
+    };
+    let current = keyed(store::production::items_of(c, version.id).await.unwrap_or_default()).await;
+    let before = match &previous {
+        Some(p) => keyed(store::production::items_of(c, p.id).await.unwrap_or_default()).await,
+        None => Vec::new(),
+    };
+    let cur_keys: Vec<(&str, i64)> = current.iter().map(|(k, _, q, _)| (k.as_str(), *q)).collect();
+    let prev_keys: Vec<(&str, i64)> = before.iter().map(|(k, _, q, _)| (k.as_str(), *q)).collect();
+    let rows = domain::production::diff_items(&prev_keys, &cur_keys)
+        .into_iter()
+        .map(|(k, change)| {
+            let row = current.iter().chain(before.iter()).find(|(key, ..)| key == k);
+            let (label, shown) = row.map(|(_, l, _, s)| (l.clone(), s.clone())).unwrap_or_default();
+            let (change, tone) = match change {
+                _ if previous.is_none() => (String::new(), ""),
+                domain::production::ItemChange::Added => ("Ajouté".to_string(), "vert"),
+                domain::production::ItemChange::Removed => ("Retiré".to_string(), "rouge"),
+                domain::production::ItemChange::Changed(a, _) => {
+                    let was = before
+                        .iter()
+                        .find(|(key, ..)| key == k)
+                        .map(|(.., s)| s.clone())
+                        .unwrap_or_else(|| a.to_string());
+                    (format!("Modifié (avant : {was})"), "ambre")
+                }
+                domain::production::ItemChange::Same => (String::new(), ""),
+            };
+            DiffRow { item: label, quantity: if tone == "rouge" { "—".into() } else { shown }, change, tone }
+        })
+        .collect();
+    let orders = store::production::list(db)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(o, _)| o.recipe_version_id == version.id)
+        .map(|(o, _)| (o.reference.clone(), store::production::status_of(&o).label()))
+        .collect();
+    let facts = vec![
+        ("Sortie par fournée", qty(version.output_quantity, &pf.base_unit)),
+        ("Poids d'une fournée", format!("{} g", version.batch_weight_g)),
+        ("Tolérance de perte", format!("± {}", domain::format::percent_bp(i64::from(version.loss_tolerance_bp)))),
+        ("Enregistrée le", domain::format::datetime_algiers(version.created_at.timestamp())),
+    ];
+    let p = VersionPage {
+        layout: Layout::for_page(&format!("{} — version {n}", pf.name), RECIPES, &pc),
+        code: pf.code.clone(),
+        name: pf.name.clone(),
+        version: n,
+        active: version.status == "ACTIVE",
+        has_previous: previous.is_some(),
+        facts,
+        rows,
+        orders,
+    };
+    page(StatusCode::OK, p, &pc)
+}
+
 const ITEM_ROWS: usize = 8;
 
 #[derive(Default, Clone)]
@@ -1334,6 +1447,7 @@ pub fn router() -> Router<AppState> {
         .route(RECIPES, get(recipes))
         .route("/production/recettes/{code}", get(recipe))
         .route("/production/recettes/{code}/nouvelle-version", get(new_version).post(save_version))
+        .route("/production/recettes/{code}/{version}", get(recipe_version))
         .route("/tracabilite", get(trace))
         .route("/tracabilite/rappel", get(recall))
         .route("/tracabilite/rappel/bloquer", post(recall_block))

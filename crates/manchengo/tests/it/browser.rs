@@ -705,6 +705,19 @@ async fn a_batch_is_planned_started_completed_and_traced_through_the_pages() {
     assert!(web.find_all(By::Id("note")).await.unwrap().is_empty(), "only ADMIN blocks a recall");
     web.goto(srv.url("/production/ordres?onglet=termines")).await.unwrap();
     assert!(plain(&body_text(&web).await).contains("90,0 %"));
+    // Version 2 from the pre-filled form: more milk, no electricity; its page shows what changed since v1.
+    web.goto(srv.url("/production/recettes/PF-TEST/nouvelle-version")).await.unwrap();
+    assert_eq!(web.find(By::Id("quantity_0")).await.unwrap().value().await.unwrap().as_deref(), Some("200"));
+    fill(&web, "quantity_0", "210").await;
+    fill(&web, "code_2", "").await;
+    submit(&web, "Enregistrer la version 2").await;
+    web.find(By::XPath("//section[@id='version-2']//a")).await.unwrap().click().await.unwrap();
+    let diff = plain(&web.find(By::Id("differences")).await.unwrap().text().await.unwrap());
+    assert!(diff.contains("Lait cru (MP-LAIT) 210,000 kg Modifié (avant : 200,000 kg)"), "{diff}");
+    assert!(diff.contains("Électricité (fluide) — Retiré"), "{diff}");
+    web.goto(srv.url("/production/recettes/PF-TEST/v1")).await.unwrap();
+    assert!(body_text(&web).await.contains(&reference), "v1 lists the order made with it");
+
     // The dashboard: the week's yield and today's bar; no cost chart for PRODUCTION (UI.md row 50: A, Co).
     web.goto(srv.url("/production")).await.unwrap();
     assert_eq!(plain(&web.find(By::Id("rendement-7j")).await.unwrap().text().await.unwrap()), "90,0 %");
