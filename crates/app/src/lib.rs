@@ -5,6 +5,7 @@ pub mod access;
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod export;
 pub mod ops;
 pub mod platform;
 pub mod server;

@@ -699,50 +699,69 @@ pub fn recall_json(lots: &[store::trace::RecallLot]) -> Value {
     })
 }
 
-/// One CSV row per lot of the report.
-pub fn recall_csv(v: &Value) -> String {
-    use domain::format::csv_line;
-    let mut out = String::from("\u{FEFF}");
-    out.push_str(&csv_line(&[
-        "lot",
-        "produit",
-        "designation",
-        "statut",
-        "dlc",
-        "initial",
-        "en_stock",
-        "utilise_en_production",
-        "livre",
-        "perdu",
-        "ajuste",
-        "ecart",
-        "unite",
-    ]));
+/// One row per lot of the report (CSV and Excel).
+pub fn recall_rows(v: &Value) -> Vec<Vec<crate::export::Cell>> {
+    use crate::export::Cell::{Number, Text};
+    let mut rows = vec![
+        [
+            "lot",
+            "produit",
+            "designation",
+            "statut",
+            "dlc",
+            "initial",
+            "en_stock",
+            "utilise_en_production",
+            "livre",
+            "perdu",
+            "ajuste",
+            "ecart",
+            "unite",
+        ]
+        .iter()
+        .map(|h| Text(h.to_string()))
+        .collect::<Vec<_>>(),
+    ];
     for l in v["lots"].as_array().into_iter().flatten() {
-        out.push_str(&csv_line(&[
-            s(&l["lotNumber"]),
-            s(&l["productCode"]),
-            s(&l["productName"]),
-            s(&l["status"]),
-            s(&l["dlc"]),
-            qty(&l["initial"]),
-            qty(&l["remaining"]),
-            qty(&l["usedInProduction"]),
-            qty(&l["delivered"]),
-            qty(&l["lost"]),
-            qty(&l["adjusted"]),
-            qty(&l["ecart"]),
-            s(&l["unit"]),
-        ]));
+        let mut row: Vec<crate::export::Cell> =
+            ["lotNumber", "productCode", "productName", "status", "dlc"].iter().map(|k| Text(s(&l[*k]))).collect();
+        row.extend(
+            ["initial", "remaining", "usedInProduction", "delivered", "lost", "adjusted", "ecart"]
+                .iter()
+                .map(|k| Number(qty(&l[*k]))),
+        );
+        row.push(Text(s(&l["unit"])));
+        rows.push(row);
     }
-    out
+    rows
+}
+
+/// A file answer: CSV or XLSX of `rows`, named after the lot.
+fn file_answer(prefix: &str, lot: &str, format: &str, rows: &[Vec<crate::export::Cell>]) -> Response {
+    let safe = lot.trim().replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_");
+    let (kind, ext, body) = if format.eq_ignore_ascii_case("xlsx") {
+        (crate::export::XLSX_TYPE, "xlsx", crate::export::xlsx(prefix, rows))
+    } else {
+        ("text/csv; charset=utf-8", "csv", crate::export::csv(rows).into_bytes())
+    };
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, kind.to_string()),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}-{safe}.{ext}\"", prefix.to_lowercase()),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 #[derive(Deserialize, utoipa::IntoParams, Debug)]
 pub struct RecallQuery {
     /// The recalled lot (a supplier's MP lot or a PF lot).
     pub lot: String,
-    /// `csv` for the export.
+    /// `csv` or `xlsx` for the export.
     pub format: Option<String>,
 }
 
@@ -753,21 +772,11 @@ pub async fn recall(State(st): State<AppState>, Query(q): Query<RecallQuery>) ->
     match store::trace::recall(st.dbmon.db().conn(), &q.lot).await {
         Ok(Some(lots)) => {
             let v = recall_json(&lots);
-            if q.format.as_deref().is_some_and(|f| f.eq_ignore_ascii_case("csv")) {
-                let name = format!(
-                    "rappel-{}.csv",
-                    q.lot.trim().replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
-                );
-                (
-                    [
-                        (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-                        (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
-                    ],
-                    recall_csv(&v),
-                )
-                    .into_response()
-            } else {
-                Json(v).into_response()
+            match q.format.as_deref() {
+                Some(f) if f.eq_ignore_ascii_case("csv") || f.eq_ignore_ascii_case("xlsx") => {
+                    file_answer("Rappel", &q.lot, f, &recall_rows(&v))
+                }
+                _ => Json(v).into_response(),
             }
         }
         Ok(None) => ApiError::from(Rejection::non_trouve("Lot")).into_response(),

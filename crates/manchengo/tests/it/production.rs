@@ -260,6 +260,12 @@ async fn scenarios_29_to_32_recipe_versions_start_and_completion() {
         assert_eq!(r["totals"], json!({"produced": 45_000, "delivered": 0, "inStock": 45_000, "returned": 0, "lost": 0, "ecart": 0}));
         let csv = client().get(srv.url(&format!("/api/trace/recall?lot={l1}&format=csv"))).bearer_auth(&appro).send().await.unwrap().text().await.unwrap();
         assert_eq!(csv.trim_start_matches('\u{FEFF}').lines().nth(2), Some("PF-TEST-250315-01;PF-TEST;Fromage test;AVAILABLE;2025-09-11;45.000;45.000;0.000;0.000;0.000;0.000;0.000;U"));
+        let r = client().get(srv.url(&format!("/api/trace/recall?lot={l1}&format=xlsx"))).bearer_auth(&appro).send().await.unwrap();
+        assert_eq!(r.headers()["content-type"], "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
+        let xlsx = r.bytes().await.unwrap();
+        assert!(xlsx.starts_with(b"PK\x03\x04"));
+        let sheet = String::from_utf8_lossy(&xlsx);
+        assert!(sheet.contains(r#"<c r="A3" t="inlineStr"><is><t xml:space="preserve">PF-TEST-250315-01</t></is></c>"#) && sheet.contains(r#"<c r="G3"><v>45.000</v></c>"#), "the sheet is stored uncompressed");
         // "Bloquer tous": ADMIN only, with a recall note; L1 is empty, the PF lot is blocked MANUAL with the note.
         let (s, _) = post(&srv, "/api/trace/recall/block", &production, json!({"lot": l1, "note": "Rappel fournisseur lot F123"})).await;
         assert_eq!(s, 403);
