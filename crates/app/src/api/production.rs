@@ -548,7 +548,7 @@ pub struct TraceQuery {
     pub lot: String,
     /// BACKWARD, FORWARD or BOTH (default).
     pub direction: Option<String>,
-    /// `csv` for the export (`;`-separated, UTF-8 with BOM).
+    /// `csv` (`;`-separated, UTF-8 with BOM) or `xlsx` for the export.
     pub format: Option<String>,
 }
 
@@ -564,12 +564,19 @@ fn qty(v: &Value) -> String {
     v.as_i64().map(domain::format::qty_dot).unwrap_or_default()
 }
 
-/// The trace as one CSV row per lot: the lot itself, then AMONT rows (MP lots consumed, their reception and
-/// supplier), then AVAL rows (orders that consumed it and the PF lots made).
-pub fn trace_csv(t: &Value) -> String {
-    use domain::format::csv_line;
-    let mut out = String::from("\u{FEFF}");
-    out.push_str(&csv_line(&[
+/// The trace as one row per lot (CSV and Excel): the lot itself, then AMONT rows (MP lots consumed, their reception
+/// and supplier), then AVAL rows (orders that consumed it and the PF lots made).
+pub fn trace_rows(t: &Value) -> Vec<Vec<crate::export::Cell>> {
+    use crate::export::Cell::{Number, Text};
+    let row = |dir: &str, l: &Value, q: &Value, doc: [&Value; 4]| {
+        let mut r =
+            vec![Text(dir.into()), Text(s(&l["lotNumber"])), Text(s(&l["productCode"])), Text(s(&l["productName"]))];
+        r.push(Number(qty(q)));
+        r.extend([&l["unit"], &l["status"], &l["dlc"]].map(|v| Text(s(v))));
+        r.extend(doc.map(|v| Text(s(v))));
+        r
+    };
+    let header = [
         "sens",
         "lot",
         "produit",
@@ -582,63 +589,38 @@ pub fn trace_csv(t: &Value) -> String {
         "date",
         "tiers",
         "telephone",
-    ]));
+    ];
+    let none = &Value::Null;
     let l = &t["lot"];
-    out.push_str(&csv_line(&[
-        "LOT".into(),
-        s(&l["lotNumber"]),
-        s(&l["productCode"]),
-        s(&l["productName"]),
-        qty(&l["quantityRemaining"]),
-        s(&l["unit"]),
-        s(&l["status"]),
-        s(&l["dlc"]),
-        String::new(),
-        String::new(),
-        String::new(),
-        String::new(),
-    ]));
-    let reception_row = |dir: &str, i: &Value, q: &Value| {
-        let r = &i["reception"];
-        csv_line(&[
-            dir.to_string(),
-            s(&i["lotNumber"]),
-            s(&i["productCode"]),
-            s(&i["productName"]),
-            qty(q),
-            s(&i["unit"]),
-            s(&i["status"]),
-            s(&i["dlc"]),
-            s(&r["reference"]),
-            s(&r["date"]),
-            s(&r["supplier"]["name"]),
-            s(&r["supplier"]["phone"]),
-        ])
-    };
+    let mut rows = vec![header.iter().map(|h| Text(h.to_string())).collect::<Vec<_>>()];
+    rows.push(row("LOT", l, &l["quantityRemaining"], [none; 4]));
     if let Some(r) = t["backward"].get("reception").filter(|r| !r.is_null()) {
-        out.push_str(&reception_row("AMONT", &json!({"reception": r}), &Value::Null));
+        rows.push(row(
+            "AMONT",
+            none,
+            none,
+            [&r["reference"], &r["date"], &r["supplier"]["name"], &r["supplier"]["phone"]],
+        ));
     }
     for i in t["backward"]["inputs"].as_array().into_iter().flatten() {
-        out.push_str(&reception_row("AMONT", i, &i["quantityConsumed"]));
+        let r = &i["reception"];
+        rows.push(row(
+            "AMONT",
+            i,
+            &i["quantityConsumed"],
+            [&r["reference"], &r["date"], &r["supplier"]["name"], &r["supplier"]["phone"]],
+        ));
     }
     for u in t["forward"]["usedBy"].as_array().into_iter().flatten() {
         let p = &u["pfLot"];
-        out.push_str(&csv_line(&[
-            "AVAL".into(),
-            s(&p["lotNumber"]),
-            s(&p["productCode"]),
-            s(&p["productName"]),
-            qty(&p["initialQuantity"]),
-            s(&p["unit"]),
-            s(&p["status"]),
-            s(&p["dlc"]),
-            s(&u["order"]["reference"]),
-            s(&u["order"]["completionDate"]),
-            String::new(),
-            String::new(),
-        ]));
+        rows.push(row(
+            "AVAL",
+            p,
+            &p["initialQuantity"],
+            [&u["order"]["reference"], &u["order"]["completionDate"], none, none],
+        ));
     }
-    out
+    rows
 }
 
 #[utoipa::path(get, path = "/api/trace", tag = "production", params(TraceQuery), responses(
@@ -651,21 +633,12 @@ pub async fn trace(State(st): State<AppState>, Query(q): Query<TraceQuery>) -> R
         return ApiError::from(f.into_result().unwrap_err()).into_response();
     };
     match store::trace::trace(st.dbmon.db().conn(), &q.lot, d).await {
-        Ok(Some(v)) if q.format.as_deref().is_some_and(|f| f.eq_ignore_ascii_case("csv")) => {
-            let name = format!(
-                "tracabilite-{}.csv",
-                q.lot.trim().replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
-            );
-            (
-                [
-                    (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-                    (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
-                ],
-                trace_csv(&v),
-            )
-                .into_response()
-        }
-        Ok(Some(v)) => Json(v).into_response(),
+        Ok(Some(v)) => match q.format.as_deref() {
+            Some(f) if f.eq_ignore_ascii_case("csv") || f.eq_ignore_ascii_case("xlsx") => {
+                file_answer("Tracabilite", &q.lot, f, &trace_rows(&v))
+            }
+            _ => Json(v).into_response(),
+        },
         Ok(None) => ApiError::from(Rejection::non_trouve("Lot")).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
