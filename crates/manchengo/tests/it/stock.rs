@@ -766,7 +766,9 @@ mod api {
             let (prod, _) = crate::support::web_session(&srv, "prod.page@test.dz").await;
             let html = prod.get(srv.url("/stock/lots/L250314-001")).send().await.unwrap().text().await.unwrap();
             assert!(
-                html.contains("Quarantaine") && html.contains("Contrôle qualité") && html.contains("RECEPTION"),
+                html.contains("Quarantaine")
+                    && html.contains("<h2>Contrôle qualité</h2>")
+                    && html.contains("RECEPTION"),
                 "{html}"
             );
             assert!(
@@ -782,7 +784,10 @@ mod api {
                 .unwrap();
             assert_eq!(r.status(), 303);
             let html = prod.get(srv.url("/stock/lots/L250314-001")).send().await.unwrap().text().await.unwrap();
-            assert!(html.contains("Lot L250314-001 : disponible.") && !html.contains("Contrôle qualité"), "{html}");
+            assert!(
+                html.contains("Lot L250314-001 : disponible.") && !html.contains("<h2>Contrôle qualité</h2>"),
+                "{html}"
+            );
             let (admin, _) = crate::support::web_session(&srv, "admin.page@test.dz").await;
             let html = admin.get(srv.url("/stock/lots/L250314-001")).send().await.unwrap().text().await.unwrap();
             let csrf = csrf_of(&html);
