@@ -176,6 +176,26 @@ enum ConfigAction {
     Check,
 }
 
+/// A bench's section: written into `write` (between its markers) when asked, always printed.
+fn bench_result(result: Result<String, String>, write: Option<std::path::PathBuf>) -> ExitCode {
+    match result {
+        Ok(section) => {
+            if let Some(path) = write
+                && let Err(e) = bench::write_section(&path, &section)
+            {
+                eprintln!("écriture impossible : {e}");
+                return ExitCode::from(1);
+            }
+            println!("{section}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("échec du banc d'essai : {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn load_config() -> Result<Config, ExitCode> {
     Config::load().map_err(|errors| {
         for e in errors {
@@ -280,41 +300,12 @@ fn main() -> ExitCode {
             }
         }
         Command::Bench { what: BenchWhat::Trace { days, samples, write, database_url } } => {
-            match runtime().block_on(bench_trace::trace_bench(database_url, days.max(2), samples.max(1))) {
-                Ok(section) => {
-                    if let Some(path) = write
-                        && let Err(e) = bench::write_section(&path, &section)
-                    {
-                        eprintln!("écriture impossible : {e}");
-                        return ExitCode::from(1);
-                    }
-                    println!("{section}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("échec du banc d'essai : {e}");
-                    ExitCode::from(1)
-                }
-            }
+            bench_result(runtime().block_on(bench_trace::trace_bench(database_url, days.max(2), samples.max(1))), write)
         }
-        Command::Bench { what: BenchWhat::Stock { ops, movements, write, database_url } } => {
-            match runtime().block_on(bench_stock::stock_bench(database_url, ops.max(4), movements.max(1_000))) {
-                Ok(section) => {
-                    if let Some(path) = write
-                        && let Err(e) = bench::write_section(&path, &section)
-                    {
-                        eprintln!("écriture impossible : {e}");
-                        return ExitCode::from(1);
-                    }
-                    println!("{section}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("échec du banc d'essai : {e}");
-                    ExitCode::from(1)
-                }
-            }
-        }
+        Command::Bench { what: BenchWhat::Stock { ops, movements, write, database_url } } => bench_result(
+            runtime().block_on(bench_stock::stock_bench(database_url, ops.max(4), movements.max(1_000))),
+            write,
+        ),
         Command::Serve => {
             let config = match load_config() {
                 Ok(c) => c,

@@ -9,25 +9,10 @@ use chrono::{DateTime, Duration, Utc};
 use domain::identity::Role;
 use serde_json::{Value, json};
 
-use crate::support::{TestServer, bearer, client, config_for, on_both};
+use crate::support::{TestServer, bearer, call, config_for, on_both, post};
 
 fn now() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2025-03-14T09:00:00Z").unwrap().with_timezone(&Utc)
-}
-
-async fn call(srv: &TestServer, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut req = client().request(m, srv.url(path)).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-}
-
-async fn post(srv: &TestServer, path: &str, token: &str, body: Value) -> (u16, Value) {
-    let (s, b) = call(srv, "POST", path, token, Some(body)).await;
-    (s, b)
 }
 
 async fn ok(srv: &TestServer, path: &str, token: &str, body: Value) -> Value {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use domain::identity::Role;
 use serde_json::{Value, json};
 
-use crate::support::{TestServer, audit_actions, bearer, client, config_for, on_both};
+use crate::support::{TestServer, audit_actions, bearer, call, config_for, get, on_both, post};
 
 /// 2025-03-14 10:00 in Algiers (the day of DOMAIN.md §22).
 fn now() -> DateTime<Utc> {
@@ -24,26 +24,6 @@ async fn server(t: &crate::support::TestDb) -> (TestServer, Arc<ManualClock>) {
         ..Default::default()
     };
     (TestServer::start_with(config_for(&t.url, t.dir.path(), &[]), options).await, clock)
-}
-
-async fn call(srv: &TestServer, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut req = client().request(m, srv.url(path)).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-}
-
-async fn post(srv: &TestServer, path: &str, token: &str, body: Value) -> (u16, Value) {
-    call(srv, "POST", path, token, Some(body)).await
-}
-
-async fn get(srv: &TestServer, path: &str, token: &str) -> Value {
-    let (s, b) = call(srv, "GET", path, token, None).await;
-    assert_eq!(s, 200, "{path}: {b}");
-    b
 }
 
 fn code(b: &Value) -> (&str, &str) {

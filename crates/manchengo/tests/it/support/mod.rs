@@ -331,3 +331,31 @@ pub async fn audit_actions(srv: &TestServer, action: &str) -> Vec<store::audit::
     rows.reverse();
     rows
 }
+
+/// One API call with a bearer token: the status and the JSON body (`Null` when there is none).
+pub async fn call(
+    srv: &TestServer,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = client().request(m, srv.url(path)).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+pub async fn post(srv: &TestServer, path: &str, token: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    call(srv, "POST", path, token, Some(body)).await
+}
+
+/// A GET that must answer 200.
+pub async fn get(srv: &TestServer, path: &str, token: &str) -> serde_json::Value {
+    let (s, b) = call(srv, "GET", path, token, None).await;
+    assert_eq!(s, 200, "{path}: {b}");
+    b
+}
