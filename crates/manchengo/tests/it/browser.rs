@@ -68,6 +68,13 @@ async fn submit(web: &WebDriver, label: &str) {
     old.wait_until().stale().await.unwrap();
 }
 
+/// Clicks something that leaves the page (a form's button found by the caller) and waits for the next page.
+async fn click_through(web: &WebDriver, target: thirtyfour::WebElement) {
+    let old = web.find(By::Tag("html")).await.unwrap();
+    target.click().await.unwrap();
+    old.wait_until().stale().await.unwrap();
+}
+
 /// Page text with the French thin and non-breaking spaces as plain spaces.
 fn plain(t: &str) -> String {
     t.replace(['\u{00A0}', '\u{202F}'], " ")
@@ -682,12 +689,8 @@ async fn a_batch_is_planned_started_completed_and_traced_through_the_pages() {
     // The QC queue releases it.
     web.goto(srv.url("/production/qualite")).await.unwrap();
     assert!(web.find(By::Id("quarantaine")).await.unwrap().text().await.unwrap().contains(&lot));
-    web.find(By::XPath(format!("//tr[contains(., '{lot}')]//button[.='Conforme']")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    let conforme = web.find(By::XPath(format!("//tr[contains(., '{lot}')]//button[.='Conforme']"))).await.unwrap();
+    click_through(&web, conforme).await;
     let text = body_text(&web).await;
     assert!(text.contains(&format!("Lot {lot} : disponible.")) && text.contains("Aucun lot en quarantaine."), "{text}");
     // The week's planning shows the order on its day.
@@ -773,12 +776,8 @@ async fn the_cockpit_shows_the_rupture_and_its_alerts_are_handled_from_the_page(
             && alerts.contains("Sac thermo (MP-SAC) : rupture de stock."),
         "{alerts}"
     );
-    web.find(By::XPath("//tr[contains(., 'MP-SEL')]//button[.='Prendre en compte']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    let ack = web.find(By::XPath("//tr[contains(., 'MP-SEL')]//button[.='Prendre en compte']")).await.unwrap();
+    click_through(&web, ack).await;
     let text = body_text(&web).await;
     assert!(text.contains("Alerte prise en compte."), "{text}");
     let row =
@@ -789,7 +788,7 @@ async fn the_cockpit_shows_the_rupture_and_its_alerts_are_handled_from_the_page(
     row.find(By::Css("input[name='reason']")).await.unwrap().send_keys("Commande passée ce matin").await.unwrap();
     let until = (chrono::Utc::now() + chrono::Duration::days(3)).format("%m%d%Y").to_string();
     row.find(By::Css("input[name='until']")).await.unwrap().send_keys(&until).await.unwrap();
-    row.find(By::XPath(".//button[.='Reporter']")).await.unwrap().click().await.unwrap();
+    click_through(&web, row.find(By::XPath(".//button[.='Reporter']")).await.unwrap()).await;
     let text = body_text(&web).await;
     assert!(text.contains("Alerte reportée.") && text.contains("Commande passée ce matin"), "{text}");
 
