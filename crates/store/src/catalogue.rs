@@ -69,7 +69,7 @@ pub fn product_json(p: &Product) -> serde_json::Value {
            "leadTimeDays": p.lead_time_days, "criticite": p.criticite, "stockTracked": p.stock_tracked,
            "weightG": p.weight_g, "packagingType": p.packaging_type, "storageType": p.storage_type,
            "shelfLifeDays": p.shelf_life_days, "listPriceHt": p.list_price_ht, "tvaRate": p.tva_rate,
-           "familyId": p.family_id, "brandId": p.brand_id, "active": p.active})
+           "familyId": p.family_id, "brandId": p.brand_id, "mainSupplierId": p.main_supplier_id, "active": p.active})
 }
 
 pub async fn product_by_code<C: ConnectionTrait>(c: &C, code: &str) -> Result<Option<Product>, StoreError> {
@@ -98,6 +98,7 @@ pub async fn save_mp<C: ConnectionTrait>(
     c: &C,
     existing: Option<Product>,
     m: Mp,
+    main_supplier_id: Option<Uuid>,
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Product, OpError> {
@@ -148,6 +149,7 @@ pub async fn save_mp<C: ConnectionTrait>(
     p.lead_time_days = m.lead_time_days;
     p.criticite = Some(m.criticite);
     p.stock_tracked = m.stock_tracked;
+    p.main_supplier_id = main_supplier_id;
     p.updated_at = now;
     write_product(c, &p).await?;
     let action = if existing.is_some() { "PRODUCT_UPDATED" } else { "PRODUCT_CREATED" };

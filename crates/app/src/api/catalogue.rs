@@ -78,6 +78,8 @@ pub struct MpBody {
     lead_time_days: Option<i32>,
     criticite: Option<String>,
     stock_tracked: Option<bool>,
+    /// The supplier the cockpit's suggestions order from (DOMAIN.md §7.2); empty clears it.
+    main_supplier_code: Option<String>,
 }
 
 impl MpBody {
@@ -119,10 +121,21 @@ pub async fn save_mp(
     ctx: &Ctx,
 ) -> Result<store::stock::Product, ApiError> {
     let m = domain::catalogue::check_mp(&b.input())?;
+    let supplier = match b.main_supplier_code.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+        Some(code) => match cat::supplier_by_code(st.dbmon.db().conn(), code).await? {
+            Some(s) => Some(s.id),
+            None => {
+                let mut f = domain::validation::Fields::new();
+                f.add("mainSupplierCode", "NON_TROUVE", format!("Fournisseur {code} introuvable."));
+                return Err(f.into_result().unwrap_err().into());
+            }
+        },
+        None => None,
+    };
     let (actor, now) = (id.actor(ctx), st.clock.now());
     write(st, move |tx| {
         let (existing, m, actor) = (existing.clone(), m.clone(), actor.clone());
-        Box::pin(async move { cat::save_mp(&**tx, existing, m, &actor, now).await })
+        Box::pin(async move { cat::save_mp(&**tx, existing, m, supplier, &actor, now).await })
     })
     .await
 }

@@ -137,6 +137,21 @@ async fn the_cockpit_scores_the_mps_and_its_alerts_follow_the_stock() {
         let (_, bc) = call(&srv, "GET", "/api/purchase-orders/BC-2025-00002", &appro, None).await;
         let lines: Vec<(&str, i64, i64)> = bc["lines"].as_array().unwrap().iter().map(|l| (l["productCode"].as_str().unwrap(), l["quantityOrdered"].as_i64().unwrap(), l["unitPriceHt"].as_i64().unwrap())).collect();
         assert_eq!((bc["status"].as_str(), lines), (Some("DRAFT"), vec![("MP-LAIT", 3_800_000, 8_000), ("MP-SEL", 5_000, 2_000)]));
+        // The rennet gets a main supplier on its page (an unknown code is a field error); its suggestion then orders
+        // from it, at price 0 (never received) for APPRO to fill in the draft.
+        let rennet = |supplier: &str| json!({"code": "MP-PRESURE", "name": "Présure", "category": "ADDITIVE", "baseUnit": "L",
+            "perishable": false, "criticite": "BLOQUANTE", "mainSupplierCode": supplier});
+        let (s, b) = call(&srv, "PUT", "/api/catalogue/mp/MP-PRESURE", &appro, Some(rennet("FOUR-0999"))).await;
+        assert_eq!((s, b["error"]["details"]["fields"][0]["field"].as_str()), (400, Some("mainSupplierCode")), "{b}");
+        ok(&srv, "/api/suppliers", &admin, json!({"raisonSociale": "Ferments d'Alger"})).await;
+        let (s, b) = call(&srv, "PUT", "/api/catalogue/mp/MP-PRESURE", &appro, Some(rennet("FOUR-0002"))).await;
+        assert_eq!(s, 200, "{b}");
+        let (_, c) = call(&srv, "GET", "/api/appro/cockpit", &appro, None).await;
+        assert_eq!(mp(&c, "MP-PRESURE")["supplierCode"], "FOUR-0002");
+        let b = ok(&srv, "/api/appro/suggestions/orders", &appro, json!({"lines": [{"productCode": "MP-PRESURE", "quantity": 2_000}]})).await;
+        assert_eq!(b["created"], json!(["BC-2025-00003"]));
+        let (_, bc) = call(&srv, "GET", "/api/purchase-orders/BC-2025-00003", &appro, None).await;
+        assert_eq!((bc["supplierCode"].as_str(), bc["lines"][0]["unitPriceHt"].as_i64()), (Some("FOUR-0002"), Some(0)));
         srv.stop().await;
     })
     .await;
