@@ -483,6 +483,14 @@ pub async fn needs<C: ConnectionTrait>(c: &C, o: &Order, now: DateTime<Utc>) -> 
     Ok(out)
 }
 
+/// UI.md rows 48, 51 ("non démarrable"): a PENDING order that would be refused with `STOCK_INSUFFISANT` now.
+pub async fn not_startable<C: ConnectionTrait>(c: &C, o: &Order, now: DateTime<Utc>) -> Result<bool, OpError> {
+    if status_of(o) != OpStatus::Pending {
+        return Ok(false);
+    }
+    Ok(needs(c, o, now).await?.iter().any(|n| n.missing > 0))
+}
+
 /// PENDING → PENDING with a new planned date.
 pub async fn reschedule<C: ConnectionTrait>(
     c: &C,

@@ -133,8 +133,7 @@ async fn orders(
     for (o, p) in &all {
         let status = store::production::status_of(o);
         // UI.md row 48: a planned order that cannot start today is flagged "non démarrable".
-        let blocked = status == OpStatus::Pending
-            && store::production::needs(db.conn(), o, now).await.is_ok_and(|n| n.iter().any(|n| n.missing > 0));
+        let blocked = store::production::not_startable(db.conn(), o, now).await.unwrap_or(false);
         let row = OrderRow {
             reference: o.reference.clone(),
             product: format!("{} ({})", p.name, p.code),
@@ -1169,8 +1168,7 @@ async fn planning(
         let mut orders = Vec::new();
         for (o, p) in all.iter().filter(|(o, _)| o.planned_date == d) {
             let status = store::production::status_of(o);
-            let blocked = status == OpStatus::Pending
-                && store::production::needs(db.conn(), o, now).await.is_ok_and(|n| n.iter().any(|n| n.missing > 0));
+            let blocked = store::production::not_startable(db.conn(), o, now).await.unwrap_or(false);
             orders.push(PlanOrder {
                 reference: o.reference.clone(),
                 product: p.name.clone(),
