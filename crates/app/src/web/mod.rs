@@ -99,6 +99,28 @@ impl axum::extract::FromRequestParts<AppState> for PageCtx {
     }
 }
 
+/// The French lines of an API refusal for a form with numbered rows: each field error, prefixed `{label} n : ` when
+/// its field is `{prefix}i]…` (i counted from 0), or the refusal's message when it has no field errors.
+pub fn refusal_lines(e: &crate::platform::errors::ApiError, prefix: &str, label: &str) -> Vec<String> {
+    let mut out: Vec<String> = e.details["fields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            let field = f["field"].as_str().unwrap_or_default();
+            let msg = f["message"].as_str().unwrap_or_default();
+            match field.strip_prefix(prefix).and_then(|r| r.split_once(']')) {
+                Some((k, _)) => format!("{label} {} : {msg}", k.parse::<usize>().unwrap_or(0) + 1),
+                None => msg.to_string(),
+            }
+        })
+        .collect();
+    if out.is_empty() {
+        out.push(e.message.clone());
+    }
+    out
+}
+
 /// 303 to `to`, carrying a flash message that survives exactly this redirect.
 pub fn redirect_with_flash(to: &str, tone: &str, text: &str) -> Response {
     let mut res = axum::response::Redirect::to(to).into_response();
@@ -419,4 +441,23 @@ pub fn router() -> Router<AppState> {
         .merge(counts::router())
         .merge(views::router())
         .merge(settings::router())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_name_the_row_of_each_field_error() {
+        let mut f = domain::validation::Fields::new();
+        f.add("items[1].quantity", "MUST_BE_POSITIVE", "La quantité par lot doit être positive.");
+        f.add("outputQuantity", "MUST_BE_POSITIVE", "La quantité produite par lot doit être positive.");
+        let e = crate::platform::errors::ApiError::from(f.into_result().unwrap_err());
+        assert_eq!(
+            refusal_lines(&e, "items[", "Élément"),
+            ["Élément 2 : La quantité par lot doit être positive.", "La quantité produite par lot doit être positive."]
+        );
+        let e = crate::platform::errors::ApiError::from(domain::production::recette_absente("PF-EDAM"));
+        assert_eq!(refusal_lines(&e, "lines[", "Ligne"), ["Recette active absente pour PF-EDAM."]);
+    }
 }

@@ -61,25 +61,9 @@ fn sees_costs(role: Role) -> bool {
     matches!(role, Role::Admin | Role::Comptable)
 }
 
-/// The French lines of an API refusal: each field error with its item number, or the message.
+/// The French lines of an API refusal on a recipe: each field error with its item number, or the message.
 fn refusal_lines(e: &ApiError) -> Vec<String> {
-    let mut out: Vec<String> = e.details["fields"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|f| {
-            let field = f["field"].as_str().unwrap_or_default();
-            let msg = f["message"].as_str().unwrap_or_default();
-            match field.strip_prefix("items[").and_then(|r| r.split_once(']')) {
-                Some((k, _)) => format!("Élément {} : {msg}", k.parse::<usize>().unwrap_or(0) + 1),
-                None => msg.to_string(),
-            }
-        })
-        .collect();
-    if out.is_empty() {
-        out.push(e.message.clone());
-    }
-    out
+    super::refusal_lines(e, "items[", "Élément")
 }
 
 // ---- orders list ----------------------------------------------------------------------------------------------

@@ -261,22 +261,7 @@ async fn create(
             redirect_with_flash(&format!("{BASE}/{reference}"), "succes", &format!("Brouillon {reference} enregistré."))
         }
         Err(e) => {
-            let mut errors: Vec<String> = e.details["fields"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|f| {
-                    let field = f["field"].as_str().unwrap_or_default();
-                    let msg = f["message"].as_str().unwrap_or_default();
-                    match field.strip_prefix("lines[").and_then(|r| r.split_once(']')) {
-                        Some((k, _)) => format!("Ligne {} : {msg}", k.parse::<usize>().unwrap_or(0) + 1),
-                        None => msg.to_string(),
-                    }
-                })
-                .collect();
-            if errors.is_empty() {
-                errors.push(e.message.clone());
-            }
+            let errors = super::refusal_lines(&e, "lines[", "Ligne");
             new_page(&st, &pc, form, errors, e.status).await
         }
     }
