@@ -118,6 +118,42 @@ pub fn risk_index(bloquantes_in_rupture: i64, other_ruptures: i64, critiques: i6
     (v, level)
 }
 
+/// Which module an alert type belongs to (by prefix), so that a role sees and handles the alerts of the modules it
+/// reads (§2.2, §7.3).
+pub fn alert_module(alert_type: &str) -> &'static str {
+    let any = |prefixes: &[&str]| prefixes.iter().any(|p| alert_type.starts_with(p));
+    if any(&["MP_", "BC_", "FOURNISSEUR_"]) {
+        "appro"
+    } else if any(&["RENDEMENT_"]) {
+        "production"
+    } else if any(&["DLC_", "LOT", "PERTE_", "ECART_"]) {
+        "stock"
+    } else {
+        "system"
+    }
+}
+
+/// §7.3: an alert is listed and acknowledged by the roles that read its module.
+pub fn alert_readable_by(role: crate::identity::Role, alert_type: &str) -> bool {
+    use crate::identity::Role;
+    match alert_module(alert_type) {
+        "appro" | "production" => matches!(role, Role::Admin | Role::Appro | Role::Production | Role::Comptable),
+        "stock" => true,
+        _ => role == Role::Admin,
+    }
+}
+
+/// §7.3: these alerts are never postponed.
+pub fn postponable(alert_type: &str) -> bool {
+    !matches!(alert_type, "MP_RUPTURE_BLOQUANTE" | "LOTS_PERIMES")
+}
+
+/// §7.3: appro alerts are postponed by ADMIN and APPRO, the others by ADMIN.
+pub fn may_postpone(role: crate::identity::Role, alert_type: &str) -> bool {
+    use crate::identity::Role;
+    role == Role::Admin || (role == Role::Appro && alert_module(alert_type) == "appro")
+}
+
 /// §7.3 postpone: not for `MP_RUPTURE_BLOQUANTE` nor `LOTS_PERIMES`, a reason of 10 characters, an end within 7 days.
 pub fn check_postpone(
     alert_type: &str,
@@ -127,7 +163,7 @@ pub fn check_postpone(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<String, crate::rejection::Rejection> {
     use crate::rejection::Rejection;
-    if matches!(alert_type, "MP_RUPTURE_BLOQUANTE" | "LOTS_PERIMES") {
+    if !postponable(alert_type) {
         return Err(Rejection::new("REPORT_INTERDIT", 409, "Report interdit pour ce type d'alerte."));
     }
     if !matches!(status, "OPEN" | "ACKNOWLEDGED") {
@@ -341,6 +377,19 @@ mod tests {
             "ALERTE_DEJA_TRAITEE"
         );
         assert!(check_acknowledge("OPEN").is_ok());
+        // Who sees and handles what: appro alerts for the appro readers, stock alerts for everyone, the rest ADMIN.
+        use crate::identity::Role;
+        assert!(
+            alert_readable_by(Role::Production, "MP_CRITIQUE") && !alert_readable_by(Role::Commercial, "BC_EN_RETARD")
+        );
+        assert!(
+            alert_readable_by(Role::Commercial, "DLC_J1")
+                && alert_readable_by(Role::Comptable, "RENDEMENT_HORS_TOLERANCE")
+        );
+        assert!(!alert_readable_by(Role::Appro, "SYNC_ECHEC") && alert_readable_by(Role::Admin, "SYNC_ECHEC"));
+        assert!(may_postpone(Role::Appro, "MP_CRITIQUE") && !may_postpone(Role::Appro, "DLC_J3"));
+        assert!(!may_postpone(Role::Production, "MP_CRITIQUE") && may_postpone(Role::Admin, "DLC_J3"));
+        assert!(!postponable("LOTS_PERIMES") && postponable("MP_A_COMMANDER"));
         assert_eq!(check_acknowledge("ACKNOWLEDGED").unwrap_err().code, "ALERTE_DEJA_TRAITEE");
     }
 

@@ -281,6 +281,11 @@ pub fn pf_dlc(completed: NaiveDate, override_days: Option<i64>, pf_shelf_life_da
     override_days.or(pf_shelf_life_days).map(|d| completed + chrono::Duration::days(d))
 }
 
+/// §8.3: a yield outside 100 % ± the tolerance (both in basis points); exactly on the edge is inside.
+pub fn outside_tolerance(yield_bp: i64, tolerance_bp: i64) -> bool {
+    (yield_bp - 10_000).abs() > tolerance_bp
+}
+
 /// What a completion computes (§8.3); amounts in centimes, yield in basis points.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Completion {
@@ -314,8 +319,11 @@ pub fn completion(
     }
     let unit_cost = round_div((consumed_cost + fluid_cost) * 1000, quantity_produced as i128);
     let yield_bp = round_div(quantity_produced as i128 * 10_000, target_quantity as i128);
-    let outside = yield_bp < (10_000 - tolerance_bp) as i128 || yield_bp > (10_000 + tolerance_bp) as i128;
-    let yield_alert = outside.then_some(if yield_bp < 8_000 { "CRITICAL" } else { "WARNING" });
+    let yield_alert = outside_tolerance(fit(yield_bp)?, tolerance_bp).then_some(if yield_bp < 8_000 {
+        "CRITICAL"
+    } else {
+        "WARNING"
+    });
     Ok(Completion {
         consumed_cost: fit(consumed_cost)?,
         fluid_cost: fit(fluid_cost)?,
@@ -396,7 +404,7 @@ pub fn yield_7_days(done: &[Done], today: NaiveDate) -> (Option<i64>, usize) {
         done.iter().filter(|x| x.date <= today && x.date > today - chrono::Duration::days(7)).collect();
     let mean = (!week.is_empty())
         .then(|| round_div(week.iter().map(|x| i128::from(x.yield_bp)).sum(), week.len() as i128) as i64);
-    let outside = week.iter().filter(|x| (x.yield_bp - 10_000).abs() > x.tolerance_bp).count();
+    let outside = week.iter().filter(|x| outside_tolerance(x.yield_bp, x.tolerance_bp)).count();
     (mean, outside)
 }
 
@@ -593,6 +601,8 @@ mod tests {
             }
         );
         assert_eq!(completion(&consumed, &[], 1, 49_250, 50_000, 200).unwrap().yield_alert, None);
+        assert!(!outside_tolerance(9_800, 200) && !outside_tolerance(10_200, 200), "the edges are inside");
+        assert!(outside_tolerance(9_799, 200) && outside_tolerance(10_201, 200));
         assert_eq!(completion(&consumed, &[], 1, 51_500, 50_000, 200).unwrap().yield_alert, Some("WARNING"));
         assert_eq!(completion(&consumed, &[], 1, 39_000, 50_000, 200).unwrap().yield_alert, Some("CRITICAL"));
         // Fluids: 2 kWh per batch at 1.50 DA, 3 batches → 900 c.

@@ -16,36 +16,7 @@ use crate::auth::{Ctx, Identity};
 use crate::platform::errors::{ApiError, ApiJson};
 use crate::state::AppState;
 
-/// Which module an alert type belongs to, so that a role sees and handles the alerts of the modules it reads.
-fn module_of(alert_type: &str) -> &'static str {
-    if alert_type.starts_with("MP_") || alert_type.starts_with("BC_") || alert_type.starts_with("FOURNISSEUR_") {
-        "appro"
-    } else if alert_type.starts_with("RENDEMENT_") {
-        "production"
-    } else if alert_type.starts_with("DLC_")
-        || alert_type.starts_with("LOT")
-        || alert_type.starts_with("PERTE_")
-        || alert_type.starts_with("ECART_")
-    {
-        "stock"
-    } else {
-        "system"
-    }
-}
-
-/// §7.3: an alert is read and acknowledged by the roles that read its module.
-pub fn reads(role: Role, alert_type: &str) -> bool {
-    match module_of(alert_type) {
-        "appro" | "production" => matches!(role, Role::Admin | Role::Appro | Role::Production | Role::Comptable),
-        "stock" => true,
-        _ => role == Role::Admin,
-    }
-}
-
-/// §7.3: appro alerts are postponed by ADMIN and APPRO, the others by ADMIN.
-pub fn may_postpone(role: Role, alert_type: &str) -> bool {
-    role == Role::Admin || (role == Role::Appro && module_of(alert_type) == "appro")
-}
+pub use domain::kpi::{alert_readable_by as reads, may_postpone};
 
 pub fn alert_json(a: &store::alerts::Alert) -> Value {
     json!({

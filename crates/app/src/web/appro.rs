@@ -72,7 +72,7 @@ pub fn alert_rows(alerts: &[Value], role: Role) -> Vec<AlertRow> {
                 can_ack: open,
                 can_postpone: (open || a["status"] == "ACKNOWLEDGED")
                     && crate::api::appro::may_postpone(role, t)
-                    && !matches!(t, "MP_RUPTURE_BLOQUANTE" | "LOTS_PERIMES"),
+                    && domain::kpi::postponable(t),
             }
         })
         .collect()

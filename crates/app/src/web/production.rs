@@ -311,7 +311,7 @@ async fn order(State(st): State<AppState>, pc: PageCtx, id: Identity, Path(refer
             "Rendement",
             format!("{} (tolérance ± {})", domain::format::percent_bp(y), domain::format::percent_bp(tol)),
         ));
-        if y < 10_000 - tol || y > 10_000 + tol {
+        if domain::production::outside_tolerance(y, tol) {
             yield_alert = Some(format!(
                 "Rendement hors tolérance : {} pour ± {}. Une alerte a été créée.",
                 domain::format::percent_bp(y),
