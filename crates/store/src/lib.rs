@@ -2,12 +2,35 @@
 //!
 //! One module per area; the platform's own tables (secrets, job leases, schema metadata) live in `platform`.
 
+/// A table of plain columns keyed by a UUID `id` (the sales and delivery tables).
+macro_rules! entity {
+    ($module:ident, $table:literal, { $($field:ident : $ty:ty),* $(,)? }) => {
+        pub mod $module {
+            use sea_orm::entity::prelude::*;
+
+            #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+            #[sea_orm(table_name = $table)]
+            pub struct Model {
+                #[sea_orm(primary_key, auto_increment = false)]
+                pub id: Uuid,
+                $(pub $field: $ty,)*
+            }
+
+            #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+            pub enum Relation {}
+
+            impl ActiveModelBehavior for ActiveModel {}
+        }
+    };
+}
+
 pub mod alerts;
 pub mod appro;
 pub mod audit;
 pub mod backups;
 pub mod catalogue;
 pub mod db;
+pub mod delivery;
 pub mod error;
 pub mod idempotency;
 pub mod identity;
@@ -19,6 +42,7 @@ pub mod migration;
 pub mod procurement;
 pub mod production;
 pub mod purchase;
+pub mod sales;
 pub mod schema;
 pub mod secrets;
 pub mod settings;

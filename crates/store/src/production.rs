@@ -426,7 +426,7 @@ pub struct Need {
     pub missing: i64,
 }
 
-async fn usable_stock<C: ConnectionTrait>(c: &C, product_id: Uuid, today: NaiveDate) -> Result<i64, StoreError> {
+pub async fn usable_stock<C: ConnectionTrait>(c: &C, product_id: Uuid, today: NaiveDate) -> Result<i64, StoreError> {
     let row = c
         .query_one_raw(stmt(
             c.get_database_backend(),

@@ -603,6 +603,11 @@ pub async fn numbering_gaps(db: &crate::Db) -> Result<Vec<Violation>, StoreError
                 }
             }
             ("LOT_AJ", Some(d)) => ("lots", "lot_number", lot_prefix(domain::stock::adj_lot_number(d, 0))),
+            ("LOT_RET", Some(d)) => ("lots", "lot_number", lot_prefix(domain::sales::return_lot_number(d, 0))),
+            ("F", _) => ("invoices", "reference", format!("F-{scope}-")),
+            ("AV", _) => ("credit_notes", "reference", format!("AV-{scope}-")),
+            ("REG", _) => ("payments", "reference", format!("REG-{scope}-")),
+            ("LIV", _) => ("deliveries", "reference", format!("LIV-{scope}-")),
             ("FOUR", _) => ("suppliers", "code", "FOUR-".to_string()),
             ("CLI", _) => ("clients", "code", "CLI-".to_string()),
             _ => continue,

@@ -18,6 +18,7 @@ mod m20261128_000009_backup_runs;
 mod m20261128_000010_purchase_orders;
 mod m20261128_000011_production;
 mod m20261128_000012_alert_postpone;
+mod m20261128_000013_sales;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000010_purchase_orders::Migration),
             Box::new(m20261128_000011_production::Migration),
             Box::new(m20261128_000012_alert_postpone::Migration),
+            Box::new(m20261128_000013_sales::Migration),
         ]
     }
 }

@@ -1,0 +1,262 @@
+//! Accounting entries (DOMAIN.md §19): one balanced piece per document, over a configurable chart of accounts whose
+//! shipped defaults must be confirmed by the company's accountant.
+
+use chrono::NaiveDate;
+use serde_json::json;
+
+use crate::rejection::Rejection;
+use crate::timbre::Method;
+
+/// (key, account, label) — loaded by the migration, ADMIN-editable afterwards.
+pub const DEFAULT_CHART: &[(&str, &str, &str)] = &[
+    ("STOCK_MP", "31", "Stocks de matières premières"),
+    ("STOCK_PF", "35", "Stocks de produits finis"),
+    ("FOURNISSEURS", "401", "Fournisseurs"),
+    ("CLIENTS", "411", "Clients"),
+    ("TVA_DEDUCTIBLE", "4456", "TVA déductible"),
+    ("TVA_COLLECTEE", "4457", "TVA collectée"),
+    ("BANQUE", "512", "Banque"),
+    ("CAISSE", "53", "Caisse"),
+    ("MATIERES_CONSOMMEES", "601", "Matières consommées"),
+    ("VENTES_PF", "701", "Ventes de produits finis"),
+    ("TIMBRE", "6411", "Droits de timbre"),
+    ("PRODUCTION_STOCKEE", "72", "Production stockée"),
+];
+
+/// One line of a piece: an account key of the chart, debit or credit in centimes, the third party's code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryLine {
+    pub account: &'static str,
+    pub label: String,
+    pub debit: i64,
+    pub credit: i64,
+    pub tiers: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    pub date: NaiveDate,
+    pub journal: &'static str,
+    pub piece: String,
+    pub lines: Vec<EntryLine>,
+}
+
+impl Piece {
+    fn new(date: NaiveDate, journal: &'static str, piece: &str) -> Piece {
+        Piece { date, journal, piece: piece.to_string(), lines: Vec::new() }
+    }
+
+    fn debit(mut self, account: &'static str, label: &str, amount: i64, tiers: Option<&str>) -> Piece {
+        if amount != 0 {
+            self.lines.push(EntryLine {
+                account,
+                label: label.to_string(),
+                debit: amount,
+                credit: 0,
+                tiers: tiers.map(str::to_string),
+            });
+        }
+        self
+    }
+
+    fn credit(mut self, account: &'static str, label: &str, amount: i64, tiers: Option<&str>) -> Piece {
+        if amount != 0 {
+            self.lines.push(EntryLine {
+                account,
+                label: label.to_string(),
+                debit: 0,
+                credit: amount,
+                tiers: tiers.map(str::to_string),
+            });
+        }
+        self
+    }
+
+    pub fn totals(&self) -> (i64, i64) {
+        (self.lines.iter().map(|l| l.debit).sum(), self.lines.iter().map(|l| l.credit).sum())
+    }
+}
+
+/// Σ debit = Σ credit, or `ECRITURE_DESEQUILIBREE` (the export is refused).
+pub fn check_balanced(p: &Piece) -> Result<(), Rejection> {
+    let (d, c) = p.totals();
+    if d != c {
+        return Err(Rejection::new(
+            "ECRITURE_DESEQUILIBREE",
+            500,
+            format!(
+                "Écriture {} déséquilibrée (débit {}, crédit {}).",
+                p.piece,
+                crate::money::fmt_money(d),
+                crate::money::fmt_money(c)
+            ),
+        )
+        .with_details(json!({"piece": p.piece, "d": d, "c": c})));
+    }
+    Ok(())
+}
+
+/// Invoice (VE, validation date): D 411 net; C 701 HT, C 4457 TVA, C 6411 timbre.
+pub fn invoice_piece(date: NaiveDate, number: &str, client: &str, ht: i64, tva: i64, timbre: i64, net: i64) -> Piece {
+    let label = format!("Facture {number}");
+    Piece::new(date, "VE", number)
+        .debit("CLIENTS", &label, net, Some(client))
+        .credit("VENTES_PF", &label, ht, None)
+        .credit("TVA_COLLECTEE", &label, tva, None)
+        .credit("TIMBRE", &label, timbre, None)
+}
+
+/// Credit note (VE, validation date): the invoice reversed.
+pub fn credit_note_piece(
+    date: NaiveDate,
+    number: &str,
+    client: &str,
+    ht: i64,
+    tva: i64,
+    timbre: i64,
+    net: i64,
+) -> Piece {
+    let label = format!("Avoir {number}");
+    Piece::new(date, "VE", number)
+        .debit("VENTES_PF", &label, ht, None)
+        .debit("TVA_COLLECTEE", &label, tva, None)
+        .debit("TIMBRE", &label, timbre, None)
+        .credit("CLIENTS", &label, net, Some(client))
+}
+
+fn treasury(method: Method) -> (&'static str, &'static str) {
+    match method {
+        Method::Especes => ("CA", "CAISSE"),
+        Method::Cheque | Method::Virement => ("BQ", "BANQUE"),
+    }
+}
+
+/// Payment: D 53 / 512, C 411. A cancelled payment or a refund is the reverse (D 411, C 53 / 512).
+pub fn payment_piece(date: NaiveDate, number: &str, client: &str, method: Method, amount: i64, reverse: bool) -> Piece {
+    let (journal, account) = treasury(method);
+    let piece = if reverse { format!("{number}-ANN") } else { number.to_string() };
+    if reverse {
+        let label = format!("Annulation / remboursement {number}");
+        Piece::new(date, journal, &piece)
+            .debit("CLIENTS", &label, amount, Some(client))
+            .credit(account, &label, amount, None)
+    } else {
+        let label = format!("Règlement {number}");
+        Piece::new(date, journal, &piece).debit(account, &label, amount, None).credit(
+            "CLIENTS",
+            &label,
+            amount,
+            Some(client),
+        )
+    }
+}
+
+/// Reception (AC): D 31 HT, D 4456 TVA; C 401 TTC.
+pub fn reception_piece(date: NaiveDate, number: &str, supplier: &str, ht: i64, tva: i64, ttc: i64) -> Piece {
+    let label = format!("Réception {number}");
+    Piece::new(date, "AC", number)
+        .debit("STOCK_MP", &label, ht, None)
+        .debit("TVA_DEDUCTIBLE", &label, tva, None)
+        .credit("FOURNISSEURS", &label, ttc, Some(supplier))
+}
+
+/// A stock movement valued at lot cost (OD). `None` for origins without an entry (receptions have their own piece).
+pub fn movement_piece(
+    date: NaiveDate,
+    reference: &str,
+    origin: &str,
+    is_pf: bool,
+    direction_in: bool,
+    value: i64,
+) -> Option<Piece> {
+    let stock = if is_pf { "STOCK_PF" } else { "STOCK_MP" };
+    let other = if is_pf { "PRODUCTION_STOCKEE" } else { "MATIERES_CONSOMMEES" };
+    let (debit, credit) = match origin {
+        "PRODUCTION_OUT" => ("MATIERES_CONSOMMEES", "STOCK_MP"),
+        "PRODUCTION_CANCEL" => ("STOCK_MP", "MATIERES_CONSOMMEES"),
+        "PRODUCTION_IN" => ("STOCK_PF", "PRODUCTION_STOCKEE"),
+        "SALE" => ("PRODUCTION_STOCKEE", "STOCK_PF"),
+        "CUSTOMER_RETURN" => ("STOCK_PF", "PRODUCTION_STOCKEE"),
+        "LOSS" => (other, stock),
+        "INVENTORY_ADJUST" if direction_in => (stock, other),
+        "INVENTORY_ADJUST" => (other, stock),
+        _ => return None,
+    };
+    let label = format!("{origin} {reference}");
+    Some(Piece::new(date, "OD", reference).debit(debit, &label, value, None).credit(credit, &label, value, None))
+}
+
+/// `date;journal;piece;compte;libelle;debit;credit;tiers` — DD/MM/YYYY, a dot and two decimals.
+pub fn csv_lines(p: &Piece, account_of: impl Fn(&str) -> String) -> Vec<String> {
+    let amount = |c: i64| format!("{}.{:02}", c / 100, c % 100);
+    p.lines
+        .iter()
+        .map(|l| {
+            crate::format::csv_line(&[
+                p.date.format("%d/%m/%Y").to_string(),
+                p.journal.to_string(),
+                p.piece.clone(),
+                account_of(l.account),
+                l.label.clone(),
+                amount(l.debit),
+                amount(l.credit),
+                l.tiers.clone().unwrap_or_default(),
+            ])
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn chart(key: &str) -> String {
+        DEFAULT_CHART.iter().find(|(k, _, _)| *k == key).map(|(_, a, _)| a.to_string()).unwrap()
+    }
+
+    #[test]
+    fn scenario_64_the_invoice_piece() {
+        let p = invoice_piece(d("2025-03-14"), "F-2025-00007", "CLI-0045", 1_970_000, 374_300, 23_500, 2_367_800);
+        check_balanced(&p).unwrap();
+        let lines: Vec<String> = csv_lines(&p, chart).iter().map(|l| l.trim_end().to_string()).collect();
+        assert_eq!(lines[0], "14/03/2025;VE;F-2025-00007;411;Facture F-2025-00007;23678.00;0.00;CLI-0045");
+        assert_eq!(lines[1], "14/03/2025;VE;F-2025-00007;701;Facture F-2025-00007;0.00;19700.00;");
+        assert_eq!(lines[2], "14/03/2025;VE;F-2025-00007;4457;Facture F-2025-00007;0.00;3743.00;");
+        assert_eq!(lines[3], "14/03/2025;VE;F-2025-00007;6411;Facture F-2025-00007;0.00;235.00;");
+    }
+
+    #[test]
+    fn scenario_44_a_cancelled_payment_reverses_into_the_till() {
+        let p = payment_piece(d("2025-03-14"), "REG-2025-00002", "CLI-0045", Method::Especes, 1_367_800, true);
+        check_balanced(&p).unwrap();
+        let lines: Vec<String> = csv_lines(&p, chart).iter().map(|l| l.trim_end().to_string()).collect();
+        assert!(lines[0].contains(";411;") && lines[0].contains(";13678.00;0.00;CLI-0045"));
+        assert!(lines[1].contains(";53;") && lines[1].ends_with(";0.00;13678.00;"));
+        let q = payment_piece(d("2025-03-14"), "REG-2025-00003", "CLI-0045", Method::Cheque, 100, false);
+        assert_eq!((q.journal, q.lines[0].account), ("BQ", "BANQUE"));
+    }
+
+    #[test]
+    fn every_piece_balances_and_an_unbalanced_one_is_refused() {
+        let day = d("2025-03-14");
+        let pieces = [
+            credit_note_piece(day, "AV-2025-00001", "CLI-1", 260_000, 49_400, 3_100, 312_500),
+            reception_piece(day, "REC-2025-00001", "FRS-1", 500_000, 45_000, 545_000),
+            movement_piece(day, "OP-2025-00001", "PRODUCTION_OUT", false, false, 12_345).unwrap(),
+            movement_piece(day, "LIV-2025-00001", "SALE", true, false, 99).unwrap(),
+            movement_piece(day, "INV-2025-00001", "INVENTORY_ADJUST", true, true, 10).unwrap(),
+        ];
+        for p in &pieces {
+            check_balanced(p).unwrap();
+        }
+        assert_eq!(pieces[3].lines[0].account, "PRODUCTION_STOCKEE");
+        assert!(movement_piece(day, "REC-1", "RECEPTION", false, true, 10).is_none());
+        let mut bad = pieces[0].clone();
+        bad.lines[0].debit += 1;
+        assert_eq!(check_balanced(&bad).unwrap_err().code, "ECRITURE_DESEQUILIBREE");
+    }
+}
