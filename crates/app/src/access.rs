@@ -56,6 +56,12 @@ const LOSS_READERS: Access = Roles(&[Admin, Appro, Production, Comptable]);
 // Company settings and référentiels: read by every role, changed by ADMIN (DOMAIN.md §3.1, UI.md rows 21, 88).
 const EVERYONE: Access = Roles(&[Admin, Appro, Production, Commercial, Comptable]);
 
+// Capabilities 6, 26–33: price lists W ADMIN, R COMMERCIAL, COMPTABLE; invoices, credit-note drafts, payments and
+// deliveries W ADMIN, COMMERCIAL, R COMPTABLE; credit-note validation, payment cancellation and refunds ADMIN.
+const PRICE_LIST_READERS: Access = Roles(&[Admin, Commercial, Comptable]);
+const SALES_READERS: Access = Roles(&[Admin, Commercial, Comptable]);
+const SALES_WRITERS: Access = Roles(&[Admin, Commercial]);
+
 pub const ROUTES: &[Route] = &[
     // Platform. Diagnostics are public routes whose handlers demand an allow-listed address or an ADMIN token.
     r("GET", "/api/health", Public),
@@ -146,6 +152,32 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/api/alerts/{id}/acknowledge", EVERYONE),
     r("POST", "/api/alerts/{id}/postpone", EVERYONE),
     // Capability 34: every role traces (COMMERCIAL R−: the trace carries no value).
+    r("GET", "/api/price-lists", PRICE_LIST_READERS),
+    r("POST", "/api/price-lists", ADMIN),
+    r("GET", "/api/price-lists/{id}", PRICE_LIST_READERS),
+    r("PUT", "/api/price-lists/{id}", ADMIN),
+    r("GET", "/api/invoices", SALES_READERS),
+    r("POST", "/api/invoices", SALES_WRITERS),
+    r("GET", "/api/invoices/{key}", SALES_READERS),
+    r("PUT", "/api/invoices/{key}", SALES_WRITERS),
+    r("DELETE", "/api/invoices/{key}", SALES_WRITERS),
+    r("POST", "/api/invoices/{key}/validate", SALES_WRITERS),
+    r("POST", "/api/invoices/{key}/payments", SALES_WRITERS),
+    r("POST", "/api/invoices/{key}/credit-notes", SALES_WRITERS),
+    r("POST", "/api/payments/{reference}/cancel", ADMIN),
+    r("POST", "/api/clients/{code}/refunds", ADMIN),
+    r("GET", "/api/clients/{code}/statement", SALES_READERS),
+    r("GET", "/api/credit-notes/{key}", SALES_READERS),
+    r("DELETE", "/api/credit-notes/{key}", SALES_WRITERS),
+    r("POST", "/api/credit-notes/{key}/validate", ADMIN),
+    r("GET", "/api/deliveries", SALES_READERS),
+    r("POST", "/api/deliveries", SALES_WRITERS),
+    r("POST", "/api/deliveries/scan", SALES_WRITERS),
+    r("GET", "/api/deliveries/{key}", SALES_READERS),
+    r("POST", "/api/deliveries/{key}/validate", SALES_WRITERS),
+    r("POST", "/api/deliveries/{key}/deliver", SALES_WRITERS),
+    r("POST", "/api/deliveries/{key}/cancel", SALES_WRITERS),
+    r("GET", "/api/deliveries/{key}/proof/{kind}", SALES_READERS),
     r("GET", "/api/trace", EVERYONE),
     r("GET", "/api/trace/recall", EVERYONE),
     r("POST", "/api/trace/recall/block", ADMIN),

@@ -68,13 +68,16 @@ impl ValidationMode {
 }
 
 /// A BL line quantity: > 0 (whole pieces for U) and ≤ the line's remaining to deliver.
-pub fn check_line_quantity(quantity: i64, remaining: i64, whole_pieces: bool) -> Result<(), Rejection> {
-    crate::stock::check_quantity(quantity, whole_pieces)?;
+pub fn check_line_quantity(quantity: i64, remaining: i64, unit: crate::stock::Unit) -> Result<(), Rejection> {
+    crate::stock::check_quantity(quantity, unit == crate::stock::Unit::U)?;
     if quantity > remaining {
         return Err(Rejection::new(
             "QUANTITE_A_LIVRER_DEPASSEE",
             422,
-            format!("Quantité à livrer supérieure au reste à livrer ({}).", crate::stock::fmt_milli(remaining.max(0))),
+            format!(
+                "Quantité à livrer supérieure au reste à livrer ({}).",
+                crate::stock::fmt_qty(remaining.max(0), unit)
+            ),
         )
         .with_details(json!({"reste": remaining.max(0)})));
     }
@@ -131,12 +134,10 @@ pub fn check_deliver(
             crate::money::valeur_hors_limites().with_details(json!({"field": "signature", "max": SIGNATURE_MAX_BYTES}))
         );
     }
-    if let Some(p) = photo {
-        if !p.starts_with(&[0xFF, 0xD8, 0xFF]) || p.len() > PHOTO_MAX_BYTES {
-            return Err(
-                crate::money::valeur_hors_limites().with_details(json!({"field": "photo", "max": PHOTO_MAX_BYTES}))
-            );
-        }
+    if let Some(p) = photo
+        && (!p.starts_with(&[0xFF, 0xD8, 0xFF]) || p.len() > PHOTO_MAX_BYTES)
+    {
+        return Err(crate::money::valeur_hors_limites().with_details(json!({"field": "photo", "max": PHOTO_MAX_BYTES})));
     }
     Ok(name.to_string())
 }
@@ -324,8 +325,12 @@ mod tests {
             "VALEUR_HORS_LIMITES"
         );
 
-        assert_eq!(check_line_quantity(5_000, 4_000, true).unwrap_err().details["reste"], 4_000);
-        assert!(check_line_quantity(4_000, 4_000, true).is_ok());
+        let e = check_line_quantity(5_000, 4_000, crate::stock::Unit::U).unwrap_err();
+        assert_eq!(
+            (e.details["reste"].as_i64(), e.message.as_str()),
+            (Some(4_000), "Quantité à livrer supérieure au reste à livrer (4\u{A0}pcs).")
+        );
+        assert!(check_line_quantity(4_000, 4_000, crate::stock::Unit::U).is_ok());
         assert_eq!(check_cancel(BlStatus::Pending, "abc").unwrap_err().code, "MOTIF_TROP_COURT");
         assert_eq!(check_cancel(BlStatus::Pending, "Client absent").unwrap(), "Client absent");
         assert_eq!(check_cancel(BlStatus::Validated, "Client absent").unwrap_err().code, "TRANSITION_INVALIDE");

@@ -213,7 +213,7 @@ pub fn breakdown(lines: &[(LineAmounts, i64)]) -> Vec<VatRow> {
             None => rows.push(VatRow { rate_bp: *rate, base: a.ht, tva: a.tva }),
         }
     }
-    rows.sort_by(|a, b| b.rate_bp.cmp(&a.rate_bp));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.rate_bp));
     rows
 }
 
@@ -375,6 +375,7 @@ pub fn check_client_identifiers(nif: Option<&str>, rc: Option<&str>, ai: Option<
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Availability {
     pub product: String,
+    pub unit: crate::stock::Unit,
     pub demanded: i64,
     pub stock: i64,
     pub committed: i64,
@@ -383,7 +384,7 @@ pub struct Availability {
 pub fn check_availability(rows: &[Availability]) -> Result<(), Rejection> {
     let short: Vec<&Availability> = rows.iter().filter(|r| r.demanded > r.stock - r.committed).collect();
     let Some(first) = short.first() else { return Ok(()) };
-    let fq = crate::stock::fmt_milli;
+    let fq = |q: i64| crate::stock::fmt_qty(q, first.unit);
     Err(Rejection::new(
         "STOCK_NON_DISPONIBLE",
         409,
@@ -656,7 +657,7 @@ pub fn credit_line(
     l: &CreditableLine,
     kind: CreditKind,
     amount: i64,
-    whole_pieces: bool,
+    unit: crate::stock::Unit,
 ) -> Result<LineAmounts, Rejection> {
     let max = l.max_for(kind);
     if kind == CreditKind::Prix {
@@ -665,12 +666,12 @@ pub fn credit_line(
         }
         return Ok(LineAmounts { gross: amount, ht: amount, tva: money::apply_rate(amount, l.rate_bp as i32)? });
     }
-    crate::stock::check_quantity(amount, whole_pieces)?;
+    crate::stock::check_quantity(amount, unit == crate::stock::Unit::U)?;
     if amount > max {
         return Err(Rejection::new(
             "QUANTITE_INVALIDE",
             422,
-            format!("Quantité invalide (au plus {} pour « {} »).", crate::stock::fmt_milli(max), kind.label_fr()),
+            format!("Quantité invalide (au plus {} pour « {} »).", crate::stock::fmt_qty(max, unit), kind.label_fr()),
         )
         .with_details(json!({"max": max, "kind": kind.code()})));
     }
@@ -897,9 +898,18 @@ mod tests {
             "a credit balance counts as 0"
         );
 
-        let row =
-            |demanded| Availability { product: "PF-GOUDA-400".into(), demanded, stock: 100_000, committed: 70_000 };
+        let row = |demanded| Availability {
+            product: "PF-GOUDA-400".into(),
+            unit: crate::stock::Unit::U,
+            demanded,
+            stock: 100_000,
+            committed: 70_000,
+        };
         let e = check_availability(&[row(40_000)]).unwrap_err();
+        assert_eq!(
+            e.message,
+            "Stock disponible insuffisant (stock 100\u{A0}pcs, engagé 70\u{A0}pcs, disponible 30\u{A0}pcs) pour PF-GOUDA-400."
+        );
         assert_eq!(e.code, "STOCK_NON_DISPONIBLE");
         assert_eq!(e.details["lignes"][0]["available"], 30_000);
         assert!(check_availability(&[row(30_000)]).is_ok());
@@ -963,7 +973,7 @@ mod tests {
 
     #[test]
     fn partial_credit_note_scenario_45() {
-        let a = credit_line(&gouda_line(), CreditKind::Retour, 4_000, true).unwrap();
+        let a = credit_line(&gouda_line(), CreditKind::Retour, 4_000, crate::stock::Unit::U).unwrap();
         assert_eq!((a.ht, a.tva), (260_000, 49_400));
         let ttc = a.ht + a.tva;
         let t = timbre_credited(2_344_300, 0, ttc, Method::Especes, d("2025-03-14"), &default_rules());
@@ -978,8 +988,8 @@ mod tests {
         // Unpaid, undelivered invoice 36: both lines credited NON_LIVRE in full.
         let gouda = CreditableLine { on_delivery_notes: 0, delivered: 0, ..gouda_line() };
         let fondu = CreditableLine { quantity: 10_000, ht: 410_000, tva: 77_900, rate_bp: 1900, ..Default::default() };
-        let a = credit_line(&gouda, CreditKind::NonLivre, 24_000, true).unwrap();
-        let b = credit_line(&fondu, CreditKind::NonLivre, 10_000, true).unwrap();
+        let a = credit_line(&gouda, CreditKind::NonLivre, 24_000, crate::stock::Unit::U).unwrap();
+        let b = credit_line(&fondu, CreditKind::NonLivre, 10_000, crate::stock::Unit::U).unwrap();
         let ttc = a.ht + a.tva + b.ht + b.tva;
         assert_eq!(ttc, 2_344_300);
         let t = timbre_credited(2_344_300, 0, ttc, Method::Especes, d("2025-03-14"), &default_rules());
@@ -993,21 +1003,30 @@ mod tests {
     fn credit_lines_respect_what_each_kind_may_take() {
         let mut l = CreditableLine { on_delivery_notes: 20_000, delivered: 20_000, ..gouda_line() };
         assert_eq!(l.remaining_to_deliver(), 4_000);
-        assert_eq!(credit_line(&l, CreditKind::NonLivre, 5_000, true).unwrap_err().code, "QUANTITE_INVALIDE");
-        assert_eq!(credit_line(&l, CreditKind::Retour, 21_000, true).unwrap_err().code, "QUANTITE_INVALIDE");
+        assert_eq!(
+            credit_line(&l, CreditKind::NonLivre, 5_000, crate::stock::Unit::U).unwrap_err().code,
+            "QUANTITE_INVALIDE"
+        );
+        assert_eq!(
+            credit_line(&l, CreditKind::Retour, 21_000, crate::stock::Unit::U).unwrap_err().code,
+            "QUANTITE_INVALIDE"
+        );
         // Credit 3 proportionally, then the rest cancels exactly what is left.
-        let first = credit_line(&l, CreditKind::Retour, 3_000, true).unwrap();
+        let first = credit_line(&l, CreditKind::Retour, 3_000, crate::stock::Unit::U).unwrap();
         assert_eq!((first.ht, first.tva), (195_000, 37_050));
         l.add(CreditKind::Retour, 3_000, first);
-        let nl = credit_line(&l, CreditKind::NonLivre, 4_000, true).unwrap();
+        let nl = credit_line(&l, CreditKind::NonLivre, 4_000, crate::stock::Unit::U).unwrap();
         l.add(CreditKind::NonLivre, 4_000, nl);
-        let last = credit_line(&l, CreditKind::SansRetour, 17_000, true).unwrap();
+        let last = credit_line(&l, CreditKind::SansRetour, 17_000, crate::stock::Unit::U).unwrap();
         assert_eq!(first.ht + nl.ht + last.ht, 1_560_000);
         assert_eq!(first.tva + nl.tva + last.tva, 296_400);
         // A price correction within what is left of the line's HT.
         let fresh = gouda_line();
-        assert_eq!(credit_line(&fresh, CreditKind::Prix, 100_000, true).unwrap().tva, 19_000);
-        assert_eq!(credit_line(&fresh, CreditKind::Prix, 1_560_001, true).unwrap_err().code, "VALEUR_HORS_LIMITES");
+        assert_eq!(credit_line(&fresh, CreditKind::Prix, 100_000, crate::stock::Unit::U).unwrap().tva, 19_000);
+        assert_eq!(
+            credit_line(&fresh, CreditKind::Prix, 1_560_001, crate::stock::Unit::U).unwrap_err().code,
+            "VALEUR_HORS_LIMITES"
+        );
     }
 
     #[test]

@@ -94,7 +94,7 @@ pub async fn create<C: ConnectionTrait>(
         None => facts.iter().map(|(l, f)| (l.id, f.remaining_to_deliver())).filter(|(_, q)| *q > 0).collect(),
     };
     if asked.is_empty() {
-        return Err(domain::delivery::check_line_quantity(1, 0, false).unwrap_err().into());
+        return Err(domain::delivery::check_line_quantity(1, 0, domain::stock::Unit::Kg).unwrap_err().into());
     }
     if let Some(driver) = new.driver_user_id {
         let role = crate::identity::users::Entity::find_by_id(driver).one(c).await?.map(|u| u.role);
@@ -145,7 +145,7 @@ pub async fn create<C: ConnectionTrait>(
     for (n, (line_id, q)) in asked.iter().enumerate() {
         let (il, f) = by_line.get(line_id).ok_or_else(|| Rejection::non_trouve("Ligne de facture"))?;
         let p = crate::stock::product(c, il.product_id).await?.ok_or_else(|| Rejection::non_trouve("Produit"))?;
-        domain::delivery::check_line_quantity(*q, f.remaining_to_deliver(), p.base_unit == "U")?;
+        domain::delivery::check_line_quantity(*q, f.remaining_to_deliver(), crate::sales::unit_of(&p))?;
         let line = DeliveryLine {
             id: Uuid::now_v7(),
             delivery_id: d.id,
@@ -532,6 +532,7 @@ pub async fn scans_of<C: ConnectionTrait>(c: &C, reference: &str) -> Result<Vec<
     Ok(scan_log::Entity::find()
         .filter(scan_log::Column::Reference.eq(reference))
         .order_by_asc(scan_log::Column::At)
+        .order_by_asc(scan_log::Column::Id)
         .all(c)
         .await?)
 }

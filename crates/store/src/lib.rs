@@ -51,3 +51,5 @@ pub mod trace;
 
 pub use db::{Backend, Db, DbOptions, Transient, WriteTx};
 pub use error::{OpError, StoreError};
+/// What the app's read helpers are generic over (a connection or a transaction).
+pub use sea_orm::ConnectionTrait;

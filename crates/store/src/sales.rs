@@ -65,6 +65,10 @@ pub type CreditNote = credit_notes::Model;
 pub type CreditNoteLine = credit_note_lines::Model;
 pub type Payment = payments::Model;
 
+pub fn unit_of(p: &Product) -> domain::stock::Unit {
+    domain::stock::Unit::parse(&p.base_unit).unwrap_or(domain::stock::Unit::U)
+}
+
 fn lock_clause(c: &impl ConnectionTrait) -> &'static str {
     if c.get_database_backend() == DbBackend::Postgres { " FOR UPDATE" } else { "" }
 }
@@ -773,6 +777,7 @@ pub async fn validate<C: ConnectionTrait>(
         }
         rows.push(sales::Availability {
             product: p.code.clone(),
+            unit: unit_of(p),
             demanded: l.quantity,
             stock: crate::production::usable_stock(c, p.id, today).await?,
             committed: committed.get(&p.id).copied().unwrap_or(0),
@@ -1106,7 +1111,7 @@ async fn compute_credit<C: ConnectionTrait>(
     for (n, a) in asked.iter().enumerate() {
         let (il, f) = facts.get_mut(&a.invoice_line_id).ok_or_else(|| Rejection::non_trouve("Ligne de facture"))?;
         let p = crate::stock::product(c, il.product_id).await?.ok_or_else(|| Rejection::non_trouve("Produit"))?;
-        let amounts = sales::credit_line(f, a.kind, a.amount, p.base_unit == "U")?;
+        let amounts = sales::credit_line(f, a.kind, a.amount, unit_of(&p))?;
         let quantity = if a.kind == CreditKind::Prix { 0 } else { a.amount };
         f.add(a.kind, quantity, amounts);
         lines.push(CreditNoteLine {
@@ -1217,6 +1222,14 @@ pub async fn lock_credit_note<C: ConnectionTrait>(c: &C, key: &str) -> Result<Cr
         ))
         .await?;
     Ok(row.map(|r| CreditNote::from_query_result(&r, "")).transpose()?.ok_or_else(|| Rejection::non_trouve("Avoir"))?)
+}
+
+pub async fn find_credit_note<C: ConnectionTrait>(c: &C, key: &str) -> Result<Option<CreditNote>, StoreError> {
+    let q = match Uuid::parse_str(key.trim()) {
+        Ok(id) => credit_notes::Entity::find_by_id(id),
+        Err(_) => credit_notes::Entity::find().filter(credit_notes::Column::Reference.eq(key.trim().to_uppercase())),
+    };
+    Ok(q.one(c).await?)
 }
 
 pub async fn credit_note_lines_of<C: ConnectionTrait>(c: &C, id: Uuid) -> Result<Vec<CreditNoteLine>, StoreError> {

@@ -734,6 +734,10 @@ pub mod losses {
 
 pub type Loss = losses::Model;
 
+pub async fn lot_by_id<C: ConnectionTrait>(c: &C, id: Uuid) -> Result<Option<Lot>, StoreError> {
+    Ok(lots::Entity::find_by_id(id).one(c).await?)
+}
+
 pub async fn lot_by_number<C: ConnectionTrait>(c: &C, number: &str) -> Result<Option<Lot>, StoreError> {
     Ok(lots::Entity::find().filter(lots::Column::LotNumber.eq(number.to_uppercase())).one(c).await?)
 }

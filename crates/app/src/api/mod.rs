@@ -17,10 +17,12 @@ pub mod audit;
 pub mod auth;
 pub mod catalogue;
 pub mod dashboard;
+pub mod delivery;
 pub mod health;
 pub mod idempotency;
 pub mod production;
 pub mod purchase;
+pub mod sales;
 pub mod settings;
 pub mod stock;
 pub mod system;
@@ -37,6 +39,8 @@ pub mod system;
          (name = "stock", description = "Réceptions, lots, mouvements, pertes, comptages"),
          (name = "procurement", description = "Bons de commande et notes fournisseurs"),
          (name = "production", description = "Recettes et ordres de production"),
+         (name = "sales", description = "Tarifs, factures, règlements, avoirs, relevés clients"),
+         (name = "delivery", description = "Bons de livraison, validation par QR code, preuve de livraison"),
          (name = "settings", description = "Paramètres de la société"))
 )]
 struct ApiDoc;
@@ -99,6 +103,25 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(appro::list_alerts))
         .routes(routes!(appro::acknowledge))
         .routes(routes!(appro::postpone))
+        .routes(routes!(sales::list_price_lists, sales::create_price_list))
+        .routes(routes!(sales::get_price_list, sales::update_price_list))
+        .routes(routes!(sales::list, sales::create))
+        .routes(routes!(sales::get, sales::update, sales::delete))
+        .routes(routes!(sales::validate))
+        .routes(routes!(sales::pay))
+        .routes(routes!(sales::credit))
+        .routes(routes!(sales::cancel_pay))
+        .routes(routes!(sales::refund))
+        .routes(routes!(sales::get_statement))
+        .routes(routes!(sales::get_credit_note, sales::delete_credit))
+        .routes(routes!(sales::validate_credit))
+        .routes(routes!(delivery::list, delivery::create))
+        .routes(routes!(delivery::scan))
+        .routes(routes!(delivery::get))
+        .routes(routes!(delivery::validate))
+        .routes(routes!(delivery::deliver))
+        .routes(routes!(delivery::cancel))
+        .routes(routes!(delivery::proof))
         .routes(routes!(stock::list_receptions, stock::create_reception))
         .routes(routes!(stock::get_reception))
         .routes(routes!(stock::list_lots))

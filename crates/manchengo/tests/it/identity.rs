@@ -84,6 +84,32 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("POST", "/api/production-orders/{reference}/start", "ADMIN,PRODUCTION"),
     ("POST", "/api/production-orders/{reference}/complete", "ADMIN,PRODUCTION"),
     ("POST", "/api/production-orders/{reference}/cancel", "ADMIN,PRODUCTION"),
+    ("GET", "/api/price-lists", "ADMIN,COMMERCIAL,COMPTABLE"),
+    ("POST", "/api/price-lists", "ADMIN"),
+    ("GET", "/api/price-lists/{id}", "ADMIN,COMMERCIAL,COMPTABLE"),
+    ("PUT", "/api/price-lists/{id}", "ADMIN"),
+    ("GET", "/api/invoices", "ADMIN,COMMERCIAL,COMPTABLE"),
+    ("POST", "/api/invoices", "ADMIN,COMMERCIAL"),
+    ("GET", "/api/invoices/{key}", "ADMIN,COMMERCIAL,COMPTABLE"),
+    ("PUT", "/api/invoices/{key}", "ADMIN,COMMERCIAL"),
+    ("DELETE", "/api/invoices/{key}", "ADMIN,COMMERCIAL"),
+    ("POST", "/api/invoices/{key}/validate", "ADMIN,COMMERCIAL"),
+    ("POST", "/api/invoices/{key}/payments", "ADMIN,COMMERCIAL"),
+    ("POST", "/api/invoices/{key}/credit-notes", "ADMIN,COMMERCIAL"),
+    ("POST", "/api/payments/{reference}/cancel", "ADMIN"),
+    ("POST", "/api/clients/{code}/refunds", "ADMIN"),
+    ("GET", "/api/clients/{code}/statement", "ADMIN,COMMERCIAL,COMPTABLE"),
+    ("GET", "/api/credit-notes/{key}", "ADMIN,COMMERCIAL,COMPTABLE"),
+    ("DELETE", "/api/credit-notes/{key}", "ADMIN,COMMERCIAL"),
+    ("POST", "/api/credit-notes/{key}/validate", "ADMIN"),
+    ("GET", "/api/deliveries", "ADMIN,COMMERCIAL,COMPTABLE"),
+    ("POST", "/api/deliveries", "ADMIN,COMMERCIAL"),
+    ("POST", "/api/deliveries/scan", "ADMIN,COMMERCIAL"),
+    ("GET", "/api/deliveries/{key}", "ADMIN,COMMERCIAL,COMPTABLE"),
+    ("POST", "/api/deliveries/{key}/validate", "ADMIN,COMMERCIAL"),
+    ("POST", "/api/deliveries/{key}/deliver", "ADMIN,COMMERCIAL"),
+    ("POST", "/api/deliveries/{key}/cancel", "ADMIN,COMMERCIAL"),
+    ("GET", "/api/deliveries/{key}/proof/{kind}", "ADMIN,COMMERCIAL,COMPTABLE"),
     ("GET", "/api/trace", "ADMIN,APPRO,PRODUCTION,COMMERCIAL,COMPTABLE"),
     ("GET", "/api/trace/recall", "ADMIN,APPRO,PRODUCTION,COMMERCIAL,COMPTABLE"),
     ("POST", "/api/trace/recall/block", "ADMIN"),
@@ -728,7 +754,12 @@ async fn the_audit_chain_detects_an_edited_row_and_names_it() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains("chaîne d'audit ROMPUE à l'entrée 3"), "{stdout}");
         let alerts = store::alerts::open_of_type(db, "INTEGRITE_ECHEC").await.unwrap();
-        assert_eq!(alerts.len(), 1, "scenario 62: the failure is raised");
+        assert_eq!(
+            alerts.len(),
+            1,
+            "scenario 62: the failure is raised; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(alerts[0].severity, "CRITICAL");
         let data = alerts[0].data.clone().unwrap_or_default();
         assert!(data.contains("ROMPUE"), "{data}");

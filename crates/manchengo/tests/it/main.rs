@@ -13,6 +13,7 @@ mod ops;
 mod procurement;
 mod production;
 mod runbook;
+mod sales;
 mod shutdown;
 mod stock;
 mod storage;

@@ -72,11 +72,12 @@ async fn migrating_twice_applies_nothing_the_second_time() {
                 "m20261128_000009_backup_runs",
                 "m20261128_000010_purchase_orders",
                 "m20261128_000011_production",
-                "m20261128_000012_alert_postpone"
+                "m20261128_000012_alert_postpone",
+                "m20261128_000013_sales"
             ]
         );
         assert!(store::migration::migrate(&db).await.unwrap().is_empty());
-        assert_eq!(store::migration::schema_version(&db).await.unwrap(), 12);
+        assert_eq!(store::migration::schema_version(&db).await.unwrap(), 13);
         let status = store::migration::status(&db).await.unwrap();
         assert!(status.iter().all(|m| m.applied));
     })

@@ -1,0 +1,726 @@
+//! Sales and deliveries through the API on both backends (DOMAIN.md §10–§12; scenarios 6–7, 36–52): price lists,
+//! invoice amounts and timbre, the validation checks in order with nothing consumed on refusal, payments and their
+//! cancellation, credit notes with returns, BLs validated by signed QR code exactly once, and races on numbers and
+//! scans.
+
+use std::sync::Arc;
+
+use app::platform::jobs::ManualClock;
+use chrono::{DateTime, Utc};
+use domain::identity::Role;
+use serde_json::{Value, json};
+
+use crate::support::{TestServer, audit_actions, bearer, call, config_for, get, on_both, post};
+
+/// 2025-03-14 10:00 in Algiers.
+fn now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2025-03-14T09:00:00Z").unwrap().with_timezone(&Utc)
+}
+
+async fn server(t: &crate::support::TestDb) -> (TestServer, Arc<ManualClock>) {
+    let clock = ManualClock::new(now());
+    let options = app::server::Options { clock: clock.clone(), ..Default::default() };
+    (TestServer::start_with(config_for(&t.url, t.dir.path(), &[("RATE_LIMIT_MAX", "100000")]), options).await, clock)
+}
+
+fn code(b: &Value) -> &str {
+    b["error"]["code"].as_str().unwrap_or("-")
+}
+
+async fn put(srv: &TestServer, path: &str, token: &str, body: Value) -> (u16, Value) {
+    call(srv, "PUT", path, token, Some(body)).await
+}
+
+async fn company(srv: &TestServer, admin: &str) {
+    let (s, b) = put(
+        srv,
+        "/api/settings/company",
+        admin,
+        json!({
+        "raisonSociale": "Fromagerie des Hauts-Plateaux", "formeJuridique": "SARL", "capitalSocial": 100_000_000,
+        "adresse": "Zone industrielle", "wilaya": "19", "commune": "Sétif", "rc": "19 B 0123456 00/19",
+        "nif": "001612345678901", "ai": "19012345678", "nis": "001619012345678", "rib": "00123456789012345678"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+}
+
+/// A client with its fiscal identifiers (`ai` None leaves it out); returns its code.
+async fn new_client(srv: &TestServer, admin: &str, name: &str, nif: &str, ai: Option<&str>, terms: Value) -> String {
+    let mut body = json!({"raisonSociale": name, "wilaya": "16", "adresse": "Rue des Frères Bouadou, Bir Mourad Raïs",
+        "nif": nif, "rc": "16 B 1204921 16/00", "clientType": "SUPERETTE", "defaultPaymentMethod": "ESPECES"});
+    if let Some(ai) = ai {
+        body["ai"] = json!(ai);
+    }
+    if let (Some(o), Some(t)) = (body.as_object_mut(), terms.as_object()) {
+        o.extend(t.clone());
+    }
+    let (s, b) = post(srv, "/api/clients", admin, body).await;
+    assert_eq!(s, 201, "{b}");
+    b["client"]["code"].as_str().unwrap().to_string()
+}
+
+/// Two PFs at their list prices (Gouda 650,00 DA, Fondu 420,00 DA, 19 %) and PF stock as lots.
+async fn shop(srv: &TestServer, admin: &str, gouda: &[(i64, &str)], fondu: i64) {
+    let (s, b) =
+        post(srv, "/api/catalogue/families", admin, json!({"code": "PATE_PRESSEE", "name": "Pâte pressée"})).await;
+    assert_eq!(s, 201, "{b}");
+    for (code, name, price) in [("PF-GOUDA-400", "Gouda 400 g", 65_000), ("PF-FONDU-800", "Fondu 800 g", 42_000)] {
+        let (s, b) = post(
+            srv,
+            "/api/catalogue/pf",
+            admin,
+            json!({"code": code, "name": name, "baseUnit": "U", "weightG": 400,
+            "packagingType": "SAC_THERMO", "storageType": "REFRIGERE", "shelfLifeDays": 180, "listPriceHt": price,
+            "familyCode": "PATE_PRESSEE"}),
+        )
+        .await;
+        assert_eq!(s, 201, "{b}");
+    }
+    for (i, (qty, dlc)) in gouda.iter().enumerate() {
+        pf_lot(srv, "PF-GOUDA-400", &format!("GOUDA-T{i}"), *qty, Some(dlc), 30_000).await;
+    }
+    if fondu > 0 {
+        pf_lot(srv, "PF-FONDU-800", "FONDU-T0", fondu, Some("2025-06-30"), 20_000).await;
+    }
+}
+
+/// A PF lot as a completed production would leave it (through the store, the way production writes it).
+async fn pf_lot(srv: &TestServer, product: &str, number: &str, qty: i64, dlc: Option<&str>, cost: i64) {
+    let db = srv.state.dbmon.db();
+    let p = store::catalogue::product_by_code(db.conn(), product).await.unwrap().unwrap();
+    let (number, dlc) = (number.to_string(), dlc.map(|d| d.parse().unwrap()));
+    db.write(|tx| {
+        let number = number.clone();
+        Box::pin(async move {
+            store::stock::create_lot(
+                &**tx,
+                store::stock::NewLot {
+                    number: number.clone(),
+                    product_id: p.id,
+                    supplier_lot_number: None,
+                    lot_origin: "PRODUCTION",
+                    quantity: qty,
+                    unit_cost: cost,
+                    dlc,
+                    manufacture_date: None,
+                    status: domain::stock::LotStatus::Available,
+                },
+                &store::stock::Source { origin: "PRODUCTION_IN", source_type: None, source_id: None, reference: None },
+                format!("TEST:{number}"),
+                &store::stock::Mover { user_id: None, device_id: None, ip: None },
+                now(),
+            )
+            .await
+            .map(|_| ())
+        })
+    })
+    .await
+    .map_err(|e: store::OpError| format!("{e:?}"))
+    .unwrap();
+}
+
+async fn lot_left(srv: &TestServer, number: &str) -> i64 {
+    store::stock::lot_by_number(srv.state.dbmon.db().conn(), number).await.unwrap().unwrap().quantity_remaining
+}
+
+async fn sale_movements(srv: &TestServer) -> u64 {
+    let f = store::stock::MovementFilter { origin: Some("SALE".into()), ..Default::default() };
+    store::stock::movements(srv.state.dbmon.db(), &f, 0, 1_000).await.unwrap().1
+}
+
+/// The invoice of scenario 36: 24 Gouda at 650,00 DA, 10 Fondu at 420,00 DA with 100,00 DA off.
+fn invoice_36(client: &str, method: &str) -> Value {
+    json!({"clientCode": client, "paymentMethod": method, "lines": [
+        {"productCode": "PF-GOUDA-400", "quantity": 24_000},
+        {"productCode": "PF-FONDU-800", "quantity": 10_000, "discount": 10_000},
+    ]})
+}
+
+async fn draft(srv: &TestServer, token: &str, body: Value) -> Value {
+    let (s, b) = post(srv, "/api/invoices", token, body).await;
+    assert_eq!(s, 201, "{b}");
+    b
+}
+
+async fn validated(srv: &TestServer, token: &str, body: Value) -> Value {
+    let d = draft(srv, token, body).await;
+    let (s, b) = post(srv, &format!("/api/invoices/{}/validate", d["id"].as_str().unwrap()), token, json!({})).await;
+    assert_eq!(s, 200, "{b}");
+    b
+}
+
+fn totals(b: &Value) -> (i64, i64, i64, i64, i64) {
+    let n = |k: &str| b[k].as_i64().unwrap();
+    (n("totalHt"), n("totalTva"), n("totalTtc"), n("timbre"), n("net"))
+}
+
+/// Scenarios 36–39, 42–44: amounts and timbre, the checks in order with no number consumed by a refusal, validated
+/// invoices frozen, drafts deleted with their audit, payments and a cancelled payment.
+#[tokio::test]
+async fn scenarios_36_to_44_invoices_and_payments() {
+    on_both(|t| async move {
+        let (srv, _clock) = server(&t).await;
+        let admin = bearer(&srv, Role::Admin).await;
+        let commercial = bearer(&srv, Role::Commercial).await;
+        let comptable = bearer(&srv, Role::Comptable).await;
+        shop(&srv, &admin, &[(100_000, "2026-06-01")], 50_000).await;
+        let client = new_client(&srv, &admin, "Supérette El Baraka", "000216123456789", None, json!({})).await;
+
+        // 36 and 37: the worked amounts; the draft has no number.
+        let d = draft(&srv, &commercial, invoice_36(&client, "ESPECES")).await;
+        assert_eq!(totals(&d), (1_970_000, 374_300, 2_344_300, 23_500, 2_367_800));
+        assert_eq!((d["status"].as_str(), d["reference"].as_str()), (Some("DRAFT"), None));
+        assert_eq!(d["vat"], json!([{"rateBp": 1900, "base": 1_970_000, "tva": 374_300}]));
+        assert_eq!(d["lines"][0]["priceSource"], "PRIX_CATALOGUE");
+        let cheque = draft(&srv, &commercial, invoice_36(&client, "CHEQUE")).await;
+        assert_eq!(totals(&cheque), (1_970_000, 374_300, 2_344_300, 0, 2_344_300));
+        let id = d["id"].as_str().unwrap().to_string();
+
+        // Bad input: COMPTABLE reads but never writes; a bad discount, a PF twice, an override without reason.
+        let (s, _) = post(&srv, "/api/invoices", &comptable, invoice_36(&client, "ESPECES")).await;
+        assert_eq!(s, 403);
+        let mut bad = invoice_36(&client, "ESPECES");
+        bad["lines"][1]["discount"] = json!(420_001);
+        assert_eq!(code(&post(&srv, "/api/invoices", &commercial, bad).await.1), "REMISE_INVALIDE");
+        let mut bad = invoice_36(&client, "ESPECES");
+        bad["lines"][1]["productCode"] = json!("PF-GOUDA-400");
+        assert_eq!(code(&post(&srv, "/api/invoices", &commercial, bad).await.1), "LIGNE_DOUBLON");
+        let mut bad = invoice_36(&client, "ESPECES");
+        bad["lines"][0]["unitPriceHt"] = json!(60_000);
+        assert_eq!(code(&post(&srv, "/api/invoices", &commercial, bad.clone()).await.1), "MOTIF_TROP_COURT");
+        bad["lines"][0]["priceReason"] = json!("Geste commercial fin de saison");
+        let manual = draft(&srv, &commercial, bad).await;
+        assert_eq!(
+            (manual["lines"][0]["priceSource"].as_str(), manual["lines"][0]["ht"].as_i64()),
+            (Some("MANUEL"), Some(1_440_000))
+        );
+
+        // The checks in order: company settings first, then the client's identifiers — and no number is consumed.
+        let validate = |key: String, token: String, body: Value| {
+            let srv = &srv;
+            async move { post(srv, &format!("/api/invoices/{key}/validate"), &token, body).await }
+        };
+        let (s, b) = validate(id.clone(), commercial.clone(), json!({})).await;
+        assert_eq!((s, code(&b)), (409, "PARAMETRES_SOCIETE_INCOMPLETS"), "{b}");
+        company(&srv, &admin).await;
+        let (s, b) = validate(id.clone(), commercial.clone(), json!({})).await;
+        assert_eq!((s, code(&b)), (422, "CLIENT_IDENTIFIANTS_MANQUANTS"), "{b}");
+        assert_eq!(b["error"]["details"]["liste"], json!(["AI"]));
+        assert_eq!(b["error"]["message"], "Identifiants fiscaux du client manquants ou invalides : AI.");
+        let (s, b) = put(
+            &srv,
+            &format!("/api/clients/{client}"),
+            &admin,
+            json!({"raisonSociale": "Supérette El Baraka",
+            "wilaya": "16", "adresse": "Rue des Frères Bouadou, Bir Mourad Raïs", "nif": "000216123456789",
+            "rc": "16 B 1204921 16/00", "ai": "16012345678", "clientType": "SUPERETTE"}),
+        )
+        .await;
+        assert_eq!(s, 200, "{b}");
+        let (s, b) = validate(id.clone(), commercial.clone(), json!({})).await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!((b["reference"].as_str(), b["invoiceDate"].as_str()), (Some("F-2025-00001"), Some("2025-03-14")));
+        assert_eq!((b["status"].as_str(), b["remaining"].as_i64()), (Some("VALIDATED"), Some(2_367_800)));
+        assert_eq!(b["amountInWords"], "Vingt-trois mille six cent soixante-dix-huit dinars algériens et zéro centime");
+        assert_eq!(b["timbreRule"], "TIMBRE_2025");
+
+        // 42: frozen once validated; a draft is deleted with its content kept in the audit.
+        let (s, b) = put(&srv, &format!("/api/invoices/{id}"), &commercial, invoice_36(&client, "CHEQUE")).await;
+        assert_eq!((s, code(&b)), (409, "FACTURE_VALIDEE_NON_MODIFIABLE"));
+        let (s, b) = call(&srv, "DELETE", &format!("/api/invoices/{id}"), &commercial, None).await;
+        assert_eq!((s, code(&b)), (409, "FACTURE_VALIDEE_NON_MODIFIABLE"));
+        let (s, _) = validate(id.clone(), commercial.clone(), json!({})).await;
+        assert_eq!(s, 409, "validating twice");
+        let cheque_id = cheque["id"].as_str().unwrap();
+        let (s, _) = call(&srv, "DELETE", &format!("/api/invoices/{cheque_id}"), &commercial, None).await;
+        assert_eq!(s, 204);
+        let deleted = audit_actions(&srv, "INVOICE_DELETED").await;
+        assert_eq!(deleted.len(), 1);
+        assert!(deleted[0].before.as_ref().unwrap().to_string().contains("2344300"));
+        let (s, _) = call(&srv, "GET", &format!("/api/invoices/{cheque_id}"), &commercial, None).await;
+        assert_eq!(s, 404);
+
+        // 43: payments.
+        let pay = |body: Value| {
+            let (srv, id, token) = (&srv, id.clone(), commercial.clone());
+            async move { post(srv, &format!("/api/invoices/{id}/payments"), &token, body).await }
+        };
+        let (s, b) = pay(json!({"method": "CHEQUE", "amount": 1_000_000})).await;
+        assert_eq!((s, code(&b)), (422, "MODE_REGLEMENT_DIFFERENT"));
+        assert_eq!(b["error"]["message"], "Le mode de règlement doit être celui de la facture (Espèces).");
+        let (s, b) = pay(json!({"method": "ESPECES", "amount": 1_000_000})).await;
+        assert_eq!(s, 201, "{b}");
+        assert_eq!(
+            (b["payment"]["reference"].as_str(), b["invoiceStatus"].as_str(), b["remaining"].as_i64()),
+            (Some("REG-2025-00001"), Some("PARTIALLY_PAID"), Some(1_367_800))
+        );
+        let (s, b) = pay(json!({"method": "ESPECES", "amount": 1_367_801})).await;
+        assert_eq!((s, code(&b)), (422, "MONTANT_SUPERIEUR_RESTANT"));
+        assert_eq!(b["error"]["message"], "Le montant dépasse le reste à payer (13\u{202F}678,00\u{A0}DA).");
+        let (s, b) = pay(json!({"method": "ESPECES", "amount": 1_367_800, "date": "2025-03-15"})).await;
+        assert_eq!((s, code(&b)), (422, "DATE_INVALIDE"));
+        let (s, b) = pay(json!({"method": "ESPECES", "amount": 1_367_800})).await;
+        assert_eq!((s, b["invoiceStatus"].as_str(), b["remaining"].as_i64()), (201, Some("PAID"), Some(0)));
+        let (s, b) = pay(json!({"method": "ESPECES", "amount": 100})).await;
+        assert_eq!((s, code(&b)), (409, "FACTURE_STATUT_INVALIDE"));
+
+        // 44: cancelling the second payment (ADMIN, with a reason) brings the invoice back to PARTIALLY_PAID.
+        let (s, _) = post(
+            &srv,
+            "/api/payments/REG-2025-00002/cancel",
+            &commercial,
+            json!({"reason": "Erreur de saisie caisse"}),
+        )
+        .await;
+        assert_eq!(s, 403);
+        let (s, b) = post(&srv, "/api/payments/REG-2025-00002/cancel", &admin, json!({"reason": "Erreur"})).await;
+        assert_eq!((s, code(&b)), (422, "MOTIF_TROP_COURT"));
+        let (s, b) =
+            post(&srv, "/api/payments/REG-2025-00002/cancel", &admin, json!({"reason": "Erreur de saisie caisse"}))
+                .await;
+        assert_eq!((s, b["status"].as_str()), (200, Some("ANNULE")), "{b}");
+        let inv = get(&srv, &format!("/api/invoices/{id}"), &comptable).await;
+        assert_eq!(
+            (inv["status"].as_str(), inv["remaining"].as_i64(), inv["paid"].as_i64()),
+            (Some("PARTIALLY_PAID"), Some(1_367_800), Some(1_000_000))
+        );
+        let st = get(&srv, &format!("/api/clients/{client}/statement"), &comptable).await;
+        assert_eq!((st["balance"].as_i64(), st["aging"]["d0_30"].as_i64()), (Some(1_367_800), Some(1_367_800)));
+
+        // 39: the first invoice of 2026 is F-2026-00001 (numbers per year of the validation date).
+        _clock.set(DateTime::parse_from_rfc3339("2026-01-01T08:00:00Z").unwrap().with_timezone(&Utc));
+        let admin = bearer(&srv, Role::Admin).await;
+        let b = validated(
+            &srv,
+            &admin,
+            json!({"clientCode": client, "paymentMethod": "VIREMENT",
+            "lines": [{"productCode": "PF-GOUDA-400", "quantity": 1_000}]}),
+        )
+        .await;
+        assert_eq!(b["reference"], "F-2026-00001");
+        let v = store::stock::numbering_gaps(srv.state.dbmon.db()).await.unwrap();
+        assert!(v.is_empty(), "{v:?}");
+    })
+    .await;
+}
+
+/// Scenarios 40–41: availability net of what validated invoices already commit, and the credit limit with the
+/// ADMIN's audited override.
+#[tokio::test]
+async fn scenarios_40_41_availability_and_credit_limit() {
+    on_both(|t| async move {
+        let (srv, _clock) = server(&t).await;
+        let admin = bearer(&srv, Role::Admin).await;
+        let commercial = bearer(&srv, Role::Commercial).await;
+        company(&srv, &admin).await;
+        shop(&srv, &admin, &[(100_000, "2025-06-01")], 50_000).await;
+        let other = new_client(&srv, &admin, "Grossiste Amine", "000216123456780", Some("16012345670"), json!({})).await;
+        let client = new_client(&srv, &admin, "Supérette El Baraka", "000216123456789", Some("16012345678"),
+            json!({"creditLimit": 50_000_000})).await;
+
+        // 41: 70 Gouda committed to another client's invoice; 40 more is refused, 30 passes.
+        validated(&srv, &commercial, json!({"clientCode": other, "paymentMethod": "CHEQUE",
+            "lines": [{"productCode": "PF-GOUDA-400", "quantity": 70_000}]})).await;
+        let forty = draft(&srv, &commercial, json!({"clientCode": client, "paymentMethod": "CHEQUE",
+            "lines": [{"productCode": "PF-GOUDA-400", "quantity": 40_000}]})).await;
+        let (s, b) = post(&srv, &format!("/api/invoices/{}/validate", forty["id"].as_str().unwrap()), &commercial, json!({})).await;
+        assert_eq!((s, code(&b)), (409, "STOCK_NON_DISPONIBLE"), "{b}");
+        assert_eq!(b["error"]["details"]["lignes"][0]["available"], 30_000);
+        assert_eq!(b["error"]["message"], "Stock disponible insuffisant (stock 100\u{A0}pcs, engagé 70\u{A0}pcs, disponible 30\u{A0}pcs) pour PF-GOUDA-400.");
+        let thirty = validated(&srv, &commercial, json!({"clientCode": client, "paymentMethod": "CHEQUE",
+            "lines": [{"productCode": "PF-GOUDA-400", "quantity": 30_000, "unitPriceHt": 1_541_333, "priceReason": "Prix négocié sur volume",
+                       "tvaRate": 0}]})).await;
+        assert_eq!(thirty["reference"], "F-2025-00002");
+        // 30 × 15 413,33 DA = 462 399,90 DA; a second 17 600,10 DA brings the outstanding to 480 000,00 DA.
+        assert_eq!(thirty["net"], 46_239_990);
+        validated(&srv, &commercial, json!({"clientCode": client, "paymentMethod": "CHEQUE",
+            "lines": [{"productCode": "PF-FONDU-800", "quantity": 1_000, "unitPriceHt": 1_760_010, "priceReason": "Prix négocié sur volume",
+                       "tvaRate": 0}]})).await;
+        let st = get(&srv, &format!("/api/clients/{client}/statement"), &commercial).await;
+        assert_eq!(st["outstanding"], 48_000_000);
+
+        // 40: outstanding 480 000,00 + 23 678,00 > 500 000,00 (with Gouda in stock again).
+        pf_lot(&srv, "PF-GOUDA-400", "GOUDA-T9", 50_000, Some("2025-06-01"), 30_000).await;
+        let d = draft(&srv, &commercial, invoice_36(&client, "ESPECES")).await;
+        let key = d["id"].as_str().unwrap().to_string();
+        let path = format!("/api/invoices/{key}/validate");
+        let (s, b) = post(&srv, &path, &commercial, json!({})).await;
+        assert_eq!((s, code(&b)), (409, "PLAFOND_CREDIT_DEPASSE"), "{b}");
+        assert_eq!(b["error"]["details"]["ecart"], 367_800);
+        assert_eq!(b["error"]["message"], "Plafond de crédit dépassé : encours 480\u{202F}000,00\u{A0}DA + facture 23\u{202F}678,00\u{A0}DA > plafond 500\u{202F}000,00\u{A0}DA (dépassement 3\u{202F}678,00\u{A0}DA).");
+        let (s, b) = post(&srv, &path, &commercial, json!({"overrideReason": "Client historique, accord direction"})).await;
+        assert_eq!((s, code(&b)), (403, "ACCES_REFUSE"));
+        let (s, b) = post(&srv, &path, &admin, json!({"overrideReason": "Client historique, accord direction"})).await;
+        assert_eq!((s, b["reference"].as_str()), (200, Some("F-2025-00004")), "{b}");
+        assert_eq!(b["creditOverrideReason"], "Client historique, accord direction");
+        let audit = audit_actions(&srv, "INVOICE_VALIDATED").await;
+        assert_eq!(audit.last().unwrap().reason.as_deref(), Some("Client historique, accord direction"));
+    })
+    .await;
+}
+
+/// Scenarios 6–7 through the API: tiers, expiry of a list, overlap refused; a draft whose tariff changed is refused
+/// with `PRIX_MODIFIES`.
+#[tokio::test]
+async fn scenarios_6_7_price_lists() {
+    on_both(|t| async move {
+        let (srv, _clock) = server(&t).await;
+        let admin = bearer(&srv, Role::Admin).await;
+        let commercial = bearer(&srv, Role::Commercial).await;
+        company(&srv, &admin).await;
+        shop(&srv, &admin, &[(600_000, "2025-06-01")], 0).await;
+        let client = new_client(
+            &srv,
+            &admin,
+            "Grossiste Amine",
+            "000216123456780",
+            Some("16012345670"),
+            json!({"clientType": "GROSSISTE"}),
+        )
+        .await;
+        let list = json!({"name": "Grossistes 2025", "clientType": "GROSSISTE", "validFrom": "2025-01-01", "items": [
+            {"productCode": "PF-GOUDA-400", "minQuantity": 0, "unitPriceHt": 64_000},
+            {"productCode": "PF-GOUDA-400", "minQuantity": 50_000, "unitPriceHt": 61_000},
+            {"productCode": "PF-GOUDA-400", "minQuantity": 200_000, "unitPriceHt": 59_000}]});
+        let (s, _) = post(&srv, "/api/price-lists", &commercial, list.clone()).await;
+        assert_eq!(s, 403);
+        let (s, b) = post(&srv, "/api/price-lists", &admin, list.clone()).await;
+        assert_eq!(s, 201, "{b}");
+        let list_id = b["id"].as_str().unwrap().to_string();
+        for (q, price) in [(30_000, 64_000), (50_000, 61_000), (199_000, 61_000), (500_000, 59_000)] {
+            let d = draft(
+                &srv,
+                &commercial,
+                json!({"clientCode": client, "lines": [{"productCode": "PF-GOUDA-400", "quantity": q}]}),
+            )
+            .await;
+            assert_eq!(
+                (d["lines"][0]["unitPriceHt"].as_i64(), d["lines"][0]["priceSource"].as_str()),
+                (Some(price), Some("TARIF")),
+                "q = {q}"
+            );
+        }
+        let mut march = list.clone();
+        march["validFrom"] = json!("2025-03-01");
+        march["validTo"] = json!("2025-03-31");
+        let (s, b) = post(&srv, "/api/price-lists", &admin, march).await;
+        assert_eq!((s, code(&b)), (409, "TARIF_CHEVAUCHEMENT"));
+        assert_eq!(b["error"]["message"], "Un autre tarif GROSSISTE est valide sur cette période.");
+
+        // A draft priced from the list, then the list ends yesterday: validation asks to recalculate.
+        let d = draft(
+            &srv,
+            &commercial,
+            json!({"clientCode": client, "lines": [{"productCode": "PF-GOUDA-400", "quantity": 30_000}]}),
+        )
+        .await;
+        let mut ended = list.clone();
+        ended["validTo"] = json!("2025-03-13");
+        let (s, b) = put(&srv, &format!("/api/price-lists/{list_id}"), &admin, ended).await;
+        assert_eq!(s, 200, "{b}");
+        let (s, b) =
+            post(&srv, &format!("/api/invoices/{}/validate", d["id"].as_str().unwrap()), &commercial, json!({})).await;
+        assert_eq!((s, code(&b)), (409, "PRIX_MODIFIES"), "{b}");
+        assert_eq!(b["error"]["details"]["lignes"][0]["prixActuel"], 65_000);
+        // Recalculating (saving the draft again) takes the list price.
+        let body = json!({"clientCode": client, "lines": [{"productCode": "PF-GOUDA-400", "quantity": 30_000}]});
+        let (s, b) = put(&srv, &format!("/api/invoices/{}", d["id"].as_str().unwrap()), &commercial, body).await;
+        assert_eq!(
+            (s, b["lines"][0]["unitPriceHt"].as_i64(), b["lines"][0]["priceSource"].as_str()),
+            (200, Some(65_000), Some("PRIX_CATALOGUE"))
+        );
+        let (s, _) =
+            post(&srv, &format!("/api/invoices/{}/validate", d["id"].as_str().unwrap()), &commercial, json!({})).await;
+        assert_eq!(s, 200);
+    })
+    .await;
+}
+
+async fn scan(srv: &TestServer, token: &str, payload: &str, command: Option<&str>) -> (u16, Value) {
+    post(srv, "/api/deliveries/scan", token, json!({"payload": payload, "commandId": command})).await
+}
+
+const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+
+/// Scenarios 48–52: BLs, the QR scan that ships FEFO exactly once, second scans and replays, forged and unexpected
+/// codes logged and audited, remaining-to-deliver, cancellation, the proof of delivery.
+#[tokio::test]
+async fn scenarios_48_to_52_deliveries() {
+    on_both(|t| async move {
+        let (srv, _clock) = server(&t).await;
+        let admin = bearer(&srv, Role::Admin).await;
+        let commercial = bearer(&srv, Role::Commercial).await;
+        company(&srv, &admin).await;
+        shop(&srv, &admin, &[(20_000, "2025-05-01"), (30_000, "2025-04-01")], 10_000).await;
+        let client =
+            new_client(&srv, &admin, "Supérette El Baraka", "000216123456789", Some("16012345678"), json!({})).await;
+        let inv = validated(&srv, &commercial, invoice_36(&client, "ESPECES")).await;
+        let invoice = inv["reference"].as_str().unwrap().to_string();
+
+        // 51: BL1 of 20, a BL of 5 is over what remains (4); cancelling BL1 gives the 20 back.
+        let bl = |lines: Value| {
+            let (srv, token, invoice) = (&srv, commercial.clone(), invoice.clone());
+            async move { post(srv, "/api/deliveries", &token, json!({"invoice": invoice, "lines": lines})).await }
+        };
+        let (s, bl1) = bl(json!([{"lineNo": 1, "quantity": 20_000}])).await;
+        assert_eq!(
+            (s, bl1["reference"].as_str(), bl1["status"].as_str()),
+            (201, Some("LIV-2025-00001"), Some("PENDING")),
+            "{bl1}"
+        );
+        let (s, b) = bl(json!([{"lineNo": 1, "quantity": 5_000}])).await;
+        assert_eq!((s, code(&b)), (422, "QUANTITE_A_LIVRER_DEPASSEE"));
+        assert_eq!(b["error"]["details"]["reste"], 4_000);
+        assert_eq!(b["error"]["message"], "Quantité à livrer supérieure au reste à livrer (4\u{A0}pcs).");
+        let (s, b) = post(&srv, "/api/deliveries/LIV-2025-00001/cancel", &commercial, json!({"reason": "Abs"})).await;
+        assert_eq!((s, code(&b)), (422, "MOTIF_TROP_COURT"));
+        let (s, b) =
+            post(&srv, "/api/deliveries/LIV-2025-00001/cancel", &commercial, json!({"reason": "Client absent"})).await;
+        assert_eq!((s, b["status"].as_str()), (200, Some("CANCELLED")));
+        let i = get(&srv, &format!("/api/invoices/{invoice}"), &commercial).await;
+        assert_eq!(i["lines"][0]["remainingToDeliver"], 24_000);
+
+        // 48: a BL for 24 Gouda (tout le reste: the Fondu too), scanned: 24 leave FEFO (the April lot first).
+        let (s, bl2) = post(&srv, "/api/deliveries", &commercial, json!({"invoice": invoice})).await;
+        assert_eq!(s, 201, "{bl2}");
+        let qr = bl2["qr"].as_str().unwrap().to_string();
+        assert!(qr.starts_with(&format!("MCG:DLV:{}:LIV-2025-00002:", bl2["id"].as_str().unwrap())), "{qr}");
+        let (s, b) = scan(&srv, &commercial, &qr, Some("cmd-1")).await;
+        assert_eq!((s, b["status"].as_str()), (200, Some("VALIDATED")), "{b}");
+        assert_eq!(b["lines"][0]["lots"], json!([{"lot": "GOUDA-T1", "dlc": "2025-04-01", "quantity": 24_000}]));
+        assert_eq!((lot_left(&srv, "GOUDA-T1").await, lot_left(&srv, "GOUDA-T0").await), (6_000, 20_000));
+        assert_eq!(sale_movements(&srv).await, 2);
+        // A second scan: refused with the first validation's date and validator; nothing moves.
+        let (s, b) = scan(&srv, &commercial, &qr, Some("cmd-2")).await;
+        assert_eq!((s, code(&b)), (409, "LIVRAISON_DEJA_VALIDEE"), "{b}");
+        assert_eq!(b["error"]["details"]["date"], "14/03/2025 10:00");
+        assert!(b["error"]["message"].as_str().unwrap().starts_with("Livraison déjà validée le 14/03/2025 10:00 par "));
+        assert_eq!(sale_movements(&srv).await, 2);
+
+        // 52: delivered needs a name and a signature.
+        let path = "/api/deliveries/LIV-2025-00002/deliver";
+        let (s, b) = post(&srv, path, &commercial, json!({"recipientName": "Mourad"})).await;
+        assert_eq!((s, code(&b)), (422, "SIGNATURE_REQUISE"));
+        let (s, b) = post(
+            &srv,
+            path,
+            &commercial,
+            json!({"recipientName": "Mourad", "signaturePng": PNG,
+            "gps": {"lat": 36.75, "lon": 3.04, "accuracy": 12.0}}),
+        )
+        .await;
+        assert_eq!(
+            (s, b["status"].as_str(), b["recipientName"].as_str()),
+            (200, Some("DELIVERED"), Some("Mourad")),
+            "{b}"
+        );
+        let r = crate::support::client()
+            .get(srv.url("/api/deliveries/LIV-2025-00002/proof/signature"))
+            .bearer_auth(&commercial)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["content-type"], "image/png");
+
+        // 49: a scan after delivery is refused; replaying the validating command returns its first success.
+        let (s, b) = scan(&srv, &commercial, &qr, None).await;
+        assert_eq!((s, code(&b)), (409, "LIVRAISON_DEJA_VALIDEE"));
+        let (s, b) = scan(&srv, &commercial, &qr, Some("cmd-1")).await;
+        assert_eq!((s, b["reference"].as_str()), (200, Some("LIV-2025-00002")), "{b}");
+        assert_eq!(sale_movements(&srv).await, 2);
+
+        // 50: one mac character altered → QR_SIGNATURE_INVALIDE, logged and audited; a lot label → QR_TYPE_INATTENDU.
+        let mut altered = qr.clone();
+        let last = altered.pop().unwrap();
+        altered.push(if last == 'a' { 'b' } else { 'a' });
+        let (s, b) = scan(&srv, &commercial, &altered, None).await;
+        assert_eq!(
+            (s, code(&b), b["error"]["message"].as_str()),
+            (422, "QR_SIGNATURE_INVALIDE", Some("QR code non authentique."))
+        );
+        let secret = srv.state.secrets.get().unwrap().qr.clone();
+        let (s, b) = scan(&srv, &commercial, &domain::delivery::lot_payload(&secret, "GOUDA-T0"), None).await;
+        assert_eq!((s, code(&b)), (422, "QR_TYPE_INATTENDU"));
+        let log = store::delivery::scans_of(srv.state.dbmon.db().conn(), "LIV-2025-00002").await.unwrap();
+        let outcomes: Vec<&str> = log.iter().map(|r| r.outcome.as_str()).collect();
+        assert_eq!(
+            outcomes,
+            vec!["OK", "LIVRAISON_DEJA_VALIDEE", "LIVRAISON_DEJA_VALIDEE", "OK", "QR_SIGNATURE_INVALIDE"]
+        );
+        assert!(log.iter().all(|r| r.payload_hash.as_deref().is_some_and(|h| h.len() == 64)));
+        assert_eq!(audit_actions(&srv, "QR_REFUSED").await.len(), 2);
+
+        // The invoice shows what left; the ledger is whole.
+        let i = get(&srv, &format!("/api/invoices/{invoice}"), &commercial).await;
+        assert_eq!(
+            (i["lines"][0]["delivered"].as_i64(), i["lines"][0]["remainingToDeliver"].as_i64()),
+            (Some(24_000), Some(0))
+        );
+        let v = store::stock::check(srv.state.dbmon.db()).await.unwrap();
+        assert!(v.is_empty(), "{v:?}");
+    })
+    .await;
+}
+
+/// Scenarios 45–46: a partial credit note with a return into quarantine, and a full one that releases the
+/// commitment and leaves the invoice CREDITED.
+#[tokio::test]
+async fn scenarios_45_46_credit_notes() {
+    on_both(|t| async move {
+        let (srv, _clock) = server(&t).await;
+        let admin = bearer(&srv, Role::Admin).await;
+        let commercial = bearer(&srv, Role::Commercial).await;
+        company(&srv, &admin).await;
+        shop(&srv, &admin, &[(100_000, "2025-05-01")], 50_000).await;
+        let client =
+            new_client(&srv, &admin, "Supérette El Baraka", "000216123456789", Some("16012345678"), json!({})).await;
+
+        // 45: delivered invoice, 4 Gouda come back.
+        let inv = validated(&srv, &commercial, invoice_36(&client, "ESPECES")).await;
+        let invoice = inv["reference"].as_str().unwrap().to_string();
+        let (_, bl) = post(&srv, "/api/deliveries", &commercial, json!({"invoice": invoice})).await;
+        let (s, _) = post(
+            &srv,
+            &format!("/api/deliveries/{}/validate", bl["reference"].as_str().unwrap()),
+            &commercial,
+            json!({"note": "QR illisible, confirmé par téléphone"}),
+        )
+        .await;
+        assert_eq!(s, 200);
+        let path = format!("/api/invoices/{invoice}/credit-notes");
+        let (s, b) = post(
+            &srv,
+            &path,
+            &commercial,
+            json!({"reason": "Retour", "lines": [{"lineNo": 1, "kind": "RETOUR", "quantity": 4_000}]}),
+        )
+        .await;
+        assert_eq!((s, code(&b)), (422, "MOTIF_TROP_COURT"));
+        let (s, note) = post(
+            &srv,
+            &path,
+            &commercial,
+            json!({"reason": "Emballages abîmés à la livraison",
+            "lines": [{"lineNo": 1, "kind": "RETOUR", "quantity": 4_000}]}),
+        )
+        .await;
+        assert_eq!(s, 201, "{note}");
+        assert_eq!((note["status"].as_str(), note["reference"].as_str()), (Some("DRAFT"), None));
+        let key = note["id"].as_str().unwrap().to_string();
+        let (s, _) = post(&srv, &format!("/api/credit-notes/{key}/validate"), &commercial, json!({})).await;
+        assert_eq!(s, 403, "validating a credit note is ADMIN's");
+        let (s, note) = post(&srv, &format!("/api/credit-notes/{key}/validate"), &admin, json!({})).await;
+        assert_eq!(s, 200, "{note}");
+        assert_eq!(note["reference"], "AV-2025-00001");
+        assert_eq!(totals(&note), (260_000, 49_400, 309_400, 3_100, 312_500));
+        assert_eq!(note["lines"][0]["returnLot"], "RET250314-001");
+        let ret = store::stock::lot_by_number(srv.state.dbmon.db().conn(), "RET250314-001").await.unwrap().unwrap();
+        assert_eq!((ret.status.as_str(), ret.quantity_remaining, ret.unit_cost), ("QUARANTINE", 4_000, 30_000));
+        assert_eq!(ret.dlc.map(|d| d.to_string()).as_deref(), Some("2025-05-01"));
+        let i = get(&srv, &format!("/api/invoices/{invoice}"), &commercial).await;
+        assert_eq!(
+            (i["remaining"].as_i64(), i["credited"].as_i64(), i["status"].as_str()),
+            (Some(2_055_300), Some(312_500), Some("VALIDATED"))
+        );
+
+        // 46: an undelivered, unpaid invoice credited in full: CREDITED, net exactly, commitment released.
+        let inv2 = validated(&srv, &commercial, invoice_36(&client, "ESPECES")).await;
+        let gouda =
+            store::catalogue::product_by_code(srv.state.dbmon.db().conn(), "PF-GOUDA-400").await.unwrap().unwrap();
+        let committed = store::sales::committed_by_product(srv.state.dbmon.db().conn()).await.unwrap();
+        assert_eq!(committed.get(&gouda.id).copied(), Some(24_000));
+        let (s, note) = post(
+            &srv,
+            &format!("/api/invoices/{}/credit-notes", inv2["reference"].as_str().unwrap()),
+            &commercial,
+            json!({"reason": "Commande annulée par le client", "total": true}),
+        )
+        .await;
+        assert_eq!(s, 201, "{note}");
+        let (s, note) =
+            post(&srv, &format!("/api/credit-notes/{}/validate", note["id"].as_str().unwrap()), &admin, json!({}))
+                .await;
+        assert_eq!(
+            (s, note["net"].as_i64(), note["reference"].as_str()),
+            (200, Some(2_367_800), Some("AV-2025-00002")),
+            "{note}"
+        );
+        let i = get(&srv, &format!("/api/invoices/{}", inv2["reference"].as_str().unwrap()), &commercial).await;
+        assert_eq!((i["status"].as_str(), i["remaining"].as_i64()), (Some("CREDITED"), Some(0)));
+        let committed = store::sales::committed_by_product(srv.state.dbmon.db().conn()).await.unwrap();
+        assert_eq!(committed.get(&gouda.id).copied().unwrap_or(0), 0);
+        // Nothing more can be credited, paid or delivered on it.
+        let (s, b) = post(
+            &srv,
+            &format!("/api/invoices/{}/credit-notes", inv2["reference"].as_str().unwrap()),
+            &commercial,
+            json!({"reason": "Commande annulée par le client", "total": true}),
+        )
+        .await;
+        assert_eq!((s, code(&b)), (409, "FACTURE_STATUT_INVALIDE"));
+        let st = get(&srv, &format!("/api/clients/{client}/statement"), &admin).await;
+        assert_eq!(st["balance"], 2_055_300);
+        let v = store::stock::check(srv.state.dbmon.db()).await.unwrap();
+        assert!(v.is_empty(), "{v:?}");
+        assert!(store::stock::numbering_gaps(srv.state.dbmon.db()).await.unwrap().is_empty());
+    })
+    .await;
+}
+
+/// Two devices scan the same BL at the same instant: one validates, the other is told it is already validated;
+/// stock leaves once. Validations racing (one of them refused) keep the invoice numbers gapless.
+#[tokio::test]
+async fn concurrent_scans_ship_once_and_racing_validations_keep_numbers_gapless() {
+    on_both(|t| async move {
+        let (srv, _clock) = server(&t).await;
+        let admin = bearer(&srv, Role::Admin).await;
+        let commercial = bearer(&srv, Role::Commercial).await;
+        company(&srv, &admin).await;
+        shop(&srv, &admin, &[(500_000, "2025-05-01")], 50_000).await;
+        let client =
+            new_client(&srv, &admin, "Supérette El Baraka", "000216123456789", Some("16012345678"), json!({})).await;
+        let poor = new_client(&srv, &admin, "Sans AI", "000216123456780", None, json!({})).await;
+
+        let inv = validated(&srv, &commercial, invoice_36(&client, "ESPECES")).await;
+        let (_, bl) = post(&srv, "/api/deliveries", &commercial, json!({"invoice": inv["reference"]})).await;
+        let qr = bl["qr"].as_str().unwrap().to_string();
+        let (a, b) = tokio::join!(scan(&srv, &commercial, &qr, Some("dev-a")), scan(&srv, &admin, &qr, Some("dev-b")));
+        let mut statuses = [a.0, b.0];
+        statuses.sort();
+        assert_eq!(statuses, [200, 409], "{a:?} {b:?}");
+        let refused = if a.0 == 409 { &a.1 } else { &b.1 };
+        assert_eq!(code(refused), "LIVRAISON_DEJA_VALIDEE");
+        assert_eq!(sale_movements(&srv).await, 2);
+        assert_eq!(lot_left(&srv, "GOUDA-T0").await, 476_000);
+
+        // Six drafts (one for a client without AI) validated at once: five numbers, consecutive.
+        let mut keys = Vec::new();
+        for i in 0..6 {
+            let who = if i == 3 { &poor } else { &client };
+            let d = draft(
+                &srv,
+                &commercial,
+                json!({"clientCode": who, "paymentMethod": "CHEQUE",
+                "lines": [{"productCode": "PF-GOUDA-400", "quantity": 1_000}]}),
+            )
+            .await;
+            keys.push(d["id"].as_str().unwrap().to_string());
+        }
+        let calls = keys.iter().map(|k| {
+            let (srv, token) = (&srv, commercial.clone());
+            async move { post(srv, &format!("/api/invoices/{k}/validate"), &token, json!({})).await }
+        });
+        let results = futures_util::future::join_all(calls).await;
+        let mut refs: Vec<String> = results
+            .iter()
+            .filter(|(s, _)| *s == 200)
+            .map(|(_, b)| b["reference"].as_str().unwrap().to_string())
+            .collect();
+        refs.sort();
+        assert_eq!(refs, (2..=6).map(|n| format!("F-2025-{n:05}")).collect::<Vec<_>>());
+        assert_eq!(results.iter().filter(|(_, b)| code(b) == "CLIENT_IDENTIFIANTS_MANQUANTS").count(), 1);
+        assert!(store::stock::numbering_gaps(srv.state.dbmon.db()).await.unwrap().is_empty());
+    })
+    .await;
+}
