@@ -556,3 +556,90 @@ pub async fn list<C: ConnectionTrait>(
     }
     Ok(q.order_by_desc(deliveries::Column::CreatedAt).all(c).await?)
 }
+
+/// One shipment of a lot (trace forward, recall "clients à appeler", §9).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shipment {
+    pub lot_number: String,
+    pub delivery: String,
+    pub status: String,
+    pub client_code: String,
+    pub client_name: String,
+    pub telephone: Option<String>,
+    pub quantity: i64,
+    pub validated_at: Option<chrono::DateTime<Utc>>,
+}
+
+/// What left each of the lots on a BL validated or delivered, oldest first.
+pub async fn shipped_from<C: ConnectionTrait>(c: &C, lot_ids: &[Uuid]) -> Result<Vec<Shipment>, StoreError> {
+    let mut out = Vec::new();
+    for id in lot_ids {
+        let rows = c
+            .query_all_raw(stmt(
+                c.get_database_backend(),
+                "SELECT l.lot_number AS lot_number, d.reference AS reference, d.status AS status, cl.code AS code, \
+                 cl.raison_sociale AS name, cl.telephone AS telephone, a.quantity AS quantity, \
+                 d.validated_at AS validated_at \
+                 FROM delivery_allocations a JOIN delivery_lines dl ON dl.id = a.delivery_line_id \
+                 JOIN deliveries d ON d.id = dl.delivery_id JOIN clients cl ON cl.id = d.client_id \
+                 JOIN lots l ON l.id = a.lot_id \
+                 WHERE a.lot_id = $1 AND d.status IN ('VALIDATED', 'DELIVERED') ORDER BY d.validated_at, d.reference",
+                vec![(*id).into()],
+            ))
+            .await?;
+        for r in rows {
+            out.push(Shipment {
+                lot_number: r.try_get("", "lot_number")?,
+                delivery: r.try_get("", "reference")?,
+                status: r.try_get("", "status")?,
+                client_code: r.try_get("", "code")?,
+                client_name: r.try_get("", "name")?,
+                telephone: r.try_get("", "telephone")?,
+                quantity: r.try_get("", "quantity")?,
+                validated_at: r.try_get("", "validated_at")?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// One customer return of goods shipped from a lot (recall "retours", §9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Return {
+    pub credit_note: String,
+    pub client_code: String,
+    pub quantity: i64,
+    pub return_lot: Option<String>,
+}
+
+/// Validated RETOUR credit lines on invoice lines that shipped from the lots.
+pub async fn returns_of<C: ConnectionTrait>(c: &C, lot_ids: &[Uuid]) -> Result<Vec<Return>, StoreError> {
+    let mut out: Vec<Return> = Vec::new();
+    for id in lot_ids {
+        let rows = c
+            .query_all_raw(stmt(
+                c.get_database_backend(),
+                "SELECT DISTINCT cn.reference AS reference, cl.code AS code, cnl.quantity AS quantity, \
+                 rl.lot_number AS return_lot, cnl.id AS line_id \
+                 FROM delivery_allocations a JOIN delivery_lines dl ON dl.id = a.delivery_line_id \
+                 JOIN credit_note_lines cnl ON cnl.invoice_line_id = dl.invoice_line_id \
+                 JOIN credit_notes cn ON cn.id = cnl.credit_note_id JOIN invoices i ON i.id = cn.invoice_id \
+                 JOIN clients cl ON cl.id = i.client_id LEFT JOIN lots rl ON rl.id = cnl.return_lot_id \
+                 WHERE a.lot_id = $1 AND cn.status = 'VALIDATED' AND cnl.kind = 'RETOUR'",
+                vec![(*id).into()],
+            ))
+            .await?;
+        for r in rows {
+            let ret = Return {
+                credit_note: r.try_get::<Option<String>>("", "reference")?.unwrap_or_default(),
+                client_code: r.try_get("", "code")?,
+                quantity: r.try_get("", "quantity")?,
+                return_lot: r.try_get("", "return_lot")?,
+            };
+            if !out.contains(&ret) {
+                out.push(ret);
+            }
+        }
+    }
+    Ok(out)
+}

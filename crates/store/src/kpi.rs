@@ -124,6 +124,8 @@ pub async fn stock_dashboard<C: ConnectionTrait>(
         }
     }
     d.inputs.e = d.expired.count;
+    let committed =
+        if kinds.contains(&"PF") { crate::sales::committed_by_product(c).await? } else { Default::default() };
     for p in products.iter().filter(|p| p.active && p.stock_tracked) {
         let stock = usable_of.get(&p.id).copied().unwrap_or(0);
         let (status, bloquante) = if p.kind == "MP" {
@@ -136,8 +138,8 @@ pub async fn stock_dashboard<C: ConnectionTrait>(
             };
             let bloquante = domain::kpi::bloquante(p.criticite.as_deref(), uses.get(&p.id).copied().unwrap_or(0));
             (domain::kpi::appro_status(&m), bloquante)
-        } else if p.min_stock > 0 && stock <= 0 {
-            // available_to_promise = disponible − committed; nothing is committed before invoices exist.
+        } else if p.min_stock > 0 && stock - committed.get(&p.id).copied().unwrap_or(0) <= 0 {
+            // §17: a PF is in rupture when its available-to-promise (disponible − committed to invoices) is ≤ 0.
             (ApproStatus::Rupture, false)
         } else {
             continue;

@@ -96,7 +96,7 @@ async fn backward<C: ConnectionTrait>(c: &C, l: &Lot) -> Result<Value, StoreErro
 }
 
 /// FORWARD from a lot: the orders that consumed it (net of cancellations, which delete nothing but leave the order
-/// CANCELLED) and the PF lots they made; deliveries of each PF lot join with the sales issue.
+/// CANCELLED), the PF lots they made and the BLs that shipped each of them (client, quantity).
 async fn forward<C: ConnectionTrait>(c: &C, l: &Lot) -> Result<Value, StoreError> {
     use crate::production::{consumptions, orders};
     let rows = consumptions::Entity::find()
@@ -115,7 +115,7 @@ async fn forward<C: ConnectionTrait>(c: &C, l: &Lot) -> Result<Value, StoreError
             Some(pl) => {
                 let p = product(c, pl.product_id).await?;
                 let mut v = lot_head(&pl, &p);
-                v["deliveries"] = json!([]);
+                v["deliveries"] = shipments_json(&crate::delivery::shipped_from(c, &[pl.id]).await?);
                 v
             }
             None => Value::Null,
@@ -125,7 +125,16 @@ async fn forward<C: ConnectionTrait>(c: &C, l: &Lot) -> Result<Value, StoreError
             "quantityConsumed": r.quantity, "pfLot": pf_lot,
         }));
     }
-    Ok(json!({"usedBy": used_by, "deliveries": []}))
+    let deliveries = shipments_json(&crate::delivery::shipped_from(c, &[l.id]).await?);
+    Ok(json!({"usedBy": used_by, "deliveries": deliveries}))
+}
+
+/// Shipments as the trace and the recall report show them.
+pub fn shipments_json(rows: &[crate::delivery::Shipment]) -> Value {
+    json!(rows.iter().map(|s| json!({
+        "lotNumber": s.lot_number, "delivery": s.delivery, "status": s.status, "clientCode": s.client_code,
+        "clientName": s.client_name, "telephone": s.telephone, "quantity": s.quantity, "validatedAt": s.validated_at,
+    })).collect::<Vec<_>>())
 }
 
 /// The trace of one lot; `None` when the lot number is unknown.
@@ -151,7 +160,7 @@ pub struct RecallLot {
 }
 
 /// The recall report of a lot (§9): the lot itself and, for an MP lot, every PF lot made from it, each with its
-/// balance; the clients to call join with the deliveries (sales issue).
+/// balance (the clients to call and the returns: `delivery::shipped_from`, `delivery::returns_of`).
 pub async fn recall<C: ConnectionTrait>(c: &C, lot_number: &str) -> Result<Option<Vec<RecallLot>>, StoreError> {
     use crate::production::{consumptions, orders};
     let Some(origin) = crate::stock::lot_by_number(c, lot_number.trim()).await? else { return Ok(None) };

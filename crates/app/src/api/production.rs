@@ -645,7 +645,11 @@ pub async fn trace(State(st): State<AppState>, Query(q): Query<TraceQuery>) -> R
 }
 
 /// The recall report as the API, the page and the CSV give it.
-pub fn recall_json(lots: &[store::trace::RecallLot]) -> Value {
+pub fn recall_json(
+    lots: &[store::trace::RecallLot],
+    shipped: &[store::delivery::Shipment],
+    returns: &[store::delivery::Return],
+) -> Value {
     let rows: Vec<Value> = lots
         .iter()
         .map(|r| {
@@ -663,13 +667,27 @@ pub fn recall_json(lots: &[store::trace::RecallLot]) -> Value {
     let sum = |f: &dyn Fn(&domain::stock::LotBalance) -> i64| pf.iter().map(|r| f(&r.balance)).sum::<i64>();
     json!({
         "lot": rows.first(), "lots": rows,
-        // Deliveries and credit-note returns join with the sales issue; the sections are there, empty.
-        "clients": [], "returns": [],
+        "clients": store::trace::shipments_json(shipped),
+        "returns": returns.iter().map(|r| json!({
+            "creditNote": r.credit_note, "clientCode": r.client_code, "quantity": r.quantity, "returnLot": r.return_lot,
+        })).collect::<Vec<_>>(),
         "totals": {
             "produced": sum(&|b| b.initial), "delivered": sum(&|b| b.delivered), "inStock": sum(&|b| b.remaining),
-            "returned": 0, "lost": sum(&|b| b.lost), "ecart": sum(&|b| b.ecart()),
+            "returned": returns.iter().map(|r| r.quantity).sum::<i64>(), "lost": sum(&|b| b.lost),
+            "ecart": sum(&|b| b.ecart()),
         },
     })
+}
+
+/// The recall report with the shipments and returns of its lots.
+pub async fn recall_value(
+    c: &impl store::ConnectionTrait,
+    lots: &[store::trace::RecallLot],
+) -> Result<Value, store::StoreError> {
+    let ids: Vec<uuid::Uuid> = lots.iter().map(|r| r.lot.id).collect();
+    let shipped = store::delivery::shipped_from(c, &ids).await?;
+    let returns = store::delivery::returns_of(c, &ids).await?;
+    Ok(recall_json(lots, &shipped, &returns))
 }
 
 /// One row per lot of the report (CSV and Excel).
@@ -744,7 +762,10 @@ pub struct RecallQuery {
 pub async fn recall(State(st): State<AppState>, Query(q): Query<RecallQuery>) -> Response {
     match store::trace::recall(st.dbmon.db().conn(), &q.lot).await {
         Ok(Some(lots)) => {
-            let v = recall_json(&lots);
+            let v = match recall_value(st.dbmon.db().conn(), &lots).await {
+                Ok(v) => v,
+                Err(e) => return ApiError::from(e).into_response(),
+            };
             match q.format.as_deref() {
                 Some(f) if f.eq_ignore_ascii_case("csv") || f.eq_ignore_ascii_case("xlsx") => {
                     file_answer("Rappel", &q.lot, f, &recall_rows(&v))

@@ -22,6 +22,7 @@ pub mod counts;
 pub mod identity;
 pub mod production;
 pub mod purchase;
+pub mod sales;
 pub mod settings;
 pub mod stock;
 pub mod views;
@@ -434,6 +435,7 @@ pub fn router() -> Router<AppState> {
         .merge(identity::router())
         .merge(stock::router())
         .merge(purchase::router())
+        .merge(sales::router())
         .merge(production::router())
         .merge(appro::router())
         .merge(stock::lot_router())

@@ -1328,6 +1328,10 @@ struct RecallPage {
     rows: Vec<RecallRow>,
     totals: (String, String, String, String),
     can_block: bool,
+    /// (client, telephone, BL, lot, quantity, date)
+    clients: Vec<(String, String, String, String, String, String)>,
+    /// (credit note, client, quantity, return lot)
+    returns: Vec<(String, String, String, String)>,
 }
 
 /// The recall report (DOMAIN.md §9, UI.md row 57 "Rapport de rappel").
@@ -1343,7 +1347,10 @@ async fn recall(
         Ok(None) => return super::not_found().await,
         Err(e) => return super::unavailable_page(&ApiError::from(e).message),
     };
-    let v = crate::api::production::recall_json(&lots);
+    let v = match crate::api::production::recall_value(st.dbmon.db().conn(), &lots).await {
+        Ok(v) => v,
+        Err(e) => return super::unavailable_page(&ApiError::from(e).message),
+    };
     let rows = v["lots"]
         .as_array()
         .into_iter()
@@ -1378,7 +1385,47 @@ async fn recall(
         Some(u) => jqty(&t[k], &Value::String(u.clone())),
         None => "—".into(),
     };
+    let unit_of = |lot_number: &str| {
+        lots.iter()
+            .find(|r| r.lot.lot_number == lot_number)
+            .map_or(Value::Null, |r| Value::String(r.product.base_unit.clone()))
+    };
+    let clients = v["clients"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let lot_number = text(&c["lotNumber"]);
+            (
+                format!("{} ({})", text(&c["clientName"]), text(&c["clientCode"])),
+                text(&c["telephone"]),
+                text(&c["delivery"]),
+                lot_number.clone(),
+                jqty(&c["quantity"], &unit_of(&lot_number)),
+                c["validatedAt"]
+                    .as_str()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| domain::format::datetime_algiers(t.timestamp()))
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    let returns = v["returns"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            (
+                text(&r["creditNote"]),
+                text(&r["clientCode"]),
+                jqty(&r["quantity"], &pf_unit.clone().map_or(Value::Null, Value::String)),
+                text(&r["returnLot"]),
+            )
+        })
+        .collect();
     let p = RecallPage {
+        clients,
+        returns,
         layout: Layout::for_page(&format!("Rapport de rappel — {lot}"), "/tracabilite", &pc),
         totals: (total("produced"), total("delivered"), total("inStock"), total("lost")),
         lot,

@@ -217,7 +217,10 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Recettes",
             "Contrôle qualité",
             "Traçabilité",
+            "Factures",
             "Clients",
+            "Tarifs",
+            "Livraisons",
             "Matières premières",
             "Produits finis",
             "Référentiels",
@@ -291,7 +294,10 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Planning",
             "Recettes",
             "Traçabilité",
+            "Factures",
             "Clients",
+            "Tarifs",
+            "Livraisons",
             "Matières premières",
             "Produits finis",
             "Référentiels",
@@ -832,6 +838,117 @@ async fn the_cockpit_shows_the_rupture_and_its_alerts_are_handled_from_the_page(
     let year = (chrono::Utc::now() + chrono::Duration::hours(1)).format("%Y").to_string();
     let text = body_text(&web).await;
     assert!(text.contains(&format!("1 brouillon(s) créé(s) : BC-{year}-00001.")), "{text}");
+    web.quit().await.unwrap();
+    srv.stop().await;
+}
+
+/// UI.md rows 62–75 and §4 (c): a salesman drafts an invoice, validates it, takes a partial payment, prepares the BL,
+/// validates it with the QR payload (stock leaves FEFO) and marks it delivered with a drawn signature.
+#[tokio::test]
+async fn an_invoice_is_validated_paid_and_delivered_by_qr_through_the_pages() {
+    let Some(driver) = start_chromedriver() else { return };
+    let t = TestDb::new(Kind::Sqlite).await.unwrap();
+    let srv = TestServer::start(&t, &[]).await;
+    let admin = crate::support::bearer(&srv, domain::identity::Role::Admin).await;
+    crate::sales::company(&srv, &admin).await;
+    for (path, body) in [
+        ("/api/catalogue/families", serde_json::json!({"code": "PATE_PRESSEE", "name": "Pâte pressée"})),
+        (
+            "/api/catalogue/pf",
+            serde_json::json!({"code": "PF-GOUDA-400", "name": "Gouda 400 g", "baseUnit": "U", "weightG": 400,
+            "packagingType": "SAC_THERMO", "storageType": "REFRIGERE", "shelfLifeDays": 180, "listPriceHt": 65_000, "familyCode": "PATE_PRESSEE"}),
+        ),
+    ] {
+        let r = crate::support::client().post(srv.url(path)).bearer_auth(&admin).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 201, "{path}");
+    }
+    let client = crate::sales::new_client(
+        &srv,
+        &admin,
+        "Supérette El Baraka",
+        "000216123456789",
+        Some("16012345678"),
+        serde_json::json!({}),
+    )
+    .await;
+    let dlc = (chrono::Utc::now() + chrono::Duration::days(30)).format("%Y-%m-%d").to_string();
+    crate::sales::pf_lot(&srv, "PF-GOUDA-400", "GOUDA-B1", 100_000, Some(&dlc), 30_000).await;
+    let commercial = crate::support::bearer(&srv, domain::identity::Role::Commercial).await;
+    let web = browser(&driver, 1366).await;
+    login(&web, &srv, &crate::support::email_of(domain::identity::Role::Commercial), crate::support::PASSWORD).await;
+    let year = (chrono::Utc::now() + chrono::Duration::hours(1)).format("%Y").to_string();
+
+    web.goto(srv.url("/ventes/factures")).await.unwrap();
+    assert!(body_text(&web).await.contains("Aucune facture."));
+    web.find(By::LinkText("Nouvelle facture")).await.unwrap().click().await.unwrap();
+    web.find(By::Css(format!("#client option[value='{client}']"))).await.unwrap().click().await.unwrap();
+    web.find(By::Css("#product_0 option[value='PF-GOUDA-400']")).await.unwrap().click().await.unwrap();
+    fill(&web, "quantity_0", "24").await;
+    submit(&web, "Enregistrer le brouillon").await;
+    // 24 × 650,00 = 15 600,00 HT, TVA 2 964,00, TTC 18 564,00, timbre 186 tranches = 186,00 → 18 750,00.
+    let text = plain(&body_text(&web).await);
+    assert!(text.contains("Brouillon enregistré : net à payer 18 750,00 DA."), "{text}");
+    assert!(text.contains("Timbre fiscal (espèces)\n186,00 DA"), "{text}");
+    submit(&web, "Valider la facture").await;
+    let reference = format!("F-{year}-00001");
+    assert!(body_text(&web).await.contains(&format!("Facture {reference} validée.")));
+    assert_eq!(web.find(By::Id("statut-facture")).await.unwrap().text().await.unwrap(), "Validée");
+    assert!(
+        plain(&web.find(By::Id("en-lettres")).await.unwrap().text().await.unwrap())
+            .contains("Dix-huit mille sept cent cinquante dinars algériens et zéro centime")
+    );
+
+    // A partial payment in cash (the amount field starts at what remains).
+    assert_eq!(web.find(By::Id("amount")).await.unwrap().value().await.unwrap().as_deref(), Some("18750,00"));
+    fill(&web, "amount", "10000").await;
+    submit(&web, "Enregistrer le règlement").await;
+    let text = plain(&body_text(&web).await);
+    assert!(text.contains(&format!("Règlement REG-{year}-00001 enregistré. Reste à payer : 8 750,00 DA.")), "{text}");
+    assert_eq!(web.find(By::Id("statut-facture")).await.unwrap().text().await.unwrap(), "Partiellement payée");
+
+    // The BL, its QR code, and the validation by the scanned text.
+    submit(&web, "Préparer le BL (tout le reste)").await;
+    let bl = format!("LIV-{year}-00001");
+    assert!(body_text(&web).await.contains(&format!("Bon de livraison {bl} préparé.")));
+    assert_eq!(web.find_all(By::Css("#qr-bl svg")).await.unwrap().len(), 1);
+    let r = crate::support::client()
+        .get(srv.url(&format!("/api/deliveries/{bl}")))
+        .bearer_auth(&commercial)
+        .send()
+        .await
+        .unwrap();
+    let payload = r.json::<serde_json::Value>().await.unwrap()["qr"].as_str().unwrap().to_string();
+    fill(&web, "payload", &payload).await;
+    submit(&web, "Valider par QR code").await;
+    assert!(body_text(&web).await.contains(&format!("{bl} validé : le stock est sorti.")));
+    let lines = plain(&web.find(By::Id("lignes-bl")).await.unwrap().text().await.unwrap());
+    assert!(lines.contains("GOUDA-B1") && lines.contains("24 pcs"), "{lines}");
+
+    // Delivered: a signature drawn on the pad.
+    fill(&web, "recipient_name", "Mourad Benali").await;
+    let pad = web.find(By::Id("signature-zone")).await.unwrap();
+    web.action_chain()
+        .move_to_element_center(&pad)
+        .click_and_hold()
+        .move_by_offset(40, 12)
+        .move_by_offset(40, -20)
+        .release()
+        .perform()
+        .await
+        .unwrap();
+    submit(&web, "Marquer livré").await;
+    assert!(body_text(&web).await.contains(&format!("{bl} livré.")));
+    assert_eq!(web.find(By::Id("statut-bl")).await.unwrap().text().await.unwrap(), "Livré");
+    assert_eq!(web.find_all(By::Css("img.signature")).await.unwrap().len(), 1);
+    let journal = web.find(By::Id("journal-scans")).await.unwrap().text().await.unwrap();
+    assert!(journal.contains("QR — OK"), "{journal}");
+
+    // The invoice shows what left.
+    web.goto(srv.url(&format!("/ventes/factures/{reference}"))).await.unwrap();
+    let lines = plain(&web.find(By::Id("lignes-facture")).await.unwrap().text().await.unwrap());
+    assert!(lines.contains("24 pcs 0 pcs"), "{lines}");
+    web.goto(srv.url("/livraisons?onglet=livrees")).await.unwrap();
+    assert!(body_text(&web).await.contains(&bl));
     web.quit().await.unwrap();
     srv.stop().await;
 }

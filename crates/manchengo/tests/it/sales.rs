@@ -31,7 +31,7 @@ async fn put(srv: &TestServer, path: &str, token: &str, body: Value) -> (u16, Va
     call(srv, "PUT", path, token, Some(body)).await
 }
 
-async fn company(srv: &TestServer, admin: &str) {
+pub(crate) async fn company(srv: &TestServer, admin: &str) {
     let (s, b) = put(
         srv,
         "/api/settings/company",
@@ -46,7 +46,14 @@ async fn company(srv: &TestServer, admin: &str) {
 }
 
 /// A client with its fiscal identifiers (`ai` None leaves it out); returns its code.
-async fn new_client(srv: &TestServer, admin: &str, name: &str, nif: &str, ai: Option<&str>, terms: Value) -> String {
+pub(crate) async fn new_client(
+    srv: &TestServer,
+    admin: &str,
+    name: &str,
+    nif: &str,
+    ai: Option<&str>,
+    terms: Value,
+) -> String {
     let mut body = json!({"raisonSociale": name, "wilaya": "16", "adresse": "Rue des Frères Bouadou, Bir Mourad Raïs",
         "nif": nif, "rc": "16 B 1204921 16/00", "clientType": "SUPERETTE", "defaultPaymentMethod": "ESPECES"});
     if let Some(ai) = ai {
@@ -86,7 +93,7 @@ async fn shop(srv: &TestServer, admin: &str, gouda: &[(i64, &str)], fondu: i64) 
 }
 
 /// A PF lot as a completed production would leave it (through the store, the way production writes it).
-async fn pf_lot(srv: &TestServer, product: &str, number: &str, qty: i64, dlc: Option<&str>, cost: i64) {
+pub(crate) async fn pf_lot(srv: &TestServer, product: &str, number: &str, qty: i64, dlc: Option<&str>, cost: i64) {
     let db = srv.state.dbmon.db();
     let p = store::catalogue::product_by_code(db.conn(), product).await.unwrap().unwrap();
     let (number, dlc) = (number.to_string(), dlc.map(|d| d.parse().unwrap()));
@@ -550,6 +557,22 @@ async fn scenarios_48_to_52_deliveries() {
         );
         assert!(log.iter().all(|r| r.payload_hash.as_deref().is_some_and(|h| h.len() == 64)));
         assert_eq!(audit_actions(&srv, "QR_REFUSED").await.len(), 2);
+
+        // Traceability follows the goods to the client (scenario 35 forward, recall "clients à appeler").
+        let tr = get(&srv, "/api/trace?lot=GOUDA-T1&direction=FORWARD", &admin).await;
+        assert_eq!(tr["forward"]["deliveries"][0]["delivery"], "LIV-2025-00002");
+        assert_eq!(
+            (
+                tr["forward"]["deliveries"][0]["clientCode"].as_str(),
+                tr["forward"]["deliveries"][0]["quantity"].as_i64()
+            ),
+            (Some(client.as_str()), Some(24_000))
+        );
+        let rc = get(&srv, "/api/trace/recall?lot=GOUDA-T1", &admin).await;
+        assert_eq!(
+            (rc["clients"][0]["delivery"].as_str(), rc["totals"]["delivered"].as_i64()),
+            (Some("LIV-2025-00002"), Some(24_000))
+        );
 
         // The invoice shows what left; the ledger is whole.
         let i = get(&srv, &format!("/api/invoices/{invoice}"), &commercial).await;

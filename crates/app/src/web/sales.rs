@@ -1,0 +1,1015 @@
+//! Sales and delivery pages (UI.md rows 59–75): invoices by tab, a new invoice, the invoice (draft: validate or
+//! delete; validated: payments, BLs, credit notes), the credit note, price lists, BLs by tab and the BL page with
+//! its QR code, the scan (camera where the browser offers it, typed payload always), manual confirmation, proof of
+//! delivery and cancellation. Every action calls the API's functions; refusals come back as French flashes.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use domain::delivery::BlStatus;
+use domain::identity::Role;
+use domain::money::{fmt_money, parse_money, parse_qty};
+use domain::sales::InvoiceStatus;
+use domain::stock::{Unit, fmt_date, fmt_qty};
+use serde_json::Value;
+
+use super::{Layout, PageCtx, page, redirect_with_flash};
+use crate::api::delivery::{Attempt, DeliverBody};
+use crate::api::idempotency::{Idem, run_value};
+use crate::api::sales::{InvoiceBody, InvoiceLineBody, PaymentBody};
+use crate::auth::Identity;
+use crate::platform::errors::ApiError;
+use crate::state::AppState;
+
+const INVOICES: &str = "/ventes/factures";
+const DELIVERIES: &str = "/livraisons";
+
+fn text(v: &Value) -> String {
+    v.as_str().map(str::to_string).unwrap_or_default()
+}
+
+fn money(v: &Value) -> String {
+    v.as_i64().map(fmt_money).unwrap_or_else(|| "—".into())
+}
+
+fn jdate(v: &Value) -> String {
+    v.as_str().and_then(|d| d.parse().ok()).map(fmt_date).unwrap_or_else(|| "—".into())
+}
+
+fn jtime(v: &Value) -> String {
+    v.as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| domain::format::datetime_algiers(t.timestamp()))
+        .unwrap_or_else(|| "—".into())
+}
+
+fn jqty(v: &Value, unit: &Value) -> String {
+    v.as_i64().map(|q| fmt_qty(q, Unit::parse(unit.as_str().unwrap_or("U")).unwrap_or(Unit::U))).unwrap_or_default()
+}
+
+fn invoice_badge(status: InvoiceStatus) -> &'static str {
+    match status {
+        InvoiceStatus::Draft | InvoiceStatus::Credited => "gris",
+        InvoiceStatus::Validated => "bleu",
+        InvoiceStatus::PartiallyPaid => "ambre",
+        InvoiceStatus::Paid => "vert",
+    }
+}
+
+fn bl_badge(status: BlStatus) -> &'static str {
+    match status {
+        BlStatus::Pending => "gris",
+        BlStatus::Validated => "bleu",
+        BlStatus::Delivered => "vert",
+        BlStatus::Cancelled => "rouge",
+    }
+}
+
+fn sales_writer(role: Role) -> bool {
+    matches!(role, Role::Admin | Role::Commercial)
+}
+
+// ---- invoices list ---------------------------------------------------------------------------------------------------
+
+pub struct InvoiceRow {
+    key: String,
+    reference: String,
+    client: String,
+    date: String,
+    due: String,
+    overdue: bool,
+    net: String,
+    remaining: String,
+    tone: &'static str,
+    status: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "invoices.html")]
+struct InvoicesPage {
+    layout: Layout,
+    tabs: Vec<(&'static str, &'static str, usize, bool)>,
+    rows: Vec<InvoiceRow>,
+    can_create: bool,
+    empty: &'static str,
+}
+
+async fn invoices(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let c = st.dbmon.db().conn();
+    let all = match store::sales::list_invoices(c, None, None).await {
+        Ok(a) => a,
+        Err(e) => return super::unavailable_page(&ApiError::from(e).message),
+    };
+    let today = domain::stock::today_algiers(st.clock.now());
+    let mut rows = Vec::new();
+    for i in &all {
+        let status = store::sales::status_of(i);
+        let (credited, paid) = store::sales::credited_and_paid(c, i.id).await.unwrap_or_default();
+        let left = if status.is_validated() { i.net - credited - paid } else { 0 };
+        let client = store::catalogue::client_by_id(c, i.client_id).await.ok().flatten();
+        let overdue = left > 0 && i.due_date.is_some_and(|d| d < today);
+        let tab = match status {
+            InvoiceStatus::Draft => "brouillons",
+            _ if overdue => "echues",
+            InvoiceStatus::Validated | InvoiceStatus::PartiallyPaid => "a-encaisser",
+            _ => "payees",
+        };
+        rows.push((
+            InvoiceRow {
+                key: i.reference.clone().unwrap_or_else(|| i.id.to_string()),
+                reference: i.reference.clone().unwrap_or_else(|| "Brouillon".into()),
+                client: client.map(|c| format!("{} ({})", c.raison_sociale, c.code)).unwrap_or_default(),
+                date: i.invoice_date.map(fmt_date).unwrap_or_else(|| "—".into()),
+                due: i.due_date.map(fmt_date).unwrap_or_else(|| "—".into()),
+                overdue,
+                net: fmt_money(i.net),
+                remaining: fmt_money(left),
+                tone: if overdue { "rouge" } else { invoice_badge(status) },
+                status: if overdue { "Échue" } else { status.label_fr() },
+            },
+            tab,
+        ));
+    }
+    let tab = q.get("onglet").map(String::as_str).unwrap_or("toutes");
+    let in_tab = |t: &str, rt: &str| t == "toutes" || t == rt || (t == "a-encaisser" && rt == "echues");
+    let tabs = [
+        ("brouillons", "Brouillons"),
+        ("a-encaisser", "À encaisser"),
+        ("echues", "Échues"),
+        ("payees", "Payées"),
+        ("toutes", "Toutes"),
+    ]
+    .into_iter()
+    .map(|(k, label)| (k, label, rows.iter().filter(|(_, rt)| in_tab(k, rt)).count(), k == tab))
+    .collect();
+    let empty = match tab {
+        "brouillons" => "Aucun brouillon : toutes les factures saisies sont validées.",
+        "echues" => "Aucune facture échue.",
+        "payees" => "Aucune facture payée pour l'instant.",
+        _ => "Aucune facture. Créez la première depuis « Nouvelle facture ».",
+    };
+    let p = InvoicesPage {
+        layout: Layout::for_page("Factures", INVOICES, &pc),
+        tabs,
+        rows: rows.into_iter().filter(|(_, rt)| in_tab(tab, rt)).map(|(r, _)| r).collect(),
+        can_create: sales_writer(id.role),
+        empty,
+    };
+    page(StatusCode::OK, p, &pc)
+}
+
+// ---- new invoice -----------------------------------------------------------------------------------------------------
+
+const LINES: usize = 6;
+
+#[derive(Default, Clone)]
+pub struct LineForm {
+    product: String,
+    quantity: String,
+    price: String,
+    reason: String,
+    discount: String,
+}
+
+#[derive(Default, Clone)]
+pub struct InvoiceForm {
+    client: String,
+    method: String,
+    notes: String,
+    lines: Vec<LineForm>,
+}
+
+#[derive(Template)]
+#[template(path = "invoice_new.html")]
+struct NewInvoicePage {
+    layout: Layout,
+    form: InvoiceForm,
+    clients: Vec<(String, String)>,
+    products: Vec<(String, String)>,
+    methods: Vec<(&'static str, &'static str)>,
+    errors: Vec<String>,
+}
+
+async fn new_invoice_page(
+    st: &AppState,
+    pc: &PageCtx,
+    form: InvoiceForm,
+    errors: Vec<String>,
+    status: StatusCode,
+) -> Response {
+    let db = st.dbmon.db();
+    let clients = store::catalogue::list_clients(db)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c.active)
+        .map(|c| (c.code, c.raison_sociale))
+        .collect();
+    let products = store::catalogue::list_products(db, "PF")
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.active)
+        .map(|p| (p.code, format!("{} — {}", p.name, fmt_money(p.list_price_ht))))
+        .collect();
+    let methods = vec![("", "Celui du client"), ("ESPECES", "Espèces"), ("CHEQUE", "Chèque"), ("VIREMENT", "Virement")];
+    let mut layout = Layout::for_page("Nouvelle facture", INVOICES, pc);
+    if !errors.is_empty() {
+        layout.title = "Nouvelle facture (à corriger)".into();
+    }
+    page(status, NewInvoicePage { layout, form, clients, products, methods, errors }, pc)
+}
+
+async fn new_invoice(State(st): State<AppState>, pc: PageCtx, Query(q): Query<HashMap<String, String>>) -> Response {
+    let form = InvoiceForm {
+        client: q.get("client").cloned().unwrap_or_default().to_uppercase(),
+        lines: vec![LineForm::default(); LINES],
+        ..Default::default()
+    };
+    new_invoice_page(&st, &pc, form, Vec::new(), StatusCode::OK).await
+}
+
+/// The form as the API's body; typing errors in the user's words.
+fn invoice_body(raw: &HashMap<String, String>) -> (InvoiceForm, Result<InvoiceBody, Vec<String>>) {
+    let get = |k: &str| raw.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+    let form = InvoiceForm {
+        client: get("client"),
+        method: get("method"),
+        notes: get("notes"),
+        lines: (0..LINES)
+            .map(|i| LineForm {
+                product: get(&format!("product_{i}")),
+                quantity: get(&format!("quantity_{i}")),
+                price: get(&format!("price_{i}")),
+                reason: get(&format!("reason_{i}")),
+                discount: get(&format!("discount_{i}")),
+            })
+            .collect(),
+    };
+    let mut errors = Vec::new();
+    let mut lines = Vec::new();
+    for (i, l) in form.lines.iter().enumerate().filter(|(_, l)| !l.product.is_empty()) {
+        let quantity = parse_qty(&l.quantity);
+        if quantity.is_none() {
+            errors.push(format!("Ligne {} : quantité illisible (par exemple 24).", i + 1));
+        }
+        let price = if l.price.is_empty() { None } else { parse_money(&l.price) };
+        if !l.price.is_empty() && price.is_none() {
+            errors.push(format!("Ligne {} : prix illisible (en dinars, par exemple 650,00).", i + 1));
+        }
+        let discount = if l.discount.is_empty() { Some(0) } else { parse_money(&l.discount) };
+        if discount.is_none() {
+            errors.push(format!("Ligne {} : remise illisible (en dinars).", i + 1));
+        }
+        lines.push(InvoiceLineBody {
+            product_code: l.product.clone(),
+            quantity: quantity.unwrap_or(0),
+            unit_price_ht: price,
+            price_reason: Some(l.reason.clone()).filter(|r| !r.is_empty()),
+            discount: discount.filter(|d| *d > 0),
+            tva_rate: None,
+        });
+    }
+    if form.client.is_empty() {
+        errors.push("Choisissez le client.".into());
+    }
+    if lines.is_empty() {
+        errors.push("Ajoutez au moins une ligne.".into());
+    }
+    let body = InvoiceBody {
+        client_code: form.client.clone(),
+        payment_method: Some(form.method.clone()).filter(|m| !m.is_empty()),
+        notes: Some(form.notes.clone()).filter(|n| !n.is_empty()),
+        lines,
+    };
+    (form, if errors.is_empty() { Ok(body) } else { Err(errors) })
+}
+
+async fn create_invoice(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Form(raw): Form<HashMap<String, String>>,
+) -> Response {
+    let (form, body) = invoice_body(&raw);
+    let body = match body {
+        Ok(b) => b,
+        Err(errors) => return new_invoice_page(&st, &pc, form, errors, StatusCode::BAD_REQUEST).await,
+    };
+    let key = raw.get("_commande").cloned().unwrap_or_default();
+    let idem = Idem::from_form(&key, &id, "/api/invoices", &serde_json::json!(body));
+    match run_value(&st, idem, |idem| crate::api::sales::create_invoice(&st, &body, &id, &pc.ctx, idem)).await {
+        Ok((_, v, _)) => {
+            let key = text(&v["id"]);
+            redirect_with_flash(
+                &format!("{INVOICES}/{key}"),
+                "succes",
+                &format!("Brouillon enregistré : net à payer {}.", money(&v["net"])),
+            )
+        }
+        Err(e) => {
+            let errors = super::refusal_lines(&e, "lines[", "Ligne");
+            new_invoice_page(&st, &pc, form, errors, e.status).await
+        }
+    }
+}
+
+// ---- one invoice -----------------------------------------------------------------------------------------------------
+
+pub struct LineView {
+    product: String,
+    quantity: String,
+    price: String,
+    source: String,
+    discount: String,
+    rate: String,
+    ht: String,
+    delivered: String,
+    remaining: String,
+}
+
+#[derive(Template)]
+#[template(path = "invoice.html")]
+struct InvoicePage {
+    layout: Layout,
+    key: String,
+    reference: String,
+    tone: &'static str,
+    status: &'static str,
+    draft: bool,
+    facts: Vec<(&'static str, String)>,
+    lines: Vec<LineView>,
+    vat: Vec<(String, String, String)>,
+    totals: Vec<(&'static str, String)>,
+    words: String,
+    /// (reference, date, method, amount, status)
+    payments: Vec<(String, String, String, String, String)>,
+    /// (key, reference, status, net)
+    credit_notes: Vec<(String, String, String, String)>,
+    /// (reference, status, created)
+    deliveries: Vec<(String, String, String)>,
+    remaining: String,
+    method: String,
+    can_write: bool,
+    is_admin: bool,
+    can_pay: bool,
+    can_deliver: bool,
+    can_credit: bool,
+}
+
+async fn invoice(State(st): State<AppState>, pc: PageCtx, id: Identity, Path(key): Path<String>) -> Response {
+    let v = match crate::api::sales::invoice_detail(st.dbmon.db().conn(), &key).await {
+        Ok(v) => v,
+        Err(e) if e.status == StatusCode::NOT_FOUND => return super::not_found().await,
+        Err(e) => return super::unavailable_page(&e.message),
+    };
+    let status = InvoiceStatus::parse(v["status"].as_str().unwrap_or_default()).unwrap_or(InvoiceStatus::Draft);
+    let draft = status == InvoiceStatus::Draft;
+    let method = domain::timbre::Method::parse(&text(&v["paymentMethod"])).unwrap_or(domain::timbre::Method::Especes);
+    let mut facts = vec![
+        ("Client", format!("{} ({})", text(&v["clientName"]), text(&v["clientCode"]))),
+        ("Mode de règlement", method.label_fr().to_string()),
+    ];
+    if !draft {
+        facts.push(("Date", jdate(&v["invoiceDate"])));
+        facts.push(("Échéance", jdate(&v["dueDate"])));
+    }
+    if let Some(n) = v["notes"].as_str() {
+        facts.push(("Notes", n.to_string()));
+    }
+    if let Some(r) = v["creditOverrideReason"].as_str() {
+        facts.push(("Dépassement du plafond accordé", r.to_string()));
+    }
+    let lines = v["lines"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| LineView {
+            product: format!("{} ({})", text(&l["productName"]), text(&l["productCode"])),
+            quantity: jqty(&l["quantity"], &l["baseUnit"]),
+            price: money(&l["unitPriceHt"]),
+            source: domain::sales::PriceSource::parse(l["priceSource"].as_str().unwrap_or_default())
+                .map(|s| s.label_fr().to_string())
+                .unwrap_or_default(),
+            discount: money(&l["discount"]),
+            rate: domain::money::fmt_rate(l["tvaRate"].as_i64().unwrap_or(0), 0),
+            ht: money(&l["ht"]),
+            delivered: jqty(&l["delivered"], &l["baseUnit"]),
+            remaining: jqty(&l["remainingToDeliver"], &l["baseUnit"]),
+        })
+        .collect();
+    let vat = v["vat"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| (domain::money::fmt_rate(r["rateBp"].as_i64().unwrap_or(0), 0), money(&r["base"]), money(&r["tva"])))
+        .collect();
+    let mut totals = vec![
+        ("Total HT", money(&v["totalHt"])),
+        ("Total TVA", money(&v["totalTva"])),
+        ("Total TTC", money(&v["totalTtc"])),
+    ];
+    if v["timbre"].as_i64().unwrap_or(0) > 0 {
+        totals.push(("Timbre fiscal (espèces)", money(&v["timbre"])));
+    }
+    totals.push(("NET À PAYER", money(&v["net"])));
+    if !draft {
+        totals.push(("Réglé", money(&v["paid"])));
+        totals.push(("Crédité par avoir", money(&v["credited"])));
+        totals.push(("Reste à payer", money(&v["remaining"])));
+    }
+    let payments = v["payments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let m = domain::timbre::Method::parse(&text(&p["method"])).map(|m| m.label_fr()).unwrap_or_default();
+            let s = if p["status"] == "ANNULE" {
+                format!("Annulé : {}", text(&p["cancelReason"]))
+            } else {
+                "Enregistré".into()
+            };
+            (text(&p["reference"]), jdate(&p["date"]), m.to_string(), money(&p["amount"]), s)
+        })
+        .collect();
+    let credit_notes = v["creditNotes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| {
+            let s = if n["status"] == "VALIDATED" { "Validé" } else { "Brouillon" };
+            (
+                text(&n["id"]),
+                n["reference"].as_str().unwrap_or("Brouillon").to_string(),
+                s.to_string(),
+                money(&n["net"]),
+            )
+        })
+        .collect();
+    let deliveries = v["deliveries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            let s = BlStatus::parse(&text(&d["status"])).map(|s| s.label_fr()).unwrap_or_default();
+            (text(&d["reference"]), s.to_string(), jtime(&d["createdAt"]))
+        })
+        .collect();
+    let open = matches!(status, InvoiceStatus::Validated | InvoiceStatus::PartiallyPaid | InvoiceStatus::Paid);
+    let to_deliver =
+        v["lines"].as_array().into_iter().flatten().any(|l| l["remainingToDeliver"].as_i64().unwrap_or(0) > 0);
+    let writer = sales_writer(id.role);
+    let reference = v["reference"].as_str().map(str::to_string);
+    let title = reference.clone().unwrap_or_else(|| "Facture (brouillon)".into());
+    let p = InvoicePage {
+        layout: Layout::for_page(&title, INVOICES, &pc),
+        key: reference.clone().unwrap_or_else(|| text(&v["id"])),
+        reference: title,
+        tone: invoice_badge(status),
+        status: status.label_fr(),
+        draft,
+        facts,
+        lines,
+        vat,
+        totals,
+        words: text(&v["amountInWords"]),
+        payments,
+        credit_notes,
+        deliveries,
+        remaining: v["remaining"].as_i64().map(|c| format!("{},{:02}", c / 100, c % 100)).unwrap_or_default(),
+        method: method.code().into(),
+        can_write: writer && draft,
+        is_admin: id.role == Role::Admin,
+        can_pay: writer && matches!(status, InvoiceStatus::Validated | InvoiceStatus::PartiallyPaid),
+        can_deliver: writer && open && to_deliver,
+        can_credit: writer && open,
+    };
+    page(StatusCode::OK, p, &pc)
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct ActionForm {
+    override_reason: String,
+    reason: String,
+    amount: String,
+    date: String,
+    cheque_number: String,
+    bank_name: String,
+    cheque_date: String,
+    bank_reference: String,
+    note: String,
+    payload: String,
+    recipient_name: String,
+    signature: String,
+    #[allow(dead_code)]
+    _csrf: String,
+}
+
+async fn validate_invoice(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Path(key): Path<String>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    let reason = Some(f.override_reason.trim().to_string()).filter(|r| !r.is_empty());
+    match crate::api::sales::validate_invoice(&st, &key, reason, &id, &pc.ctx).await {
+        Ok(v) => {
+            let reference = text(&v["reference"]);
+            redirect_with_flash(&format!("{INVOICES}/{reference}"), "succes", &format!("Facture {reference} validée."))
+        }
+        Err(e) => redirect_with_flash(&format!("{INVOICES}/{key}"), "erreur", &e.message),
+    }
+}
+
+async fn delete_invoice(State(st): State<AppState>, pc: PageCtx, id: Identity, Path(key): Path<String>) -> Response {
+    match crate::api::sales::delete_invoice(&st, &key, &id, &pc.ctx).await {
+        Ok(()) => redirect_with_flash(INVOICES, "succes", "Brouillon supprimé."),
+        Err(e) => redirect_with_flash(&format!("{INVOICES}/{key}"), "erreur", &e.message),
+    }
+}
+
+async fn pay(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Path(key): Path<String>,
+    Form(raw): Form<HashMap<String, String>>,
+) -> Response {
+    let get = |k: &str| raw.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let back = format!("{INVOICES}/{key}");
+    let Some(amount) = get("amount").as_deref().and_then(parse_money) else {
+        return redirect_with_flash(&back, "erreur", "Montant illisible (en dinars, par exemple 10 000,00).");
+    };
+    let date = |k: &str| get(k).and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
+    let body = PaymentBody {
+        method: get("method").unwrap_or_default(),
+        amount,
+        date: date("date"),
+        cheque_number: get("cheque_number"),
+        bank_name: get("bank_name"),
+        cheque_date: date("cheque_date"),
+        bank_reference: get("bank_reference"),
+        notes: get("notes"),
+    };
+    let idem = Idem::from_form(
+        &get("_commande").unwrap_or_default(),
+        &id,
+        "/api/invoices/{key}/payments",
+        &serde_json::json!({"invoice": key, "body": body}),
+    );
+    match run_value(&st, idem, |idem| crate::api::sales::record_payment(&st, &key, &body, &id, &pc.ctx, idem)).await {
+        Ok((_, v, _)) => redirect_with_flash(
+            &back,
+            "succes",
+            &format!(
+                "Règlement {} enregistré. Reste à payer : {}.",
+                text(&v["payment"]["reference"]),
+                money(&v["remaining"])
+            ),
+        ),
+        Err(e) => redirect_with_flash(&back, "erreur", &e.message),
+    }
+}
+
+async fn credit_total(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Path(key): Path<String>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    let body = crate::api::sales::CreditNoteBody { reason: f.reason, total: Some(true), lines: None };
+    match crate::api::sales::create_credit_note(&st, &key, &body, &id, &pc.ctx).await {
+        Ok(v) => redirect_with_flash(
+            &format!("/ventes/avoirs/{}", text(&v["id"])),
+            "succes",
+            &format!("Avoir enregistré en brouillon : {}.", money(&v["net"])),
+        ),
+        Err(e) => redirect_with_flash(&format!("{INVOICES}/{key}"), "erreur", &e.message),
+    }
+}
+
+async fn deliver_rest(State(st): State<AppState>, pc: PageCtx, id: Identity, Path(key): Path<String>) -> Response {
+    let body = crate::api::delivery::DeliveryBody {
+        invoice: key.clone(),
+        lines: None,
+        delivery_address: None,
+        vehicle: None,
+        driver_user_id: None,
+        driver_name: None,
+        notes: None,
+    };
+    match crate::api::delivery::create_delivery(&st, &body, &id, &pc.ctx).await {
+        Ok(v) => {
+            let r = text(&v["reference"]);
+            redirect_with_flash(&format!("{DELIVERIES}/{r}"), "succes", &format!("Bon de livraison {r} préparé."))
+        }
+        Err(e) => redirect_with_flash(&format!("{INVOICES}/{key}"), "erreur", &e.message),
+    }
+}
+
+// ---- credit note -----------------------------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "credit_note.html")]
+struct CreditNotePage {
+    layout: Layout,
+    key: String,
+    reference: String,
+    validated: bool,
+    facts: Vec<(&'static str, String)>,
+    /// (kind, product, quantity, HT, return lot)
+    lines: Vec<(String, String, String, String, String)>,
+    totals: Vec<(&'static str, String)>,
+    can_validate: bool,
+}
+
+async fn credit_note(State(st): State<AppState>, pc: PageCtx, id: Identity, Path(key): Path<String>) -> Response {
+    let v = match crate::api::sales::credit_note_detail(st.dbmon.db().conn(), &key).await {
+        Ok(v) => v,
+        Err(e) if e.status == StatusCode::NOT_FOUND => return super::not_found().await,
+        Err(e) => return super::unavailable_page(&e.message),
+    };
+    let validated = v["status"] == "VALIDATED";
+    let reference = v["reference"].as_str().unwrap_or("Avoir (brouillon)").to_string();
+    let facts =
+        vec![("Sur facture", text(&v["invoice"])), ("Motif", text(&v["reason"])), ("Date", jdate(&v["creditDate"]))];
+    let lines = v["lines"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            let kind = domain::sales::CreditKind::parse(&text(&l["kind"])).map(|k| k.label_fr()).unwrap_or_default();
+            let q =
+                l["quantity"].as_i64().filter(|q| *q > 0).map(|q| fmt_qty(q, Unit::U)).unwrap_or_else(|| "—".into());
+            (kind.to_string(), text(&l["productCode"]), q, money(&l["ht"]), text(&l["returnLot"]))
+        })
+        .collect();
+    let totals = vec![
+        ("Total HT", money(&v["totalHt"])),
+        ("TVA", money(&v["totalTva"])),
+        ("Total TTC", money(&v["totalTtc"])),
+        ("Timbre crédité", money(&v["timbre"])),
+        ("Net de l'avoir", money(&v["net"])),
+    ];
+    let p = CreditNotePage {
+        layout: Layout::for_page(&reference, INVOICES, &pc),
+        key: text(&v["id"]),
+        reference,
+        validated,
+        facts,
+        lines,
+        totals,
+        can_validate: !validated && id.role == Role::Admin,
+    };
+    page(StatusCode::OK, p, &pc)
+}
+
+async fn validate_credit_note(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Path(key): Path<String>,
+) -> Response {
+    match crate::api::sales::validate_credit_note(&st, &key, &id, &pc.ctx).await {
+        Ok(v) => redirect_with_flash(
+            &format!("/ventes/avoirs/{key}"),
+            "succes",
+            &format!("Avoir {} validé.", text(&v["reference"])),
+        ),
+        Err(e) => redirect_with_flash(&format!("/ventes/avoirs/{key}"), "erreur", &e.message),
+    }
+}
+
+// ---- price lists ------------------------------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "price_lists.html")]
+struct PriceListsPage {
+    layout: Layout,
+    /// (name, client type, validity, active, tiers "PF ≥ q : price")
+    rows: Vec<(String, String, String, bool, Vec<String>)>,
+}
+
+async fn price_lists(State(st): State<AppState>, pc: PageCtx) -> Response {
+    let c = st.dbmon.db().conn();
+    let all = match store::sales::price_lists_with_items(c).await {
+        Ok(a) => a,
+        Err(e) => return super::unavailable_page(&ApiError::from(e).message),
+    };
+    let mut codes = HashMap::new();
+    for p in store::catalogue::list_products(st.dbmon.db(), "PF").await.unwrap_or_default() {
+        codes.insert(p.id, p.code);
+    }
+    let rows = all
+        .iter()
+        .map(|(l, items)| {
+            let validity = match l.valid_to {
+                Some(t) => format!("du {} au {}", fmt_date(l.valid_from), fmt_date(t)),
+                None => format!("depuis le {}", fmt_date(l.valid_from)),
+            };
+            let tiers = items
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{} à partir de {} : {}",
+                        codes.get(&i.product_id).cloned().unwrap_or_default(),
+                        fmt_qty(i.min_quantity, Unit::U),
+                        fmt_money(i.unit_price)
+                    )
+                })
+                .collect();
+            (l.name.clone(), l.client_type.clone(), validity, l.active, tiers)
+        })
+        .collect();
+    page(StatusCode::OK, PriceListsPage { layout: Layout::for_page("Tarifs", "/ventes/tarifs", &pc), rows }, &pc)
+}
+
+// ---- deliveries ------------------------------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "deliveries.html")]
+struct DeliveriesPage {
+    layout: Layout,
+    tabs: Vec<(&'static str, &'static str, usize, bool)>,
+    /// (reference, invoice, client, driver, date, tone, status)
+    rows: Vec<(String, String, String, String, String, &'static str, &'static str)>,
+    empty: &'static str,
+}
+
+async fn deliveries(State(st): State<AppState>, pc: PageCtx, Query(q): Query<HashMap<String, String>>) -> Response {
+    let c = st.dbmon.db().conn();
+    let all = match store::delivery::list(c, None, None, None).await {
+        Ok(a) => a,
+        Err(e) => return super::unavailable_page(&ApiError::from(e).message),
+    };
+    let mut rows = Vec::new();
+    for d in &all {
+        let status = store::delivery::status_of(d);
+        let invoice = store::sales::find_invoice(c, &d.invoice_id.to_string()).await.ok().flatten();
+        let client = store::catalogue::client_by_id(c, d.client_id).await.ok().flatten();
+        let tab = match status {
+            BlStatus::Pending => "a-valider",
+            BlStatus::Validated => "a-livrer",
+            BlStatus::Delivered => "livrees",
+            BlStatus::Cancelled => "annulees",
+        };
+        rows.push((
+            (
+                d.reference.clone(),
+                invoice.and_then(|i| i.reference).unwrap_or_default(),
+                client.map(|c| c.raison_sociale).unwrap_or_default(),
+                d.driver_name.clone().unwrap_or_else(|| "—".into()),
+                domain::format::datetime_algiers(d.created_at.timestamp()),
+                bl_badge(status),
+                status.label_fr(),
+            ),
+            tab,
+        ));
+    }
+    let tab = q.get("onglet").map(String::as_str).unwrap_or("a-valider");
+    let tabs = [("a-valider", "À valider"), ("a-livrer", "À livrer"), ("livrees", "Livrées"), ("annulees", "Annulées")]
+        .into_iter()
+        .map(|(k, label)| (k, label, rows.iter().filter(|(_, t)| *t == k).count(), k == tab))
+        .collect();
+    let empty = match tab {
+        "a-valider" => "Aucun bon de livraison à valider. Préparez-en un depuis une facture validée.",
+        "a-livrer" => "Aucun bon de livraison sorti du stock en attente de livraison.",
+        "livrees" => "Aucune livraison terminée.",
+        _ => "Aucun bon de livraison annulé.",
+    };
+    let p = DeliveriesPage {
+        layout: Layout::for_page("Livraisons", DELIVERIES, &pc),
+        tabs,
+        rows: rows.into_iter().filter(|(_, t)| *t == tab).map(|(r, _)| r).collect(),
+        empty,
+    };
+    page(StatusCode::OK, p, &pc)
+}
+
+#[derive(Template)]
+#[template(path = "delivery.html")]
+struct DeliveryPage {
+    layout: Layout,
+    reference: String,
+    tone: &'static str,
+    status: &'static str,
+    qr_svg: String,
+    facts: Vec<(&'static str, String)>,
+    /// (product, quantity, storage, lots "L (DLC) : q")
+    lines: Vec<(String, String, String, Vec<String>)>,
+    /// (time, outcome)
+    scans: Vec<(String, String)>,
+    can_validate: bool,
+    can_deliver: bool,
+    can_cancel: bool,
+    has_signature: bool,
+}
+
+fn qr_svg(payload: &str) -> String {
+    match qrcode::QrCode::new(payload.as_bytes()) {
+        Ok(code) => code.render::<qrcode::render::svg::Color>().min_dimensions(180, 180).quiet_zone(true).build(),
+        Err(_) => String::new(),
+    }
+}
+
+async fn delivery(State(st): State<AppState>, pc: PageCtx, id: Identity, Path(key): Path<String>) -> Response {
+    let v = match crate::api::delivery::delivery_detail(&st, &key).await {
+        Ok(v) => v,
+        Err(e) if e.status == StatusCode::NOT_FOUND => return super::not_found().await,
+        Err(e) => return super::unavailable_page(&e.message),
+    };
+    let status = BlStatus::parse(&text(&v["status"])).unwrap_or(BlStatus::Pending);
+    let mut facts = vec![
+        ("Facture", text(&v["invoice"])),
+        ("Client", format!("{} ({})", text(&v["clientName"]), text(&v["clientCode"]))),
+        ("Adresse de livraison", text(&v["deliveryAddress"])),
+        ("Préparé le", jtime(&v["createdAt"])),
+    ];
+    if let Some(d) = v["driverName"].as_str() {
+        facts.push(("Livreur", d.to_string()));
+    }
+    if v["validatedAt"].is_string() {
+        let mode = if v["validationMode"] == "QR" { "scan du QR code" } else { "confirmation manuelle" };
+        facts.push(("Sorti du stock", format!("{} ({mode})", jtime(&v["validatedAt"]))));
+    }
+    if let Some(n) = v["validationNote"].as_str() {
+        facts.push(("Note de validation", n.to_string()));
+    }
+    if v["deliveredAt"].is_string() {
+        facts.push(("Livré", format!("{} — reçu par {}", jtime(&v["deliveredAt"]), text(&v["recipientName"]))));
+    }
+    if let Some(r) = v["cancelReason"].as_str() {
+        facts.push(("Motif d'annulation", r.to_string()));
+    }
+    let lines = v["lines"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            let lots = l["lots"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|a| {
+                    format!("{} (DLC {}) : {}", text(&a["lot"]), jdate(&a["dlc"]), jqty(&a["quantity"], &l["baseUnit"]))
+                })
+                .collect();
+            (
+                format!("{} ({})", text(&l["productName"]), text(&l["productCode"])),
+                jqty(&l["quantity"], &l["baseUnit"]),
+                text(&l["storageType"]),
+                lots,
+            )
+        })
+        .collect();
+    let reference = text(&v["reference"]);
+    let scans = store::delivery::scans_of(st.dbmon.db().conn(), &reference)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|s| (domain::format::datetime_algiers(s.at.timestamp()), format!("{} — {}", s.mode, s.outcome)))
+        .collect();
+    let writer = sales_writer(id.role);
+    let d_id = v["id"].as_str().and_then(|s| s.parse().ok());
+    let has_signature = match d_id {
+        Some(did) => store::delivery::proof_of(st.dbmon.db().conn(), did, "SIGNATURE").await.ok().flatten().is_some(),
+        None => false,
+    };
+    let p = DeliveryPage {
+        layout: Layout::for_page(&reference, DELIVERIES, &pc),
+        qr_svg: v["qr"].as_str().map(qr_svg).unwrap_or_default(),
+        reference,
+        tone: bl_badge(status),
+        status: status.label_fr(),
+        facts,
+        lines,
+        scans,
+        can_validate: writer && status == BlStatus::Pending,
+        can_deliver: writer && status == BlStatus::Validated,
+        can_cancel: writer && status == BlStatus::Pending,
+        has_signature,
+    };
+    page(StatusCode::OK, p, &pc)
+}
+
+async fn scan_bl(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Path(key): Path<String>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    let back = format!("{DELIVERIES}/{key}");
+    match crate::api::delivery::attempt(&st, &id, &pc.ctx, Attempt::Scan { payload: f.payload }, None, None).await {
+        Ok(v) => redirect_with_flash(
+            &format!("{DELIVERIES}/{}", text(&v["reference"])),
+            "succes",
+            &format!("{} validé : le stock est sorti.", text(&v["reference"])),
+        ),
+        Err(e) => redirect_with_flash(&back, "erreur", &e.message),
+    }
+}
+
+async fn confirm_bl(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Path(key): Path<String>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    let back = format!("{DELIVERIES}/{key}");
+    match crate::api::delivery::attempt(
+        &st,
+        &id,
+        &pc.ctx,
+        Attempt::Manual { key: key.clone(), note: f.note },
+        None,
+        None,
+    )
+    .await
+    {
+        Ok(v) => {
+            redirect_with_flash(&back, "succes", &format!("{} validé : le stock est sorti.", text(&v["reference"])))
+        }
+        Err(e) => redirect_with_flash(&back, "erreur", &e.message),
+    }
+}
+
+async fn deliver_bl(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Path(key): Path<String>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    let back = format!("{DELIVERIES}/{key}");
+    let body = DeliverBody {
+        recipient_name: f.recipient_name,
+        signature_png: Some(f.signature).filter(|s| !s.trim().is_empty()),
+        photo_jpeg: None,
+        gps: None,
+    };
+    match crate::api::delivery::deliver_with(&st, &key, &body, &id, &pc.ctx).await {
+        Ok(v) => redirect_with_flash(&back, "succes", &format!("{} livré.", text(&v["reference"]))),
+        Err(e) => redirect_with_flash(&back, "erreur", &e.message),
+    }
+}
+
+async fn cancel_bl(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Path(key): Path<String>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    let back = format!("{DELIVERIES}/{key}");
+    match crate::api::delivery::cancel_with(&st, &key, &f.reason, &id, &pc.ctx).await {
+        Ok(v) => redirect_with_flash(&back, "succes", &format!("{} annulé.", text(&v["reference"]))),
+        Err(e) => redirect_with_flash(&back, "erreur", &e.message),
+    }
+}
+
+async fn signature(State(st): State<AppState>, Path(key): Path<String>) -> Response {
+    use axum::response::IntoResponse;
+    let c = st.dbmon.db().conn();
+    let Ok(Some(d)) = store::delivery::find(c, &key).await else { return super::not_found().await };
+    match store::delivery::proof_of(c, d.id, "SIGNATURE").await {
+        Ok(Some((ct, data))) => ([(axum::http::header::CONTENT_TYPE, ct)], data).into_response(),
+        _ => super::not_found().await,
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(INVOICES, get(invoices))
+        .route("/ventes/factures/nouvelle", get(new_invoice).post(create_invoice))
+        .route("/ventes/factures/{key}", get(invoice))
+        .route("/ventes/factures/{key}/valider", post(validate_invoice))
+        .route("/ventes/factures/{key}/supprimer", post(delete_invoice))
+        .route("/ventes/factures/{key}/reglement", post(pay))
+        .route("/ventes/factures/{key}/avoir-total", post(credit_total))
+        .route("/ventes/factures/{key}/livrer", post(deliver_rest))
+        .route("/ventes/avoirs/{key}", get(credit_note))
+        .route("/ventes/avoirs/{key}/valider", post(validate_credit_note))
+        .route("/ventes/tarifs", get(price_lists))
+        .route(DELIVERIES, get(deliveries))
+        .route("/livraisons/{key}", get(delivery))
+        .route("/livraisons/{key}/scanner", post(scan_bl))
+        .route("/livraisons/{key}/confirmer", post(confirm_bl))
+        .route("/livraisons/{key}/livrer", post(deliver_bl))
+        .route("/livraisons/{key}/annuler", post(cancel_bl))
+        .route("/livraisons/{key}/signature", get(signature))
+}
