@@ -170,6 +170,7 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/api/credit-notes/{key}", SALES_READERS),
     r("DELETE", "/api/credit-notes/{key}", SALES_WRITERS),
     r("POST", "/api/credit-notes/{key}/validate", ADMIN),
+    r("GET", "/api/accounting/{export}", AUDIT_READERS),
     r("GET", "/api/deliveries", SALES_READERS),
     r("POST", "/api/deliveries", SALES_WRITERS),
     r("POST", "/api/deliveries/scan", SALES_WRITERS),
@@ -303,6 +304,7 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/catalogue/produits/nouveau", ADMIN),
     page("/catalogue/referentiels", EVERYONE, "Catalogue", "Référentiels"),
     r("POST", "/catalogue/referentiels", ADMIN),
+    page("/comptabilite/exports", AUDIT_READERS, "Comptabilité", "Exports"),
     page("/parametres/societe", EVERYONE, "Paramètres", "Société"),
     r("POST", "/parametres/societe", ADMIN),
     // UI.md row 6: every role has its alerts (the handler shows the modules it reads).
@@ -399,6 +401,7 @@ mod tests {
                 "Matières premières",
                 "Produits finis",
                 "Référentiels",
+                "Exports",
                 "Société",
                 "Utilisateurs",
                 "Appareils",
@@ -418,6 +421,7 @@ mod tests {
                 "Ventes",
                 "Livraisons",
                 "Catalogue",
+                "Comptabilité",
                 "Paramètres",
                 "Contrôle"
             ]

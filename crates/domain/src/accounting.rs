@@ -131,10 +131,11 @@ fn treasury(method: Method) -> (&'static str, &'static str) {
     }
 }
 
-/// Payment: D 53 / 512, C 411. A cancelled payment or a refund is the reverse (D 411, C 53 / 512).
+/// Payment: D 53 / 512, C 411. A cancelled payment or a refund is the reverse (D 411, C 53 / 512); the caller names
+/// the piece (a cancellation is `{REG}-ANNUL`).
 pub fn payment_piece(date: NaiveDate, number: &str, client: &str, method: Method, amount: i64, reverse: bool) -> Piece {
     let (journal, account) = treasury(method);
-    let piece = if reverse { format!("{number}-ANN") } else { number.to_string() };
+    let piece = number.to_string();
     if reverse {
         let label = format!("Annulation / remboursement {number}");
         Piece::new(date, journal, &piece)
@@ -206,6 +207,37 @@ pub fn csv_lines(p: &Piece, account_of: impl Fn(&str) -> String) -> Vec<String> 
         .collect()
 }
 
+/// The G50 summary of a month (§19): TVA collected per rate (invoices − credit notes), deductible per rate
+/// (receptions), the net — positive "TVA à payer", negative "crédit de TVA" — and the month's timbre.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct G50 {
+    pub collected: Vec<crate::sales::VatRow>,
+    pub deductible: Vec<crate::sales::VatRow>,
+    pub net: i64,
+    pub timbre: i64,
+}
+
+/// Adds signed VAT rows by rate (credit notes come negative), highest rate first.
+pub fn sum_vat<'a>(rows: impl IntoIterator<Item = &'a crate::sales::VatRow>) -> Vec<crate::sales::VatRow> {
+    let mut out: Vec<crate::sales::VatRow> = Vec::new();
+    for r in rows {
+        match out.iter_mut().find(|o| o.rate_bp == r.rate_bp) {
+            Some(o) => {
+                o.base += r.base;
+                o.tva += r.tva;
+            }
+            None => out.push(*r),
+        }
+    }
+    out.sort_by_key(|r| std::cmp::Reverse(r.rate_bp));
+    out
+}
+
+pub fn g50(collected: Vec<crate::sales::VatRow>, deductible: Vec<crate::sales::VatRow>, timbre: i64) -> G50 {
+    let net = collected.iter().map(|r| r.tva).sum::<i64>() - deductible.iter().map(|r| r.tva).sum::<i64>();
+    G50 { collected, deductible, net, timbre }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,6 +270,32 @@ mod tests {
         assert!(lines[1].contains(";53;") && lines[1].ends_with(";0.00;13678.00;"));
         let q = payment_piece(d("2025-03-14"), "REG-2025-00003", "CLI-0045", Method::Cheque, 100, false);
         assert_eq!((q.journal, q.lines[0].account), ("BQ", "BANQUE"));
+    }
+
+    #[test]
+    fn scenario_65_the_g50_of_march() {
+        use crate::sales::VatRow;
+        let sales = [
+            VatRow { rate_bp: 1900, base: 12_000_000, tva: 2_280_000 },
+            VatRow { rate_bp: 900, base: 1_000_000, tva: 90_000 },
+            // A credit note of the month comes negative.
+            VatRow { rate_bp: 1900, base: -2_000_000, tva: -380_000 },
+        ];
+        let purchases = [
+            VatRow { rate_bp: 900, base: 10_555_556, tva: 950_000 },
+            VatRow { rate_bp: 1900, base: 236_842, tva: 45_000 },
+        ];
+        let g = g50(sum_vat(&sales), sum_vat(&purchases), 23_500);
+        assert_eq!(
+            g.collected,
+            vec![
+                VatRow { rate_bp: 1900, base: 10_000_000, tva: 1_900_000 },
+                VatRow { rate_bp: 900, base: 1_000_000, tva: 90_000 }
+            ]
+        );
+        assert_eq!(g.deductible.iter().map(|r| r.tva).sum::<i64>(), 995_000);
+        assert_eq!(g.net, 995_000, "TVA à payer 9 950,00 DA");
+        assert_eq!(g50(vec![], sum_vat(&purchases), 0).net, -995_000, "crédit de TVA");
     }
 
     #[test]

@@ -24,6 +24,7 @@ macro_rules! entity {
     };
 }
 
+pub mod accounting;
 pub mod alerts;
 pub mod appro;
 pub mod audit;

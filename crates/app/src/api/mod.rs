@@ -11,6 +11,7 @@ use utoipa_axum::routes;
 use crate::platform::errors::ApiError;
 use crate::state::AppState;
 
+pub mod accounting;
 pub mod admin;
 pub mod appro;
 pub mod audit;
@@ -40,6 +41,7 @@ pub mod system;
          (name = "procurement", description = "Bons de commande et notes fournisseurs"),
          (name = "production", description = "Recettes et ordres de production"),
          (name = "sales", description = "Tarifs, factures, règlements, avoirs, relevés clients"),
+         (name = "accounting", description = "Exports comptables : journaux, G50, timbre, écritures"),
          (name = "delivery", description = "Bons de livraison, validation par QR code, preuve de livraison"),
          (name = "settings", description = "Paramètres de la société"))
 )]
@@ -115,6 +117,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(sales::get_statement))
         .routes(routes!(sales::get_credit_note, sales::delete_credit))
         .routes(routes!(sales::validate_credit))
+        .routes(routes!(accounting::get))
         .routes(routes!(delivery::list, delivery::create))
         .routes(routes!(delivery::scan))
         .routes(routes!(delivery::get))

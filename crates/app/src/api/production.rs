@@ -728,7 +728,7 @@ pub fn recall_rows(v: &Value) -> Vec<Vec<crate::export::Cell>> {
 }
 
 /// A file answer: CSV or XLSX of `rows`, named after the lot.
-fn file_answer(prefix: &str, lot: &str, format: &str, rows: &[Vec<crate::export::Cell>]) -> Response {
+pub(crate) fn file_answer(prefix: &str, lot: &str, format: &str, rows: &[Vec<crate::export::Cell>]) -> Response {
     let safe = lot.trim().replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_");
     let (kind, ext, body) = if format.eq_ignore_ascii_case("xlsx") {
         (crate::export::XLSX_TYPE, "xlsx", crate::export::xlsx(prefix, rows))

@@ -436,6 +436,7 @@ pub fn router() -> Router<AppState> {
         .merge(stock::router())
         .merge(purchase::router())
         .merge(sales::router())
+        .merge(sales::accounting_router())
         .merge(production::router())
         .merge(appro::router())
         .merge(stock::lot_router())

@@ -1013,3 +1013,72 @@ pub fn router() -> Router<AppState> {
         .route("/livraisons/{key}/annuler", post(cancel_bl))
         .route("/livraisons/{key}/signature", get(signature))
 }
+
+// ---- accounting exports ---------------------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "accounting_exports.html")]
+struct ExportsPage {
+    layout: Layout,
+    from: String,
+    to: String,
+    from_fr: String,
+    to_fr: String,
+    exports: Vec<(&'static str, &'static str, usize)>,
+    g50: Vec<(String, String, String, String)>,
+    verdict: String,
+    net: String,
+    timbre: String,
+}
+
+/// UI.md rows 78–79: the period, the five exports with their line counts, and the G50 of the period.
+async fn exports(State(st): State<AppState>, pc: PageCtx, Query(q): Query<HashMap<String, String>>) -> Response {
+    let today = domain::stock::today_algiers(st.clock.now());
+    let date = |k: &str| q.get(k).and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+    let pq = crate::api::accounting::PeriodQuery { from: date("from"), to: date("to"), format: None };
+    let (from, to) = match crate::api::accounting::period(&pq, today) {
+        Ok(p) => p,
+        Err(e) => return redirect_with_flash("/comptabilite/exports", "erreur", &e.message),
+    };
+    let mut list = Vec::new();
+    let mut g = Value::Null;
+    for (kind, label) in crate::api::accounting::EXPORTS {
+        match crate::api::accounting::export(&st, kind, from, to).await {
+            Ok((rows, v)) => {
+                list.push((kind, label, rows.len().saturating_sub(1)));
+                if kind == "g50" {
+                    g = v;
+                }
+            }
+            Err(e) => return super::unavailable_page(&e.message),
+        }
+    }
+    let mut g50 = Vec::new();
+    for (label, key) in [("TVA collectée", "collected"), ("TVA déductible", "deductible")] {
+        for r in g[key].as_array().into_iter().flatten() {
+            g50.push((
+                label.to_string(),
+                domain::money::fmt_rate(r["rateBp"].as_i64().unwrap_or(0), 0),
+                money(&r["base"]),
+                money(&r["tva"]),
+            ));
+        }
+    }
+    let p = ExportsPage {
+        layout: Layout::for_page("Exports comptables", "/comptabilite/exports", &pc),
+        from: from.to_string(),
+        to: to.to_string(),
+        from_fr: fmt_date(from),
+        to_fr: fmt_date(to),
+        exports: list,
+        g50,
+        verdict: text(&g["verdict"]),
+        net: g["net"].as_i64().map(|n| fmt_money(n.abs())).unwrap_or_default(),
+        timbre: money(&g["timbre"]),
+    };
+    page(StatusCode::OK, p, &pc)
+}
+
+pub fn accounting_router() -> Router<AppState> {
+    Router::new().route("/comptabilite/exports", get(exports))
+}

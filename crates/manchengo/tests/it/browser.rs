@@ -224,6 +224,7 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Matières premières",
             "Produits finis",
             "Référentiels",
+            "Exports",
             "Société",
             "Utilisateurs",
             "Appareils",
@@ -301,6 +302,7 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Matières premières",
             "Produits finis",
             "Référentiels",
+            "Exports",
             "Société",
             "Journal d'audit"
         ]

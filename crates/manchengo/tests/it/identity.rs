@@ -102,6 +102,7 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("GET", "/api/credit-notes/{key}", "ADMIN,COMMERCIAL,COMPTABLE"),
     ("DELETE", "/api/credit-notes/{key}", "ADMIN,COMMERCIAL"),
     ("POST", "/api/credit-notes/{key}/validate", "ADMIN"),
+    ("GET", "/api/accounting/{export}", "ADMIN,COMPTABLE"),
     ("GET", "/api/deliveries", "ADMIN,COMMERCIAL,COMPTABLE"),
     ("POST", "/api/deliveries", "ADMIN,COMMERCIAL"),
     ("POST", "/api/deliveries/scan", "ADMIN,COMMERCIAL"),

@@ -747,3 +747,67 @@ async fn concurrent_scans_ship_once_and_racing_validations_keep_numbers_gapless(
     })
     .await;
 }
+
+/// Scenarios 44, 64, 65: the accounting exports of March — the sales journal without drafts, the entries CSV with
+/// the invoice's balanced piece and a cancelled payment's reversal, the G50 net of deductible TVA.
+#[tokio::test]
+async fn scenarios_44_64_65_accounting_exports() {
+    on_both(|t| async move {
+        let (srv, _clock) = server(&t).await;
+        let admin = bearer(&srv, Role::Admin).await;
+        let commercial = bearer(&srv, Role::Commercial).await;
+        let comptable = bearer(&srv, Role::Comptable).await;
+        company(&srv, &admin).await;
+        shop(&srv, &admin, &[(100_000, "2025-06-01")], 50_000).await;
+        let client = new_client(&srv, &admin, "Supérette El Baraka", "000216123456789", Some("16012345678"), json!({})).await;
+        for (path, body) in [
+            ("/api/suppliers", json!({"raisonSociale": "Laiterie du Djurdjura SARL", "nif": "000216123456700"})),
+            ("/api/catalogue/mp", json!({"code": "MP-LAIT", "name": "Lait cru", "category": "RAW_MATERIAL", "baseUnit": "KG"})),
+            ("/api/receptions", json!({"supplierCode": "FOUR-0001", "lines": [{"productCode": "MP-LAIT", "quantity": 100_000,
+                "unitCostHt": 5_000, "tvaRate": 900, "dlc": "2025-03-20"}]})),
+        ] {
+            let (s, b) = post(&srv, path, &admin, body).await;
+            assert_eq!(s, 201, "{path}: {b}");
+        }
+        let inv = validated(&srv, &commercial, invoice_36(&client, "ESPECES")).await;
+        let number = inv["reference"].as_str().unwrap().to_string();
+        draft(&srv, &commercial, invoice_36(&client, "CHEQUE")).await;
+        let (s, b) = post(&srv, &format!("/api/invoices/{number}/payments"), &commercial, json!({"method": "ESPECES", "amount": 1_367_800})).await;
+        assert_eq!(s, 201, "{b}");
+        let (s, _) = post(&srv, "/api/payments/REG-2025-00001/cancel", &admin, json!({"reason": "Erreur de saisie caisse"})).await;
+        assert_eq!(s, 200);
+
+        let period = "from=2025-03-01&to=2025-03-31";
+        let (s, _) = call(&srv, "GET", &format!("/api/accounting/journal-ventes?{period}"), &commercial, None).await;
+        assert_eq!(s, 403);
+        let j = get(&srv, &format!("/api/accounting/journal-ventes?{period}"), &comptable).await;
+        assert_eq!(j["rows"].as_array().unwrap().len(), 1, "a draft never appears: {j}");
+        assert_eq!((j["rows"][0]["number"].as_str(), j["rows"][0]["net"].as_i64()), (Some(number.as_str()), Some(2_367_800)));
+
+        let r = crate::support::client().get(srv.url(&format!("/api/accounting/ecritures?{period}&format=csv"))).bearer_auth(&comptable).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let csv = r.text().await.unwrap();
+        assert!(csv.starts_with("date;journal;piece;compte;libelle;debit;credit;tiers\r\n"), "{csv}");
+        for line in [
+            format!("14/03/2025;VE;{number};411;Facture {number};23678.00;0.00;{client}"),
+            format!("14/03/2025;VE;{number};701;Facture {number};0.00;19700.00;"),
+            format!("14/03/2025;VE;{number};4457;Facture {number};0.00;3743.00;"),
+            format!("14/03/2025;VE;{number};6411;Facture {number};0.00;235.00;"),
+            format!("14/03/2025;CA;REG-2025-00001;53;Règlement REG-2025-00001;13678.00;0.00;"),
+            format!("14/03/2025;CA;REG-2025-00001-ANNUL;411;Annulation / remboursement REG-2025-00001-ANNUL;13678.00;0.00;{client}"),
+            format!("14/03/2025;CA;REG-2025-00001-ANNUL;53;Annulation / remboursement REG-2025-00001-ANNUL;0.00;13678.00;"),
+            "14/03/2025;AC;REC-2025-00001;4456;Réception REC-2025-00001;450.00;0.00;".to_string(),
+        ] {
+            assert!(csv.contains(&format!("{line}\r\n")), "missing {line}\n{csv}");
+        }
+        let g = get(&srv, &format!("/api/accounting/g50?{period}"), &admin).await;
+        assert_eq!(g["collected"], json!([{"rateBp": 1900, "base": 1_970_000, "tva": 374_300}]));
+        assert_eq!(g["deductible"], json!([{"rateBp": 900, "base": 500_000, "tva": 45_000}]));
+        assert_eq!((g["net"].as_i64(), g["verdict"].as_str(), g["timbre"].as_i64()), (Some(329_300), Some("TVA à payer"), Some(23_500)));
+        let tj = get(&srv, &format!("/api/accounting/journal-timbre?{period}"), &admin).await;
+        assert_eq!((tj["rows"][0]["timbreRule"].as_str(), tj["rows"][0]["timbreTranches"].as_i64()), (Some("TIMBRE_2025"), Some(235)));
+        let r = crate::support::client().get(srv.url(&format!("/api/accounting/journal-ventes?{period}&format=xlsx"))).bearer_auth(&comptable).send().await.unwrap();
+        assert_eq!(&r.bytes().await.unwrap()[..2], b"PK");
+    })
+    .await;
+}
