@@ -181,6 +181,9 @@ pub async fn timbre_journal<C: ConnectionTrait>(
         .collect())
 }
 
+/// (date, document, origin, direction, MP/PF): what one stock piece groups.
+type MovementKey = (NaiveDate, String, String, String, String);
+
 /// Every journal entry of the period, one balanced piece per document (§19): invoices, credit notes, payments and
 /// their cancellations or refunds, receptions, and the valued stock movements.
 pub async fn pieces<C: ConnectionTrait>(c: &C, from: NaiveDate, to: NaiveDate) -> Result<Vec<Piece>, StoreError> {
@@ -243,9 +246,9 @@ pub async fn pieces<C: ConnectionTrait>(c: &C, from: NaiveDate, to: NaiveDate) -
             vec![from.into(), to.into()],
         ))
         .await?;
-    let mut grouped: Vec<((NaiveDate, String, String, String, String), i64)> = Vec::new();
+    let mut grouped: Vec<(MovementKey, i64)> = Vec::new();
     for r in rows {
-        let key: (NaiveDate, String, String, String, String) = (
+        let key: MovementKey = (
             r.try_get("", "d")?,
             r.try_get("", "r")?,
             r.try_get("", "origin")?,
