@@ -793,9 +793,9 @@ async fn scenarios_44_64_65_accounting_exports() {
             format!("14/03/2025;VE;{number};701;Facture {number};0.00;19700.00;"),
             format!("14/03/2025;VE;{number};4457;Facture {number};0.00;3743.00;"),
             format!("14/03/2025;VE;{number};6411;Facture {number};0.00;235.00;"),
-            format!("14/03/2025;CA;REG-2025-00001;53;Règlement REG-2025-00001;13678.00;0.00;"),
+            "14/03/2025;CA;REG-2025-00001;53;Règlement REG-2025-00001;13678.00;0.00;".to_string(),
             format!("14/03/2025;CA;REG-2025-00001-ANNUL;411;Annulation / remboursement REG-2025-00001-ANNUL;13678.00;0.00;{client}"),
-            format!("14/03/2025;CA;REG-2025-00001-ANNUL;53;Annulation / remboursement REG-2025-00001-ANNUL;0.00;13678.00;"),
+            "14/03/2025;CA;REG-2025-00001-ANNUL;53;Annulation / remboursement REG-2025-00001-ANNUL;0.00;13678.00;".to_string(),
             "14/03/2025;AC;REC-2025-00001;4456;Réception REC-2025-00001;450.00;0.00;".to_string(),
         ] {
             assert!(csv.contains(&format!("{line}\r\n")), "missing {line}\n{csv}");
