@@ -13,6 +13,8 @@ pub struct Report {
     /// `None` for `--audit` alone.
     pub ledger: Option<Vec<Violation>>,
     pub numbering: Option<Vec<Violation>>,
+    /// Validated ESPECES invoices whose stored timbre differs from the rule table's (DOMAIN.md §11).
+    pub timbre: Option<Vec<Violation>>,
 }
 
 impl Report {
@@ -20,6 +22,7 @@ impl Report {
         self.audit.broken.is_none()
             && self.ledger.as_ref().is_none_or(Vec::is_empty)
             && self.numbering.as_ref().is_none_or(Vec::is_empty)
+            && self.timbre.as_ref().is_none_or(Vec::is_empty)
     }
 
     /// The report in French, one finding per line, as the CLI prints it.
@@ -77,18 +80,57 @@ impl Report {
             }
             None => {}
         }
+        match &self.timbre {
+            Some(v) if v.is_empty() && !with_ok => {}
+            Some(v) if v.is_empty() => {
+                out.push("timbre fiscal cohérent : chaque facture en espèces suit la table".into())
+            }
+            Some(v) => {
+                out.push(format!("timbre fiscal : {} facture(s) incohérente(s)", v.len()));
+                for x in v {
+                    out.push(format!("  {} — timbre attendu {}, enregistré {}", x.subject, x.expected, x.actual));
+                }
+            }
+            None => {}
+        }
         out
     }
+}
+
+/// Every validated ESPECES invoice's timbre recomputed with the rule of its date (§11 `TIMBRE_INCOHERENT`).
+pub async fn timbre_mismatches<C: sea_orm::ConnectionTrait>(c: &C) -> Result<Vec<Violation>, StoreError> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let rules = crate::sales::timbre_rules(c).await?;
+    let mut out = Vec::new();
+    for i in crate::sales::invoices::Entity::find()
+        .filter(crate::sales::invoices::Column::Status.ne("DRAFT"))
+        .filter(crate::sales::invoices::Column::PaymentMethod.eq("ESPECES"))
+        .all(c)
+        .await?
+    {
+        let Some(d) = i.invoice_date else { continue };
+        let expected = domain::timbre::timbre(i.total_ttc, domain::timbre::Method::Especes, d, &rules);
+        if expected != i.timbre {
+            out.push(Violation {
+                subject: i.reference.clone().unwrap_or_default(),
+                what: "timbre".into(),
+                expected,
+                actual: i.timbre,
+            });
+        }
+    }
+    Ok(out)
 }
 
 pub async fn run(db: &crate::Db, from: Option<i64>, audit_only: bool) -> Result<Report, StoreError> {
     let audit = crate::audit::verify(db, from).await?;
     if audit_only {
-        return Ok(Report { audit, ledger: None, numbering: None });
+        return Ok(Report { audit, ledger: None, numbering: None, timbre: None });
     }
     let ledger = crate::stock::check(db).await?;
     let numbering = crate::stock::numbering_gaps(db).await?;
-    Ok(Report { audit, ledger: Some(ledger), numbering: Some(numbering) })
+    let timbre = timbre_mismatches(db.conn()).await?;
+    Ok(Report { audit, ledger: Some(ledger), numbering: Some(numbering), timbre: Some(timbre) })
 }
 
 /// Raises (or refreshes) the one open `INTEGRITE_ECHEC` alert with the report's findings.
@@ -108,5 +150,23 @@ pub async fn raise_failure(db: &crate::Db, report: &Report, now: DateTime<Utc>) 
         now,
     )
     .await?;
+    if let Some(v) = report.timbre.as_ref().filter(|v| !v.is_empty()) {
+        crate::alerts::raise(
+            &*tx,
+            crate::alerts::Raise {
+                alert_type: "TIMBRE_INCOHERENT",
+                severity: "CRITICAL",
+                entity_type: "system",
+                entity_id: "timbre",
+                message: format!(
+                    "{} facture(s) en espèces portent un timbre différent de la table des règles.",
+                    v.len()
+                ),
+                data: serde_json::json!({"invoices": v.iter().map(|x| x.subject.clone()).collect::<Vec<_>>()}),
+            },
+            now,
+        )
+        .await?;
+    }
     tx.commit().await
 }

@@ -226,3 +226,77 @@ pub async fn due_lots<C: ConnectionTrait>(
     });
     Ok(out)
 }
+
+/// The sales dashboard (DOMAIN.md §17), computed from the documents at request time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SalesKpis {
+    /// Σ HT of invoices validated today − Σ HT of credit notes validated today.
+    pub ca_ht: i64,
+    pub invoices_today: i64,
+    /// Active payments dated today − refunds dated today, per method (ESPECES, CHEQUE, VIREMENT).
+    pub collected: [i64; 3],
+    pub aging: crate::sales::Aging,
+    pub drafts: i64,
+    /// BLs prepared (PENDING) and validated but not yet delivered.
+    pub bl_pending: i64,
+    pub bl_on_the_road: i64,
+    /// HT per day over the last 30 days (today included), oldest first.
+    pub daily_ht: Vec<(NaiveDate, i64)>,
+}
+
+async fn scalar<C: ConnectionTrait>(c: &C, sql: &str, values: Vec<sea_orm::Value>) -> Result<i64, StoreError> {
+    let row = c.query_one_raw(stmt(c.get_database_backend(), sql, values)).await?;
+    Ok(row.map(|r| r.try_get::<Option<i64>>("", "n")).transpose()?.flatten().unwrap_or(0))
+}
+
+pub async fn sales_kpis<C: ConnectionTrait>(c: &C, today: NaiveDate) -> Result<SalesKpis, StoreError> {
+    let from = today - Duration::days(29);
+    let mut k = SalesKpis { aging: crate::sales::aging(c, None, today).await?, ..Default::default() };
+    let rows = c
+        .query_all_raw(stmt(
+            c.get_database_backend(),
+            "SELECT invoice_date AS d, CAST(SUM(total_ht) AS BIGINT) AS n, CAST(COUNT(*) AS BIGINT) AS k FROM invoices \
+             WHERE status <> 'DRAFT' AND invoice_date >= $1 AND invoice_date <= $2 GROUP BY invoice_date",
+            vec![from.into(), today.into()],
+        ))
+        .await?;
+    let mut by_day: std::collections::BTreeMap<NaiveDate, i64> =
+        (0..30).map(|i| (from + Duration::days(i), 0)).collect();
+    for r in rows {
+        let d: NaiveDate = r.try_get("", "d")?;
+        *by_day.entry(d).or_default() += r.try_get::<i64>("", "n")?;
+        if d == today {
+            k.invoices_today = r.try_get("", "k")?;
+        }
+    }
+    let credits = c
+        .query_all_raw(stmt(
+            c.get_database_backend(),
+            "SELECT credit_date AS d, CAST(SUM(total_ht) AS BIGINT) AS n FROM credit_notes \
+             WHERE status = 'VALIDATED' AND credit_date >= $1 AND credit_date <= $2 GROUP BY credit_date",
+            vec![from.into(), today.into()],
+        ))
+        .await?;
+    for r in credits {
+        *by_day.entry(r.try_get("", "d")?).or_default() -= r.try_get::<i64>("", "n")?;
+    }
+    k.ca_ht = by_day.get(&today).copied().unwrap_or(0);
+    k.daily_ht = by_day.into_iter().collect();
+    for (i, m) in ["ESPECES", "CHEQUE", "VIREMENT"].iter().enumerate() {
+        let sum = |kind: &str| {
+            scalar(
+                c,
+                "SELECT CAST(SUM(amount) AS BIGINT) AS n FROM payments WHERE status = 'ACTIVE' AND kind = $1 \
+                 AND method = $2 AND payment_date = $3",
+                vec![kind.into(), (*m).into(), today.into()],
+            )
+        };
+        k.collected[i] = sum("REGLEMENT").await? - sum("REMBOURSEMENT").await?;
+    }
+    k.drafts = scalar(c, "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM invoices WHERE status = 'DRAFT'", vec![]).await?;
+    k.bl_pending =
+        scalar(c, "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM deliveries WHERE status = 'PENDING'", vec![]).await?;
+    k.bl_on_the_road =
+        scalar(c, "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM deliveries WHERE status = 'VALIDATED'", vec![]).await?;
+    Ok(k)
+}

@@ -437,6 +437,7 @@ pub fn router() -> Router<AppState> {
         .merge(purchase::router())
         .merge(sales::router())
         .merge(sales::accounting_router())
+        .merge(sales::dashboard_router())
         .merge(production::router())
         .merge(appro::router())
         .merge(stock::lot_router())

@@ -1082,3 +1082,59 @@ async fn exports(State(st): State<AppState>, pc: PageCtx, Query(q): Query<HashMa
 pub fn accounting_router() -> Router<AppState> {
     Router::new().route("/comptabilite/exports", get(exports))
 }
+
+// ---- sales dashboard ------------------------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "sales_dashboard.html")]
+struct SalesDashboard {
+    layout: Layout,
+    ca: String,
+    invoices_today: i64,
+    collected: String,
+    cash: (String, String, String),
+    drafts: i64,
+    bl_pending: i64,
+    bl_road: i64,
+    aging: Vec<(&'static str, String)>,
+    overdue: String,
+    chart: String,
+    can_create: bool,
+}
+
+/// UI.md row 13: today's sales and cash, drafts to finish, BLs waiting, receivables aging, 30 days of sales.
+async fn dashboard(State(st): State<AppState>, pc: PageCtx, id: Identity) -> Response {
+    let today = domain::stock::today_algiers(st.clock.now());
+    let k = match store::kpi::sales_kpis(st.dbmon.db().conn(), today).await {
+        Ok(k) => k,
+        Err(e) => return super::unavailable_page(&ApiError::from(e).message),
+    };
+    let points: Vec<super::charts::Point> = k
+        .daily_ht
+        .iter()
+        .map(|(d, v)| super::charts::Point {
+            label: d.format("%d/%m").to_string(),
+            value: Some(*v / 100),
+            text: format!("{} : {}", fmt_date(*d), fmt_money(*v)),
+        })
+        .collect();
+    let p = SalesDashboard {
+        layout: Layout::for_page("Tableau de bord ventes", "/ventes", &pc),
+        ca: fmt_money(k.ca_ht),
+        invoices_today: k.invoices_today,
+        collected: fmt_money(k.collected.iter().sum()),
+        cash: (fmt_money(k.collected[0]), fmt_money(k.collected[1]), fmt_money(k.collected[2])),
+        drafts: k.drafts,
+        bl_pending: k.bl_pending,
+        bl_road: k.bl_on_the_road,
+        aging: domain::sales::AGING_LABELS.iter().zip(k.aging.buckets).map(|(l, v)| (*l, fmt_money(v))).collect(),
+        overdue: fmt_money(k.aging.overdue),
+        chart: super::charts::bars("graphe-ventes", "CA HT par jour", "DA", &points),
+        can_create: sales_writer(id.role),
+    };
+    page(StatusCode::OK, p, &pc)
+}
+
+pub fn dashboard_router() -> Router<AppState> {
+    Router::new().route("/ventes", get(dashboard))
+}

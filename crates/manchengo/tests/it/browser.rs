@@ -217,6 +217,7 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Recettes",
             "Contrôle qualité",
             "Traçabilité",
+            "Tableau de bord ventes",
             "Factures",
             "Clients",
             "Tarifs",
@@ -295,6 +296,7 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Planning",
             "Recettes",
             "Traçabilité",
+            "Tableau de bord ventes",
             "Factures",
             "Clients",
             "Tarifs",
@@ -951,6 +953,11 @@ async fn an_invoice_is_validated_paid_and_delivered_by_qr_through_the_pages() {
     assert!(lines.contains("24 pcs 0 pcs"), "{lines}");
     web.goto(srv.url("/livraisons?onglet=livrees")).await.unwrap();
     assert!(body_text(&web).await.contains(&bl));
+    // The sales dashboard adds up the day.
+    web.goto(srv.url("/ventes")).await.unwrap();
+    assert_eq!(plain(&web.find(By::Id("ca-jour")).await.unwrap().text().await.unwrap()), "15 600,00 DA");
+    assert_eq!(plain(&web.find(By::Id("encaissements")).await.unwrap().text().await.unwrap()), "10 000,00 DA");
+    assert_eq!(web.find_all(By::Css("#graphe-ventes rect")).await.unwrap().len(), 1, "one day with sales");
     web.quit().await.unwrap();
     srv.stop().await;
 }

@@ -808,6 +808,22 @@ async fn scenarios_44_64_65_accounting_exports() {
         assert_eq!((tj["rows"][0]["timbreRule"].as_str(), tj["rows"][0]["timbreTranches"].as_i64()), (Some("TIMBRE_2025"), Some(235)));
         let r = crate::support::client().get(srv.url(&format!("/api/accounting/journal-ventes?{period}&format=xlsx"))).bearer_auth(&comptable).send().await.unwrap();
         assert_eq!(&r.bytes().await.unwrap()[..2], b"PK");
+
+        // §17: the day's sales KPIs come from the documents (the cancelled payment no longer counts).
+        let db = srv.state.dbmon.db();
+        let k = store::kpi::sales_kpis(db.conn(), "2025-03-14".parse().unwrap()).await.unwrap();
+        assert_eq!((k.ca_ht, k.invoices_today, k.collected, k.drafts), (1_970_000, 1, [0, 0, 0], 1));
+        assert_eq!(k.aging.buckets, [2_367_800, 0, 0, 0]);
+
+        // A timbre edited behind the application's back is caught by `check` (TIMBRE_INCOHERENT).
+        use sea_orm::ConnectionTrait;
+        db.conn().execute_unprepared(&format!("UPDATE invoices SET timbre = 23400 WHERE reference = '{number}'")).await.unwrap();
+        let report = store::integrity::run(db, None, false).await.unwrap();
+        let bad = report.timbre.clone().unwrap();
+        assert_eq!((bad.len(), bad[0].expected, bad[0].actual), (1, 23_500, 23_400));
+        assert!(!report.clean());
+        store::integrity::raise_failure(db, &report, now()).await.unwrap();
+        assert_eq!(store::alerts::open_of_type(db, "TIMBRE_INCOHERENT").await.unwrap().len(), 1);
     })
     .await;
 }
