@@ -8,6 +8,7 @@ use app::config::{Config, help_table};
 mod bench;
 mod bench_stock;
 mod bench_trace;
+mod seed;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -19,6 +20,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Données de démonstration : `seed --demo` charge une fromagerie fictive (catalogue, partenaires, 90 jours
+    /// d'activité) sur une installation vide et affiche une fois les mots de passe des comptes créés.
+    Seed {
+        /// Obligatoire : confirme qu'il s'agit du jeu de démonstration.
+        #[arg(long)]
+        demo: bool,
+    },
     /// Démarre le serveur HTTP (API, pages, tâches planifiées). Applique les migrations sauf MIGRATE_ON_START=false.
     #[command(after_long_help = help_table())]
     Serve,
@@ -306,6 +314,34 @@ fn main() -> ExitCode {
             runtime().block_on(bench_stock::stock_bench(database_url, ops.max(4), movements.max(1_000))),
             write,
         ),
+        Command::Seed { demo } => {
+            if !demo {
+                eprintln!("précisez --demo : seul le jeu de démonstration existe.");
+                return ExitCode::from(2);
+            }
+            let config = match load_config() {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            runtime().block_on(async {
+                let db = match open_db(&config).await {
+                    Ok(db) => db,
+                    Err(code) => return code,
+                };
+                let result = seed::demo(&db).await;
+                db.close().await;
+                match result {
+                    Ok(text) => {
+                        println!("{text}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("{e}");
+                        ExitCode::from(1)
+                    }
+                }
+            })
+        }
         Command::Serve => {
             let config = match load_config() {
                 Ok(c) => c,

@@ -300,3 +300,12 @@ pub async fn sales_kpis<C: ConnectionTrait>(c: &C, today: NaiveDate) -> Result<S
         scalar(c, "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM deliveries WHERE status = 'VALIDATED'", vec![]).await?;
     Ok(k)
 }
+
+/// Rows of a table (the demo seed refuses a database that already holds business documents).
+pub async fn count_rows<C: ConnectionTrait>(c: &C, table: &str) -> Result<i64, StoreError> {
+    let allowed = ["invoices", "receptions", "production_orders"];
+    if !allowed.contains(&table) {
+        return Err(StoreError::Other(format!("count_rows: table {table} not allowed")));
+    }
+    scalar(c, &format!("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM {table}"), vec![]).await
+}

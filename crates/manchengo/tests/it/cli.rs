@@ -171,3 +171,47 @@ fn serve_prints_the_setup_token_while_no_user_exists() {
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
     assert_eq!(v["setup_token"].as_str().unwrap().len(), 64);
 }
+
+/// DOMAIN.md §20: `seed --demo` fills an empty installation through the store (the checks of `manchengo check`
+/// pass), prints each role's one-time password, and refuses to run a second time.
+#[tokio::test]
+async fn the_demo_seed_fills_an_empty_installation_once_and_stays_consistent() {
+    on_both(|t| async move {
+        let seed = || manchengo(t.dir.path()).args(["seed", "--demo"]).env("DATABASE_URL", &t.url).output().unwrap();
+        let out = seed();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("20 MP, 10 PF et leurs recettes, 6 fournisseurs, 25 clients, 3 tarifs."), "{stdout}");
+        for line in [
+            "registre des stocks cohérent",
+            "numérotation continue",
+            "timbre fiscal cohérent",
+            "chaîne d'audit intacte",
+        ] {
+            assert!(stdout.contains(line), "{line}: {stdout}");
+        }
+        assert_eq!(stdout.matches("@demo-fromagerie.dz").count(), 5);
+        // The history is real documents: invoices validated with their BLs, payments, two credit notes.
+        let db = t.migrated().await;
+        let c = db.conn();
+        let invoices = store::sales::list_invoices(c, None, None).await.unwrap();
+        assert!(invoices.len() >= 300, "{} invoices", invoices.len());
+        assert!(invoices.iter().all(|i| i.reference.is_some()));
+        let notes: usize = {
+            let mut n = 0;
+            for i in invoices.iter().take(5) {
+                n += store::sales::credit_notes_of(c, i.id).await.unwrap().len();
+            }
+            n
+        };
+        assert_eq!(notes, 2, "the two credit notes are on the latest invoices");
+        let k = store::kpi::sales_kpis(c, domain::stock::today_algiers(chrono::Utc::now())).await.unwrap();
+        assert!(k.aging.buckets.iter().sum::<i64>() > 0, "some invoices stay open for the aging");
+        db.close().await;
+
+        let out = seed();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("refusé : la base contient déjà des données métier"));
+    })
+    .await;
+}
