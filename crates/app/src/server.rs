@@ -81,6 +81,7 @@ pub fn db_options(config: &Config, statement_timeout: Duration) -> store::DbOpti
         application_name: format!("manchengo-{}", config.instance_name),
         statement_timeout,
         acquire_timeout: Duration::from_secs(2),
+        busy_timeout: Duration::from_secs(5),
     }
 }
 

@@ -48,6 +48,9 @@ pub struct DbOptions {
     /// How long to wait for a connection: 2 s for the server, which answers 503 fast rather than queue (PLATFORM.md
     /// §10.1); longer for operator commands, which should wait out a loaded machine rather than fail.
     pub acquire_timeout: Duration,
+    /// SQLite: how long a writer waits for the file lock (5 s for the server; 30 s for operator commands, which share
+    /// the file with a running server and must not give up on a loaded machine).
+    pub busy_timeout: Duration,
 }
 
 impl DbOptions {
@@ -58,12 +61,14 @@ impl DbOptions {
             application_name: "manchengo".into(),
             statement_timeout: Duration::from_secs(15),
             acquire_timeout: Duration::from_secs(2),
+            busy_timeout: Duration::from_secs(5),
         }
     }
 
-    /// For operator commands (backup, restore, check…): wait up to 30 s for a connection.
+    /// For operator commands (backup, restore, check…): wait up to 30 s for a connection and for the SQLite lock.
     pub fn patient(mut self) -> DbOptions {
         self.acquire_timeout = Duration::from_secs(30);
+        self.busy_timeout = Duration::from_secs(30);
         self
     }
 }
@@ -120,12 +125,13 @@ impl Db {
                 }
                 // Pragmas go into the connect options so that every connection of the pool has them.
                 co.max_connections(opts.pool_max.clamp(2, 9)).min_connections(1);
-                co.map_sqlx_sqlite_opts(|o| {
+                let busy = opts.busy_timeout;
+                co.map_sqlx_sqlite_opts(move |o| {
                     o.create_if_missing(true)
                         .journal_mode(SqliteJournalMode::Wal)
                         .synchronous(SqliteSynchronous::Full)
                         .foreign_keys(true)
-                        .busy_timeout(Duration::from_secs(5))
+                        .busy_timeout(busy)
                 });
             }
             Backend::Postgres => {
