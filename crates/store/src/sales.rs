@@ -988,6 +988,11 @@ pub async fn refund<C: ConnectionTrait>(
     Ok(p)
 }
 
+/// Every payment and refund, newest first.
+pub async fn all_payments<C: ConnectionTrait>(c: &C) -> Result<Vec<Payment>, StoreError> {
+    Ok(payments::Entity::find().order_by_desc(payments::Column::CreatedAt).all(c).await?)
+}
+
 pub async fn payments_of<C: ConnectionTrait>(c: &C, invoice_id: Uuid) -> Result<Vec<Payment>, StoreError> {
     Ok(payments::Entity::find()
         .filter(payments::Column::InvoiceId.eq(invoice_id))

@@ -1138,3 +1138,134 @@ async fn dashboard(State(st): State<AppState>, pc: PageCtx, id: Identity) -> Res
 pub fn dashboard_router() -> Router<AppState> {
     Router::new().route("/ventes", get(dashboard))
 }
+
+// ---- payments and aging ---------------------------------------------------------------------------------------------
+
+pub struct PaymentRow {
+    reference: String,
+    date: String,
+    client: String,
+    invoice: String,
+    method: &'static str,
+    amount: String,
+    kind: &'static str,
+    active: bool,
+    cancel_reason: String,
+}
+
+#[derive(Template)]
+#[template(path = "payments.html")]
+struct PaymentsPage {
+    layout: Layout,
+    rows: Vec<PaymentRow>,
+    day: (String, String, String),
+    can_cancel: bool,
+}
+
+/// UI.md rows 68 and 70: payments and refunds, the day's cash per method, and the ADMIN's cancellation with a reason.
+async fn payments(State(st): State<AppState>, pc: PageCtx, id: Identity) -> Response {
+    let c = st.dbmon.db().conn();
+    let all = match store::sales::all_payments(c).await {
+        Ok(a) => a,
+        Err(e) => return super::unavailable_page(&ApiError::from(e).message),
+    };
+    let today = domain::stock::today_algiers(st.clock.now());
+    let k = store::kpi::sales_kpis(c, today).await.unwrap_or_default();
+    let mut rows = Vec::new();
+    for p in &all {
+        let client = store::catalogue::client_by_id(c, p.client_id).await.ok().flatten();
+        let invoice = match p.invoice_id {
+            Some(i) => store::sales::find_invoice(c, &i.to_string()).await.ok().flatten().and_then(|i| i.reference),
+            None => None,
+        };
+        rows.push(PaymentRow {
+            reference: p.reference.clone(),
+            date: fmt_date(p.payment_date),
+            client: client.map(|c| c.raison_sociale).unwrap_or_default(),
+            invoice: invoice.unwrap_or_default(),
+            method: domain::timbre::Method::parse(&p.method).map(|m| m.label_fr()).unwrap_or_default(),
+            amount: fmt_money(p.amount),
+            kind: if p.kind == "REMBOURSEMENT" { "Remboursement" } else { "Règlement" },
+            active: p.status == "ACTIVE",
+            cancel_reason: p.cancel_reason.clone().unwrap_or_default(),
+        });
+    }
+    let p = PaymentsPage {
+        layout: Layout::for_page("Règlements", "/ventes/reglements", &pc),
+        rows,
+        day: (fmt_money(k.collected[0]), fmt_money(k.collected[1]), fmt_money(k.collected[2])),
+        can_cancel: id.role == Role::Admin,
+    };
+    page(StatusCode::OK, p, &pc)
+}
+
+async fn cancel_payment(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Path(reference): Path<String>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    match crate::api::sales::cancel_payment(&st, &reference, &f.reason, &id, &pc.ctx).await {
+        Ok(v) => redirect_with_flash(
+            "/ventes/reglements",
+            "succes",
+            &format!("Règlement {} annulé : la facture et le solde du client sont recalculés.", text(&v["reference"])),
+        ),
+        Err(e) => redirect_with_flash("/ventes/reglements", "erreur", &e.message),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "aging.html")]
+struct AgingPage {
+    layout: Layout,
+    today: String,
+    labels: Vec<&'static str>,
+    rows: Vec<(String, Vec<String>, String, String)>,
+    totals: (Vec<String>, String, String),
+}
+
+/// UI.md row 72: receivables per client by age of the invoice, overdue and total, with the totals row.
+async fn aging(State(st): State<AppState>, pc: PageCtx) -> Response {
+    let c = st.dbmon.db().conn();
+    let today = domain::stock::today_algiers(st.clock.now());
+    let clients = store::catalogue::list_clients(st.dbmon.db()).await.unwrap_or_default();
+    let mut rows = Vec::new();
+    let (mut sums, mut overdue) = ([0i64; 4], 0i64);
+    for cl in clients {
+        let a = match store::sales::aging(c, Some(cl.id), today).await {
+            Ok(a) => a,
+            Err(e) => return super::unavailable_page(&ApiError::from(e).message),
+        };
+        let total: i64 = a.buckets.iter().sum();
+        if total == 0 {
+            continue;
+        }
+        for (s, b) in sums.iter_mut().zip(a.buckets) {
+            *s += b;
+        }
+        overdue += a.overdue;
+        rows.push((
+            format!("{} ({})", cl.raison_sociale, cl.code),
+            a.buckets.iter().map(|b| fmt_money(*b)).collect(),
+            fmt_money(a.overdue),
+            fmt_money(total),
+        ));
+    }
+    let p = AgingPage {
+        layout: Layout::for_page("Balance âgée", "/ventes/balance-agee", &pc),
+        today: fmt_date(today),
+        labels: domain::sales::AGING_LABELS.to_vec(),
+        rows,
+        totals: (sums.iter().map(|s| fmt_money(*s)).collect(), fmt_money(overdue), fmt_money(sums.iter().sum())),
+    };
+    page(StatusCode::OK, p, &pc)
+}
+
+pub fn ledger_router() -> Router<AppState> {
+    Router::new()
+        .route("/ventes/reglements", get(payments))
+        .route("/ventes/reglements/{reference}/annuler", post(cancel_payment))
+        .route("/ventes/balance-agee", get(aging))
+}

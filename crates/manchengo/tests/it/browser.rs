@@ -219,6 +219,8 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Traçabilité",
             "Tableau de bord ventes",
             "Factures",
+            "Règlements",
+            "Balance âgée",
             "Clients",
             "Tarifs",
             "Livraisons",
@@ -298,6 +300,8 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Traçabilité",
             "Tableau de bord ventes",
             "Factures",
+            "Règlements",
+            "Balance âgée",
             "Clients",
             "Tarifs",
             "Livraisons",
@@ -958,6 +962,17 @@ async fn an_invoice_is_validated_paid_and_delivered_by_qr_through_the_pages() {
     assert_eq!(plain(&web.find(By::Id("ca-jour")).await.unwrap().text().await.unwrap()), "15 600,00 DA");
     assert_eq!(plain(&web.find(By::Id("encaissements")).await.unwrap().text().await.unwrap()), "10 000,00 DA");
     assert_eq!(web.find_all(By::Css("#graphe-ventes rect")).await.unwrap().len(), 1, "one day with sales");
+    // The payment in the list (no cancel button for a salesman), the open balance in the aging.
+    web.goto(srv.url("/ventes/reglements")).await.unwrap();
+    let list = plain(&web.find(By::Id("reglements")).await.unwrap().text().await.unwrap());
+    assert!(
+        list.contains(&format!("REG-{year}-00001")) && list.contains("10 000,00 DA") && list.contains("Enregistré"),
+        "{list}"
+    );
+    assert!(web.find_all(By::Css("#reglements button")).await.unwrap().is_empty());
+    web.goto(srv.url("/ventes/balance-agee")).await.unwrap();
+    let aging = plain(&web.find(By::Id("balance-clients")).await.unwrap().text().await.unwrap());
+    assert!(aging.contains("Supérette El Baraka") && aging.contains("8 750,00 DA"), "{aging}");
     web.quit().await.unwrap();
     srv.stop().await;
 }
