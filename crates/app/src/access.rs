@@ -284,6 +284,8 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/ventes/factures/{key}/reglement", SALES_WRITERS),
     r("POST", "/ventes/factures/{key}/avoir-total", SALES_WRITERS),
     r("POST", "/ventes/factures/{key}/livrer", SALES_WRITERS),
+    r("GET", "/ventes/avoirs/nouveau", SALES_WRITERS),
+    r("POST", "/ventes/avoirs/nouveau", SALES_WRITERS),
     r("GET", "/ventes/avoirs/{key}", SALES_READERS),
     r("POST", "/ventes/avoirs/{key}/valider", ADMIN),
     page("/ventes/reglements", SALES_READERS, "Ventes", "Règlements"),

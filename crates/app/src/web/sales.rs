@@ -1269,3 +1269,114 @@ pub fn ledger_router() -> Router<AppState> {
         .route("/ventes/reglements/{reference}/annuler", post(cancel_payment))
         .route("/ventes/balance-agee", get(aging))
 }
+
+// ---- new credit note ------------------------------------------------------------------------------------------------
+
+pub struct CreditLineForm {
+    line_no: i64,
+    label: String,
+    max: String,
+}
+
+#[derive(Template)]
+#[template(path = "credit_note_new.html")]
+struct NewCreditNotePage {
+    layout: Layout,
+    invoice: String,
+    reason: String,
+    lines: Vec<CreditLineForm>,
+    kinds: Vec<(&'static str, &'static str)>,
+}
+
+/// UI.md row 66: each invoice line with what each kind may still take.
+async fn new_credit_note(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let key = q.get("facture").cloned().unwrap_or_default();
+    let v = match crate::api::sales::invoice_detail(st.dbmon.db().conn(), &key).await {
+        Ok(v) => v,
+        Err(e) if e.status == StatusCode::NOT_FOUND => return super::not_found().await,
+        Err(e) => return super::unavailable_page(&e.message),
+    };
+    let lines = v["lines"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            let delivered = l["delivered"].as_i64().unwrap_or(0) - l["returned"].as_i64().unwrap_or(0);
+            CreditLineForm {
+                line_no: l["lineNo"].as_i64().unwrap_or(0),
+                label: format!(
+                    "{} — {} à {}",
+                    text(&l["productName"]),
+                    jqty(&l["quantity"], &l["baseUnit"]),
+                    money(&l["unitPriceHt"])
+                ),
+                max: format!(
+                    "non livré {} · livré {}",
+                    jqty(&l["remainingToDeliver"], &l["baseUnit"]),
+                    jqty(&Value::from(delivered.max(0)), &l["baseUnit"])
+                ),
+            }
+        })
+        .collect();
+    let kinds = domain::sales::CreditKind::ALL.iter().map(|k| (k.code(), k.label_fr())).collect();
+    let p = NewCreditNotePage {
+        layout: Layout::for_page("Nouvel avoir", INVOICES, &pc),
+        invoice: text(&v["reference"]),
+        reason: String::new(),
+        lines,
+        kinds,
+    };
+    page(StatusCode::OK, p, &pc)
+}
+
+async fn create_credit_note(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Query(q): Query<HashMap<String, String>>,
+    Form(raw): Form<HashMap<String, String>>,
+) -> Response {
+    let key = q.get("facture").cloned().unwrap_or_default();
+    let back = format!("/ventes/avoirs/nouveau?facture={key}");
+    let get = |k: &str| raw.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+    let mut lines = Vec::new();
+    for i in 0..100 {
+        let Some(line) = raw.get(&format!("line_{i}")) else { break };
+        let amount = get(&format!("amount_{i}"));
+        if amount.is_empty() {
+            continue;
+        }
+        let kind = get(&format!("kind_{i}"));
+        let prix = kind == domain::sales::CreditKind::Prix.code();
+        let parsed = if prix { parse_money(&amount) } else { parse_qty(&amount) };
+        let Some(value) = parsed else {
+            return redirect_with_flash(&back, "erreur", &format!("Ligne {} : quantité ou montant illisible.", i + 1));
+        };
+        lines.push(crate::api::sales::CreditLineBody {
+            line_no: line.parse().unwrap_or(0),
+            kind,
+            quantity: (!prix).then_some(value),
+            amount_ht: prix.then_some(value),
+        });
+    }
+    if lines.is_empty() {
+        return redirect_with_flash(&back, "erreur", "Indiquez au moins une quantité ou un montant à créditer.");
+    }
+    let body = crate::api::sales::CreditNoteBody { reason: get("reason"), total: None, lines: Some(lines) };
+    match crate::api::sales::create_credit_note(&st, &key, &body, &id, &pc.ctx).await {
+        Ok(v) => redirect_with_flash(
+            &format!("/ventes/avoirs/{}", text(&v["id"])),
+            "succes",
+            &format!("Avoir enregistré en brouillon : {}.", money(&v["net"])),
+        ),
+        Err(e) => redirect_with_flash(&back, "erreur", &e.message),
+    }
+}
+
+pub fn credit_router() -> Router<AppState> {
+    Router::new().route("/ventes/avoirs/nouveau", get(new_credit_note).post(create_credit_note))
+}

@@ -955,6 +955,18 @@ async fn an_invoice_is_validated_paid_and_delivered_by_qr_through_the_pages() {
     web.goto(srv.url(&format!("/ventes/factures/{reference}"))).await.unwrap();
     let lines = plain(&web.find(By::Id("lignes-facture")).await.unwrap().text().await.unwrap());
     assert!(lines.contains("24 pcs 0 pcs"), "{lines}");
+    // Two pieces come back: a credit note drafted line by line (2/24 of the HT, its TVA, 15,00 DA of timbre).
+    web.find(By::LinkText("Créer un avoir ligne par ligne")).await.unwrap().click().await.unwrap();
+    fill(&web, "reason", "Deux pièces abîmées au déchargement").await;
+    web.find(By::Css("#kind_0 option[value='RETOUR']")).await.unwrap().click().await.unwrap();
+    fill(&web, "amount_0", "2").await;
+    submit(&web, "Enregistrer le brouillon d'avoir").await;
+    let text = plain(&body_text(&web).await);
+    assert!(text.contains("Avoir enregistré en brouillon : 1 562,00 DA."), "{text}");
+    assert!(
+        web.find_all(By::XPath("//button[normalize-space()=\"Valider l'avoir\"]")).await.unwrap().is_empty(),
+        "ADMIN validates"
+    );
     web.goto(srv.url("/livraisons?onglet=livrees")).await.unwrap();
     assert!(body_text(&web).await.contains(&bl));
     // The sales dashboard adds up the day.
