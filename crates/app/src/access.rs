@@ -294,6 +294,8 @@ pub const ROUTES: &[Route] = &[
     page("/clients", CLIENT_READERS, "Ventes", "Clients"),
     page("/ventes/tarifs", PRICE_LIST_READERS, "Ventes", "Tarifs"),
     page("/livraisons", SALES_READERS, "Livraisons", "Livraisons"),
+    // UI.md row 77: the scan log is read by ADMIN and COMPTABLE.
+    page("/livraisons/scans", AUDIT_READERS, "Livraisons", "Journal des scans"),
     r("GET", "/livraisons/{key}", SALES_READERS),
     r("GET", "/livraisons/{key}/signature", SALES_READERS),
     r("POST", "/livraisons/{key}/scanner", SALES_WRITERS),
@@ -407,6 +409,7 @@ mod tests {
                 "Clients",
                 "Tarifs",
                 "Livraisons",
+                "Journal des scans",
                 "Matières premières",
                 "Produits finis",
                 "Référentiels",

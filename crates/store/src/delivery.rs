@@ -528,6 +528,17 @@ pub async fn attempts_since<C: ConnectionTrait>(c: &C, user_id: Uuid, since: Dat
         .await?)
 }
 
+/// The latest attempts, newest first.
+pub async fn recent_scans<C: ConnectionTrait>(c: &C, limit: u64) -> Result<Vec<ScanRow>, StoreError> {
+    use sea_orm::QuerySelect;
+    Ok(scan_log::Entity::find()
+        .order_by_desc(scan_log::Column::At)
+        .order_by_desc(scan_log::Column::Id)
+        .limit(limit)
+        .all(c)
+        .await?)
+}
+
 pub async fn scans_of<C: ConnectionTrait>(c: &C, reference: &str) -> Result<Vec<ScanRow>, StoreError> {
     Ok(scan_log::Entity::find()
         .filter(scan_log::Column::Reference.eq(reference))

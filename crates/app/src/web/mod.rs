@@ -440,6 +440,7 @@ pub fn router() -> Router<AppState> {
         .merge(sales::dashboard_router())
         .merge(sales::ledger_router())
         .merge(sales::credit_router())
+        .merge(sales::scan_router())
         .merge(production::router())
         .merge(appro::router())
         .merge(stock::lot_router())

@@ -1380,3 +1380,47 @@ async fn create_credit_note(
 pub fn credit_router() -> Router<AppState> {
     Router::new().route("/ventes/avoirs/nouveau", get(new_credit_note).post(create_credit_note))
 }
+
+// ---- scan log ------------------------------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "scan_log.html")]
+struct ScanLogPage {
+    layout: Layout,
+    /// (time, user, device, IP, mode, reference, outcome)
+    rows: Vec<(String, String, String, String, String, String, String)>,
+}
+
+/// UI.md row 77 (DOMAIN §12.1): every attempt, success or not, the latest 500.
+async fn scan_log(State(st): State<AppState>, pc: PageCtx) -> Response {
+    let c = st.dbmon.db().conn();
+    let rows = match store::delivery::recent_scans(c, 500).await {
+        Ok(r) => r,
+        Err(e) => return super::unavailable_page(&ApiError::from(e).message),
+    };
+    let mut out = Vec::new();
+    for r in rows {
+        let user = match r.user_id {
+            Some(u) => store::identity::user_by_id(c, u).await.ok().flatten().map(|u| u.email).unwrap_or_default(),
+            None => String::new(),
+        };
+        out.push((
+            domain::format::datetime_algiers(r.at.timestamp()),
+            user,
+            r.device_id.unwrap_or_else(|| "—".into()),
+            r.ip.unwrap_or_default(),
+            r.mode,
+            r.reference.unwrap_or_else(|| "—".into()),
+            r.outcome,
+        ));
+    }
+    page(
+        StatusCode::OK,
+        ScanLogPage { layout: Layout::for_page("Journal des scans", "/livraisons/scans", &pc), rows: out },
+        &pc,
+    )
+}
+
+pub fn scan_router() -> Router<AppState> {
+    Router::new().route("/livraisons/scans", get(scan_log))
+}
