@@ -38,25 +38,32 @@ pub mod entity {
 
 pub type Run = entity::Model;
 
+/// Records a run; a transient lock (a server writing to the same SQLite file) is retried, so a backup or restore
+/// test is not lost to it.
 pub async fn record(db: &crate::Db, run: Run) -> Result<(), StoreError> {
-    let tx = db.begin_write().await?;
-    entity::Entity::insert(entity::ActiveModel {
-        id: Set(run.id),
-        kind: Set(run.kind),
-        started_at: Set(run.started_at),
-        finished_at: Set(run.finished_at),
-        file: Set(run.file),
-        size_bytes: Set(run.size_bytes),
-        sha256: Set(run.sha256),
-        status: Set(run.status),
-        verified: Set(run.verified),
-        label: Set(run.label),
-        host: Set(run.host),
-        error: Set(run.error),
+    db.write(|tx| {
+        let run = run.clone();
+        Box::pin(async move {
+            entity::Entity::insert(entity::ActiveModel {
+                id: Set(run.id),
+                kind: Set(run.kind),
+                started_at: Set(run.started_at),
+                finished_at: Set(run.finished_at),
+                file: Set(run.file),
+                size_bytes: Set(run.size_bytes),
+                sha256: Set(run.sha256),
+                status: Set(run.status),
+                verified: Set(run.verified),
+                label: Set(run.label),
+                host: Set(run.host),
+                error: Set(run.error),
+            })
+            .exec_without_returning(&**tx)
+            .await?;
+            Ok::<_, StoreError>(())
+        })
     })
-    .exec_without_returning(&*tx)
-    .await?;
-    tx.commit().await
+    .await
 }
 
 /// The newest successful run of `kind`.

@@ -8,16 +8,13 @@ use chrono::{DateTime, Datelike, Utc};
 use domain::delivery::{BlStatus, Qr, QrType, ValidationMode};
 use domain::rejection::Rejection;
 use domain::sales::InvoiceStatus;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, IntoActiveModel,
-    QueryFilter, QueryOrder,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::audit::{self, Actor, Change};
 use crate::error::{OpError, StoreError};
-use crate::stock::{Lot, Mover, Source, columns_of, stmt};
+use crate::stock::{Lot, Mover, Source, stmt};
 
 entity!(deliveries, "deliveries", {
     reference: String, invoice_id: Uuid, client_id: Uuid, status: String, delivery_address: Option<String>,
@@ -51,10 +48,6 @@ pub type ScanRow = scan_log::Model;
 
 pub fn status_of(d: &Delivery) -> BlStatus {
     BlStatus::parse(&d.status).unwrap_or(BlStatus::Pending)
-}
-
-fn lock_clause(c: &impl ConnectionTrait) -> &'static str {
-    if c.get_database_backend() == DbBackend::Postgres { " FOR UPDATE" } else { "" }
 }
 
 /// What the BL form gives besides the lines.
@@ -172,22 +165,7 @@ pub async fn create<C: ConnectionTrait>(
 
 /// Reads a BL by id or reference with a row lock: the lock every validation takes first (exactly-once, §12).
 pub async fn lock<C: ConnectionTrait>(c: &C, key: &str) -> Result<Delivery, OpError> {
-    let (col, value): (&str, sea_orm::Value) = match Uuid::parse_str(key.trim()) {
-        Ok(id) => ("id", id.into()),
-        Err(_) => ("reference", key.trim().to_uppercase().into()),
-    };
-    let row = c
-        .query_one_raw(stmt(
-            c.get_database_backend(),
-            &format!(
-                "SELECT {} FROM deliveries WHERE {col} = $1{}",
-                columns_of::<deliveries::Entity>(""),
-                lock_clause(c)
-            ),
-            vec![value],
-        ))
-        .await?;
-    Ok(row.map(|r| Delivery::from_query_result(&r, "")).transpose()?.ok_or_else(introuvable)?)
+    Ok(crate::sales::document_by_key::<deliveries::Entity, _>(c, key, true).await?.ok_or_else(introuvable)?)
 }
 
 fn introuvable() -> Rejection {
@@ -195,11 +173,7 @@ fn introuvable() -> Rejection {
 }
 
 pub async fn find<C: ConnectionTrait>(c: &C, key: &str) -> Result<Option<Delivery>, StoreError> {
-    let q = match Uuid::parse_str(key.trim()) {
-        Ok(id) => deliveries::Entity::find_by_id(id),
-        Err(_) => deliveries::Entity::find().filter(deliveries::Column::Reference.eq(key.trim().to_uppercase())),
-    };
-    Ok(q.one(c).await?)
+    crate::sales::document_by_key::<deliveries::Entity, _>(c, key, false).await
 }
 
 pub async fn lines_of<C: ConnectionTrait>(c: &C, delivery_id: Uuid) -> Result<Vec<DeliveryLine>, StoreError> {

@@ -65,6 +65,34 @@ pub type CreditNote = credit_notes::Model;
 pub type CreditNoteLine = credit_note_lines::Model;
 pub type Payment = payments::Model;
 
+/// A document addressed by its id (a UUID) or its number: the column and the value to look for.
+fn by_key(key: &str) -> (&'static str, sea_orm::Value) {
+    match Uuid::parse_str(key.trim()) {
+        Ok(id) => ("id", id.into()),
+        Err(_) => ("reference", key.trim().to_uppercase().into()),
+    }
+}
+
+/// Reads a document by id or number — with a row lock when `lock` (PostgreSQL `FOR UPDATE`; SQLite's writer is
+/// exclusive). Invoices, credit notes and BLs are all addressed this way.
+pub(crate) async fn document_by_key<E, C>(c: &C, key: &str, lock: bool) -> Result<Option<E::Model>, StoreError>
+where
+    E: EntityTrait,
+    E::Model: FromQueryResult,
+    C: ConnectionTrait,
+{
+    let (col, value) = by_key(key);
+    let lock = if lock { lock_clause(c) } else { "" };
+    let row = c
+        .query_one_raw(stmt(
+            c.get_database_backend(),
+            &format!("SELECT {} FROM {} WHERE {col} = $1{lock}", columns_of::<E>(""), E::default().table_name()),
+            vec![value],
+        ))
+        .await?;
+    Ok(row.map(|r| E::Model::from_query_result(&r, "")).transpose()?)
+}
+
 pub fn unit_of(p: &Product) -> domain::stock::Unit {
     domain::stock::Unit::parse(&p.base_unit).unwrap_or(domain::stock::Unit::U)
 }
@@ -462,26 +490,11 @@ pub async fn create_draft<C: ConnectionTrait>(
 
 /// Reads an invoice by id or number, with a row lock.
 pub async fn lock_invoice<C: ConnectionTrait>(c: &C, key: &str) -> Result<Invoice, OpError> {
-    let (col, value): (&str, sea_orm::Value) = match Uuid::parse_str(key.trim()) {
-        Ok(id) => ("id", id.into()),
-        Err(_) => ("reference", key.trim().to_uppercase().into()),
-    };
-    let row = c
-        .query_one_raw(stmt(
-            c.get_database_backend(),
-            &format!("SELECT {} FROM invoices WHERE {col} = $1{}", columns_of::<invoices::Entity>(""), lock_clause(c)),
-            vec![value],
-        ))
-        .await?;
-    Ok(row.map(|r| Invoice::from_query_result(&r, "")).transpose()?.ok_or_else(|| Rejection::non_trouve("Facture"))?)
+    Ok(document_by_key::<invoices::Entity, _>(c, key, true).await?.ok_or_else(|| Rejection::non_trouve("Facture"))?)
 }
 
 pub async fn find_invoice<C: ConnectionTrait>(c: &C, key: &str) -> Result<Option<Invoice>, StoreError> {
-    let q = match Uuid::parse_str(key.trim()) {
-        Ok(id) => invoices::Entity::find_by_id(id),
-        Err(_) => invoices::Entity::find().filter(invoices::Column::Reference.eq(key.trim().to_uppercase())),
-    };
-    Ok(q.one(c).await?)
+    document_by_key::<invoices::Entity, _>(c, key, false).await
 }
 
 pub async fn lines_of<C: ConnectionTrait>(c: &C, invoice_id: Uuid) -> Result<Vec<InvoiceLine>, StoreError> {
@@ -1211,30 +1224,11 @@ pub async fn create_credit_note<C: ConnectionTrait>(
 }
 
 pub async fn lock_credit_note<C: ConnectionTrait>(c: &C, key: &str) -> Result<CreditNote, OpError> {
-    let (col, value): (&str, sea_orm::Value) = match Uuid::parse_str(key.trim()) {
-        Ok(id) => ("id", id.into()),
-        Err(_) => ("reference", key.trim().to_uppercase().into()),
-    };
-    let row = c
-        .query_one_raw(stmt(
-            c.get_database_backend(),
-            &format!(
-                "SELECT {} FROM credit_notes WHERE {col} = $1{}",
-                columns_of::<credit_notes::Entity>(""),
-                lock_clause(c)
-            ),
-            vec![value],
-        ))
-        .await?;
-    Ok(row.map(|r| CreditNote::from_query_result(&r, "")).transpose()?.ok_or_else(|| Rejection::non_trouve("Avoir"))?)
+    Ok(document_by_key::<credit_notes::Entity, _>(c, key, true).await?.ok_or_else(|| Rejection::non_trouve("Avoir"))?)
 }
 
 pub async fn find_credit_note<C: ConnectionTrait>(c: &C, key: &str) -> Result<Option<CreditNote>, StoreError> {
-    let q = match Uuid::parse_str(key.trim()) {
-        Ok(id) => credit_notes::Entity::find_by_id(id),
-        Err(_) => credit_notes::Entity::find().filter(credit_notes::Column::Reference.eq(key.trim().to_uppercase())),
-    };
-    Ok(q.one(c).await?)
+    document_by_key::<credit_notes::Entity, _>(c, key, false).await
 }
 
 pub async fn credit_note_lines_of<C: ConnectionTrait>(c: &C, id: Uuid) -> Result<Vec<CreditNoteLine>, StoreError> {

@@ -671,6 +671,7 @@ pub async fn test_restore(
     }
     if let Err(e) = store::backups::record(live, row).await {
         tracing::error!(error = %e, "restore test not recorded");
+        eprintln!("résultat du test de restauration non enregistré dans la base : {e}");
     }
     let (counts, check, ok) = res?;
     Ok(TestReport { file: file.to_path_buf(), counts, check, ok, elapsed_ms: started.elapsed().as_millis() })

@@ -905,6 +905,19 @@ async fn delivery(State(st): State<AppState>, pc: PageCtx, id: Identity, Path(ke
     page(StatusCode::OK, p, &pc)
 }
 
+/// Back to the BL page with the outcome: "{LIV} {done}." or the refusal in French.
+fn bl_outcome(key: &str, result: Result<Value, ApiError>, done: &str) -> Response {
+    match result {
+        Ok(v) => {
+            let r = text(&v["reference"]);
+            redirect_with_flash(&format!("{DELIVERIES}/{r}"), "succes", &format!("{r} {done}."))
+        }
+        Err(e) => redirect_with_flash(&format!("{DELIVERIES}/{key}"), "erreur", &e.message),
+    }
+}
+
+const SHIPPED: &str = "validé : le stock est sorti";
+
 async fn scan_bl(
     State(st): State<AppState>,
     pc: PageCtx,
@@ -912,15 +925,8 @@ async fn scan_bl(
     Path(key): Path<String>,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    let back = format!("{DELIVERIES}/{key}");
-    match crate::api::delivery::attempt(&st, &id, &pc.ctx, Attempt::Scan { payload: f.payload }, None, None).await {
-        Ok(v) => redirect_with_flash(
-            &format!("{DELIVERIES}/{}", text(&v["reference"])),
-            "succes",
-            &format!("{} validé : le stock est sorti.", text(&v["reference"])),
-        ),
-        Err(e) => redirect_with_flash(&back, "erreur", &e.message),
-    }
+    let how = Attempt::Scan { payload: f.payload };
+    bl_outcome(&key, crate::api::delivery::attempt(&st, &id, &pc.ctx, how, None, None).await, SHIPPED)
 }
 
 async fn confirm_bl(
@@ -930,22 +936,8 @@ async fn confirm_bl(
     Path(key): Path<String>,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    let back = format!("{DELIVERIES}/{key}");
-    match crate::api::delivery::attempt(
-        &st,
-        &id,
-        &pc.ctx,
-        Attempt::Manual { key: key.clone(), note: f.note },
-        None,
-        None,
-    )
-    .await
-    {
-        Ok(v) => {
-            redirect_with_flash(&back, "succes", &format!("{} validé : le stock est sorti.", text(&v["reference"])))
-        }
-        Err(e) => redirect_with_flash(&back, "erreur", &e.message),
-    }
+    let how = Attempt::Manual { key: key.clone(), note: f.note };
+    bl_outcome(&key, crate::api::delivery::attempt(&st, &id, &pc.ctx, how, None, None).await, SHIPPED)
 }
 
 async fn deliver_bl(
@@ -955,17 +947,13 @@ async fn deliver_bl(
     Path(key): Path<String>,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    let back = format!("{DELIVERIES}/{key}");
     let body = DeliverBody {
         recipient_name: f.recipient_name,
         signature_png: Some(f.signature).filter(|s| !s.trim().is_empty()),
         photo_jpeg: None,
         gps: None,
     };
-    match crate::api::delivery::deliver_with(&st, &key, &body, &id, &pc.ctx).await {
-        Ok(v) => redirect_with_flash(&back, "succes", &format!("{} livré.", text(&v["reference"]))),
-        Err(e) => redirect_with_flash(&back, "erreur", &e.message),
-    }
+    bl_outcome(&key, crate::api::delivery::deliver_with(&st, &key, &body, &id, &pc.ctx).await, "livré")
 }
 
 async fn cancel_bl(
@@ -975,11 +963,7 @@ async fn cancel_bl(
     Path(key): Path<String>,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    let back = format!("{DELIVERIES}/{key}");
-    match crate::api::delivery::cancel_with(&st, &key, &f.reason, &id, &pc.ctx).await {
-        Ok(v) => redirect_with_flash(&back, "succes", &format!("{} annulé.", text(&v["reference"]))),
-        Err(e) => redirect_with_flash(&back, "erreur", &e.message),
-    }
+    bl_outcome(&key, crate::api::delivery::cancel_with(&st, &key, &f.reason, &id, &pc.ctx).await, "annulé")
 }
 
 async fn signature(State(st): State<AppState>, Path(key): Path<String>) -> Response {

@@ -511,6 +511,8 @@ async fn bk_failed_backups_publish_and_prune_nothing_and_restore_tests_fail_loud
         let out = manchengo(&t, &["backup", "test-restore"], "");
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
         assert!(text(&out).contains("registre des stocks : 1 écart(s)") && text(&out).contains("TEST DE RESTAURATION EN ÉCHEC"), "{}", text(&out));
+        let recorded = store::backups::last(srv.state.dbmon.db(), "RESTORE_TEST").await.unwrap();
+        assert!(recorded.as_ref().is_some_and(|r| r.status == "failed"), "restore test not recorded: {recorded:?}\n{}", text(&out));
         let d = backups_with(&srv, "lastRestoreTestStatus").await;
         assert_eq!(d["lastRestoreTestStatus"], "failed", "{d}");
         srv.stop().await;
