@@ -26,6 +26,9 @@ enum Command {
         /// Obligatoire : confirme qu'il s'agit du jeu de démonstration.
         #[arg(long)]
         demo: bool,
+        /// Jours d'historique (90 par défaut, 7 au minimum).
+        #[arg(long, default_value_t = 90)]
+        days: i64,
     },
     /// Démarre le serveur HTTP (API, pages, tâches planifiées). Applique les migrations sauf MIGRATE_ON_START=false.
     #[command(after_long_help = help_table())]
@@ -314,7 +317,7 @@ fn main() -> ExitCode {
             runtime().block_on(bench_stock::stock_bench(database_url, ops.max(4), movements.max(1_000))),
             write,
         ),
-        Command::Seed { demo } => {
+        Command::Seed { demo, days } => {
             if !demo {
                 eprintln!("précisez --demo : seul le jeu de démonstration existe.");
                 return ExitCode::from(2);
@@ -328,7 +331,7 @@ fn main() -> ExitCode {
                     Ok(db) => db,
                     Err(code) => return code,
                 };
-                let result = seed::demo(&db).await;
+                let result = seed::demo(&db, days.max(7)).await;
                 db.close().await;
                 match result {
                     Ok(text) => {

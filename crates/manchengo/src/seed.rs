@@ -162,7 +162,7 @@ struct Counts {
     credit_notes: usize,
 }
 
-pub async fn demo(db: &Db) -> Result<String, String> {
+pub async fn demo(db: &Db, days: i64) -> Result<String, String> {
     let started = Instant::now();
     let c = db.conn();
     for (table, what) in
@@ -178,7 +178,7 @@ pub async fn demo(db: &Db) -> Result<String, String> {
     let mut dice = Dice(0x4d43_4445_4d4f_2025);
     let actor = Actor::system("seed-demo");
     let today = domain::stock::today_algiers(Utc::now());
-    let start = today - Duration::days(90);
+    let start = today - Duration::days(days);
     let t0 = at(start, 8);
 
     // Company, users, référentiels.
@@ -429,7 +429,7 @@ pub async fn demo(db: &Db) -> Result<String, String> {
     // 90 days of history.
     let mut n = Counts { receptions: 0, orders: 0, invoices: 0, deliveries: 0, payments: 0, credit_notes: 0 };
     let mut open_invoices: Vec<(String, i64, NaiveDate)> = Vec::new();
-    for day in 0..=90 {
+    for day in 0..=days {
         let d = start + Duration::days(day);
         let weekday = chrono::Datelike::weekday(&d);
         if weekday == chrono::Weekday::Fri {

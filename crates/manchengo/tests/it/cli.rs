@@ -177,7 +177,14 @@ fn serve_prints_the_setup_token_while_no_user_exists() {
 #[tokio::test]
 async fn the_demo_seed_fills_an_empty_installation_once_and_stays_consistent() {
     on_both(|t| async move {
-        let seed = || manchengo(t.dir.path()).args(["seed", "--demo"]).env("DATABASE_URL", &t.url).output().unwrap();
+        // Three weeks of history keep the test light on a two-core CI machine; the default is 90 days.
+        let seed = || {
+            manchengo(t.dir.path())
+                .args(["seed", "--demo", "--days", "21"])
+                .env("DATABASE_URL", &t.url)
+                .output()
+                .unwrap()
+        };
         let out = seed();
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
@@ -195,7 +202,7 @@ async fn the_demo_seed_fills_an_empty_installation_once_and_stays_consistent() {
         let db = t.migrated().await;
         let c = db.conn();
         let invoices = store::sales::list_invoices(c, None, None).await.unwrap();
-        assert!(invoices.len() >= 300, "{} invoices", invoices.len());
+        assert!(invoices.len() >= 60, "{} invoices", invoices.len());
         assert!(invoices.iter().all(|i| i.reference.is_some()));
         let notes: usize = {
             let mut n = 0;
