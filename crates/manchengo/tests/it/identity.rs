@@ -709,7 +709,8 @@ async fn diagnostics_are_open_to_an_admin_token_from_anywhere() {
     srv.stop().await;
 }
 
-#[tokio::test]
+// The CLI runs synchronously beside the server: worker threads keep the server's tasks moving meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_chain_detects_an_edited_row_and_names_it() {
     on_both(|t| async move {
         let srv = TestServer::start(&t, &[]).await;

@@ -43,7 +43,9 @@ async fn receptions(t: &TestDb) -> usize {
 /// PLATFORM.md §12: a verified backup with its `latest` link(s) and its row in `backup_runs` (health and metric);
 /// a truncated file is refused with the current data untouched; `latest` brings the data back to the backup; the
 /// result passes `manchengo check`.
-#[tokio::test]
+// The CLI runs synchronously beside a server of this runtime: worker threads keep the server's tasks (and the
+// transaction a job may hold) moving while the test thread waits for the command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_then_restore_brings_the_data_back_and_refuses_a_truncated_file() {
     on_both(|t| async move {
         let srv = TestServer::start_without_scheduled_backup(&t, &[]).await;
@@ -126,7 +128,9 @@ async fn backup_then_restore_brings_the_data_back_and_refuses_a_truncated_file()
 
 /// PLATFORM.md §8: the embedded server backs itself up (a missed slot — here the first — runs at start); with
 /// PostgreSQL the `backup` container does it and the server has no such job.
-#[tokio::test]
+// The CLI runs synchronously beside a server of this runtime: worker threads keep the server's tasks (and the
+// transaction a job may hold) moving while the test thread waits for the command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_server_backs_itself_up_and_postgres_leaves_it_to_the_container() {
     on_both(|t| async move {
         let srv = TestServer::start(&t, &[]).await;
@@ -182,7 +186,9 @@ async fn the_embedded_server_backs_itself_up_and_postgres_leaves_it_to_the_conta
 
 /// PLATFORM.md §12.1 steps 5–6: local copies encrypted with the passphrase file, restored only with it; old runs pruned
 /// after a verified backup, never the 4 newest; a failed run prunes nothing and leaves no partial file.
-#[tokio::test]
+// The CLI runs synchronously beside a server of this runtime: worker threads keep the server's tasks (and the
+// transaction a job may hold) moving while the test thread waits for the command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encrypted_backups_and_retention() {
     let t = TestDb::new(crate::support::Kind::Sqlite).await.unwrap();
     let srv = TestServer::start_without_scheduled_backup(&t, &[]).await;
@@ -291,7 +297,9 @@ fn series_of(expr: &str) -> Vec<String> {
 }
 
 /// PLATFORM.md §9.3: every series an alert rule reads is one the server exports (`up` is Prometheus' own).
-#[tokio::test]
+// The CLI runs synchronously beside a server of this runtime: worker threads keep the server's tasks (and the
+// transaction a job may hold) moving while the test thread waits for the command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alert_rules_only_read_series_the_server_exports() {
     let rules =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/monitoring/alerts.yml")).unwrap();
@@ -343,7 +351,9 @@ async fn alert_rules_only_read_series_the_server_exports() {
 /// DR drill (PLATFORM.md §15, runbook « Restauration complète »): a fresh database and nothing but the backup
 /// directory → `manchengo restore latest --yes` → `manchengo serve` → ready, with the data of the backup. The elapsed
 /// time from the restore to ready is the RTO of the software part (printed; the closing note records it).
-#[tokio::test]
+// The CLI runs synchronously beside a server of this runtime: worker threads keep the server's tasks (and the
+// transaction a job may hold) moving while the test thread waits for the command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dr_a_fresh_host_comes_back_from_the_backup_directory_alone() {
     on_both(|t| async move {
         let srv = TestServer::start_without_scheduled_backup(&t, &[]).await;
@@ -441,7 +451,9 @@ async fn backups_with(srv: &TestServer, key: &str) -> Value {
 /// BK drill (PLATFORM.md §15.1): a full disk while compressing, a truncated PostgreSQL dump — the run fails, `latest`
 /// still points at the last good backup, nothing is pruned, nothing half-written stays, the failure is recorded and the
 /// backup age keeps growing (BackupTooOld, promtool-tested); a backup of broken data fails its restore test loudly.
-#[tokio::test]
+// The CLI runs synchronously beside a server of this runtime: worker threads keep the server's tasks (and the
+// transaction a job may hold) moving while the test thread waits for the command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bk_failed_backups_publish_and_prune_nothing_and_restore_tests_fail_loudly() {
     on_both(|t| async move {
         let srv = TestServer::start_without_scheduled_backup(&t, &[]).await;
@@ -522,7 +534,9 @@ async fn bk_failed_backups_publish_and_prune_nothing_and_restore_tests_fail_loud
 
 /// PLATFORM.md §11.3 (DRB): a binary older than the schema's `min_reader_version` refuses to start, with the message
 /// `rollback.sh` stops on, instead of running on a schema it cannot read.
-#[tokio::test]
+// The CLI runs synchronously beside a server of this runtime: worker threads keep the server's tasks (and the
+// transaction a job may hold) moving while the test thread waits for the command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_binary_older_than_the_schema_refuses_to_start() {
     on_both(|t| async move {
         let db = t.migrated().await;
@@ -545,7 +559,9 @@ async fn a_binary_older_than_the_schema_refuses_to_start() {
 
 /// The compose `backup` service runs `manchengo backup --daemon`: it stays up waiting for its slot and stops cleanly
 /// on SIGTERM (no crash loop).
-#[tokio::test]
+// The CLI runs synchronously beside a server of this runtime: worker threads keep the server's tasks (and the
+// transaction a job may hold) moving while the test thread waits for the command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_backup_daemon_waits_for_its_slot_and_stops_on_sigterm() {
     let t = TestDb::new(crate::support::Kind::Sqlite).await.unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_manchengo"))
@@ -569,7 +585,9 @@ async fn the_backup_daemon_waits_for_its_slot_and_stops_on_sigterm() {
 /// DRB (PLATFORM.md §11.3, §15.1): after a newer release expanded the schema (a table and a migration this binary does
 /// not know), this binary — the one `rollback.sh` puts back — migrates nothing, starts and serves; only a raised
 /// `min_reader_version` stops it (tested above).
-#[tokio::test]
+// The CLI runs synchronously beside a server of this runtime: worker threads keep the server's tasks (and the
+// transaction a job may hold) moving while the test thread waits for the command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_previous_binary_runs_on_a_schema_a_newer_release_expanded() {
     on_both(|t| async move {
         let db = t.migrated().await;
@@ -610,7 +628,9 @@ async fn the_previous_binary_runs_on_a_schema_a_newer_release_expanded() {
 /// PLATFORM.md §12.1 step 5 and the DR certificate step: each verified backup is copied off the host encrypted for
 /// the age recipients (readable with the private key kept offline), the certificates are archived next to the
 /// backups; a failed off-site copy leaves the local backup valid and says so; nothing leaves the host in clear.
-#[tokio::test]
+// The CLI runs synchronously beside a server of this runtime: worker threads keep the server's tasks (and the
+// transaction a job may hold) moving while the test thread waits for the command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offsite_copies_are_age_encrypted_and_certificates_archived() {
     on_both(|t| async move {
         t.migrated().await.close().await;
