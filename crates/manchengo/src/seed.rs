@@ -157,7 +157,6 @@ struct Counts {
     receptions: usize,
     orders: usize,
     invoices: usize,
-    deliveries: usize,
     payments: usize,
     credit_notes: usize,
 }
@@ -427,7 +426,7 @@ pub async fn demo(db: &Db, days: i64) -> Result<String, String> {
     .map_err(err)?;
 
     // 90 days of history.
-    let mut n = Counts { receptions: 0, orders: 0, invoices: 0, deliveries: 0, payments: 0, credit_notes: 0 };
+    let mut n = Counts { receptions: 0, orders: 0, invoices: 0, payments: 0, credit_notes: 0 };
     let mut open_invoices: Vec<(String, i64, NaiveDate)> = Vec::new();
     for day in 0..=days {
         let d = start + Duration::days(day);
@@ -563,7 +562,6 @@ pub async fn demo(db: &Db, days: i64) -> Result<String, String> {
             )?;
             let Some(inv) = result else { continue };
             n.invoices += 1;
-            n.deliveries += 1;
             let reference = inv.reference.clone().unwrap_or_default();
             if pay_now && inv.payment_method == "ESPECES" {
                 if pay(db, &commercial, &reference, &inv.payment_method, inv.net, d, now).await? {
@@ -635,7 +633,6 @@ pub async fn demo(db: &Db, days: i64) -> Result<String, String> {
         String::new(),
         "Comptes (mot de passe à changer à la première connexion ; affichés une seule fois) :".into(),
     ];
-    let _ = n.deliveries;
     for (email, pw, role) in &passwords {
         out.push(format!("  {:<11} {email:<36} {pw}", role.code()));
     }

@@ -241,8 +241,8 @@ pub async fn credit_note_detail(c: &impl store::ConnectionTrait, key: &str) -> R
     let mut lines = Vec::new();
     for l in store::sales::credit_note_lines_of(c, n.id).await? {
         let il = by_id.get(&l.invoice_line_id);
-        let code = match il {
-            Some(il) => store::stock::product(c, il.product_id).await?.map(|p| p.code),
+        let product = match il {
+            Some(il) => store::stock::product(c, il.product_id).await?,
             None => None,
         };
         let lot = match l.return_lot_id {
@@ -250,7 +250,8 @@ pub async fn credit_note_detail(c: &impl store::ConnectionTrait, key: &str) -> R
             None => None,
         };
         lines.push(json!({
-            "lineNo": l.line_no, "invoiceLineNo": il.map(|i| i.line_no), "productCode": code, "kind": l.kind,
+            "lineNo": l.line_no, "invoiceLineNo": il.map(|i| i.line_no), "productCode": product.as_ref().map(|p| p.code.clone()),
+            "baseUnit": product.as_ref().map(|p| p.base_unit.clone()), "kind": l.kind,
             "quantity": l.quantity, "ht": l.ht, "tva": l.tva, "tvaRate": l.rate_bp, "returnLot": lot,
         }));
     }

@@ -652,8 +652,12 @@ async fn credit_note(State(st): State<AppState>, pc: PageCtx, id: Identity, Path
         .flatten()
         .map(|l| {
             let kind = domain::sales::CreditKind::parse(&text(&l["kind"])).map(|k| k.label_fr()).unwrap_or_default();
-            let q =
-                l["quantity"].as_i64().filter(|q| *q > 0).map(|q| fmt_qty(q, Unit::U)).unwrap_or_else(|| "—".into());
+            // A price correction has no quantity; a quantity shows in the product's own unit.
+            let q = if l["quantity"].as_i64().unwrap_or(0) > 0 {
+                jqty(&l["quantity"], &l["baseUnit"])
+            } else {
+                "—".into()
+            };
             (kind.to_string(), text(&l["productCode"]), q, money(&l["ht"]), text(&l["returnLot"]))
         })
         .collect();
