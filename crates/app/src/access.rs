@@ -54,6 +54,9 @@ const COUNT_VALIDATORS: Access = Roles(&[Admin, Comptable]);
 // UI.md row 38: losses read by ADMIN, APPRO (MP), PRODUCTION (PF), COMPTABLE; the handler filters by kind.
 const LOSS_READERS: Access = Roles(&[Admin, Appro, Production, Comptable]);
 // Company settings and référentiels: read by every role, changed by ADMIN (DOMAIN.md §3.1, UI.md rows 21, 88).
+// Capabilities 41–42: the purchase-order PDF for ADMIN, APPRO and COMPTABLE; lot labels for ADMIN, APPRO, PRODUCTION.
+const BC_PRINTERS: Access = Roles(&[Admin, Appro, Comptable]);
+const LABEL_PRINTERS: Access = Roles(&[Admin, Appro, Production]);
 const EVERYONE: Access = Roles(&[Admin, Appro, Production, Commercial, Comptable]);
 
 // Capabilities 6, 26–33: price lists W ADMIN, R COMMERCIAL, COMPTABLE; invoices, credit-note drafts, payments and
@@ -128,6 +131,7 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/api/purchase-orders", BC_READERS),
     r("POST", "/api/purchase-orders", MP_WRITERS),
     r("GET", "/api/purchase-orders/{reference}", BC_READERS),
+    r("GET", "/api/purchase-orders/{reference}/pdf", BC_PRINTERS),
     r("PUT", "/api/purchase-orders/{reference}", MP_WRITERS),
     r("POST", "/api/purchase-orders/{reference}/send", MP_WRITERS),
     r("POST", "/api/purchase-orders/{reference}/confirm", MP_WRITERS),
@@ -159,6 +163,7 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/api/invoices", SALES_READERS),
     r("POST", "/api/invoices", SALES_WRITERS),
     r("GET", "/api/invoices/{key}", SALES_READERS),
+    r("GET", "/api/invoices/{key}/pdf", SALES_READERS),
     r("PUT", "/api/invoices/{key}", SALES_WRITERS),
     r("DELETE", "/api/invoices/{key}", SALES_WRITERS),
     r("POST", "/api/invoices/{key}/validate", SALES_WRITERS),
@@ -168,6 +173,7 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/api/clients/{code}/refunds", ADMIN),
     r("GET", "/api/clients/{code}/statement", SALES_READERS),
     r("GET", "/api/credit-notes/{key}", SALES_READERS),
+    r("GET", "/api/credit-notes/{key}/pdf", SALES_READERS),
     r("DELETE", "/api/credit-notes/{key}", SALES_WRITERS),
     r("POST", "/api/credit-notes/{key}/validate", ADMIN),
     r("GET", "/api/accounting/{export}", AUDIT_READERS),
@@ -175,6 +181,7 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/api/deliveries", SALES_WRITERS),
     r("POST", "/api/deliveries/scan", SALES_WRITERS),
     r("GET", "/api/deliveries/{key}", SALES_READERS),
+    r("GET", "/api/deliveries/{key}/pdf", SALES_READERS),
     r("POST", "/api/deliveries/{key}/validate", SALES_WRITERS),
     r("POST", "/api/deliveries/{key}/deliver", SALES_WRITERS),
     r("POST", "/api/deliveries/{key}/cancel", SALES_WRITERS),
@@ -185,8 +192,10 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/api/receptions", RECEPTION_READERS),
     r("POST", "/api/receptions", MP_WRITERS),
     r("GET", "/api/receptions/{reference}", RECEPTION_READERS),
+    r("GET", "/api/receptions/{reference}/labels", LABEL_PRINTERS),
     r("GET", "/api/stock/lots", LOT_READERS),
     r("GET", "/api/stock/lots/{number}", LOT_READERS),
+    r("GET", "/api/stock/lots/{number}/label", LABEL_PRINTERS),
     r("POST", "/api/stock/lots/{number}/qc", QC),
     r("POST", "/api/stock/lots/{number}/block", ADMIN),
     r("POST", "/api/stock/lots/{number}/unblock", ADMIN),

@@ -8,6 +8,7 @@ pub mod config;
 pub mod export;
 pub mod ops;
 pub mod platform;
+pub mod print;
 pub mod server;
 pub mod state;
 pub mod web;

@@ -10,6 +10,84 @@ pub const MP_CATEGORIES: [&str; 4] = ["RAW_MATERIAL", "PACKAGING", "ADDITIVE", "
 pub const CRITICITES: [&str; 4] = ["FAIBLE", "MOYENNE", "HAUTE", "BLOQUANTE"];
 pub const PACKAGING_TYPES: [&str; 7] = ["SAC_THERMO", "SEAU", "BARQUETTE", "BOITE", "FILM", "VRAC", "AUTRE"];
 pub const STORAGE_TYPES: [&str; 4] = ["REFRIGERE", "FRAIS", "SEC", "CONGELE"];
+/// The 58 wilayas by code (01 Adrar … 58 El Meniaa), printed on documents after the commune.
+pub const WILAYAS: [&str; 58] = [
+    "Adrar",
+    "Chlef",
+    "Laghouat",
+    "Oum El Bouaghi",
+    "Batna",
+    "Béjaïa",
+    "Biskra",
+    "Béchar",
+    "Blida",
+    "Bouira",
+    "Tamanrasset",
+    "Tébessa",
+    "Tlemcen",
+    "Tiaret",
+    "Tizi Ouzou",
+    "Alger",
+    "Djelfa",
+    "Jijel",
+    "Sétif",
+    "Saïda",
+    "Skikda",
+    "Sidi Bel Abbès",
+    "Annaba",
+    "Guelma",
+    "Constantine",
+    "Médéa",
+    "Mostaganem",
+    "M'Sila",
+    "Mascara",
+    "Ouargla",
+    "Oran",
+    "El Bayadh",
+    "Illizi",
+    "Bordj Bou Arréridj",
+    "Boumerdès",
+    "El Tarf",
+    "Tindouf",
+    "Tissemsilt",
+    "El Oued",
+    "Khenchela",
+    "Souk Ahras",
+    "Tipaza",
+    "Mila",
+    "Aïn Defla",
+    "Naâma",
+    "Aïn Témouchent",
+    "Ghardaïa",
+    "Relizane",
+    "Timimoun",
+    "Bordj Badji Mokhtar",
+    "Ouled Djellal",
+    "Béni Abbès",
+    "In Salah",
+    "In Guezzam",
+    "Touggourt",
+    "Djanet",
+    "El M'Ghair",
+    "El Meniaa",
+];
+
+/// "Sétif (19)" for code 19; an unknown code is shown as stored.
+pub fn wilaya_label(code: &str) -> String {
+    match code.trim().parse::<usize>() {
+        Ok(n @ 1..=58) => format!("{} ({:02})", WILAYAS[n - 1], n),
+        _ => code.to_string(),
+    }
+}
+
+/// French label of each storage type, with its temperature: printed on pages, labels and delivery notes.
+pub const STORAGE_LABELS: [(&str, &str); 4] =
+    [("REFRIGERE", "Réfrigéré (2–8 °C)"), ("FRAIS", "Frais (0–4 °C)"), ("SEC", "Sec"), ("CONGELE", "Congelé (−18 °C)")];
+
+/// The French label of a storage type code; an unknown code is shown as stored.
+pub fn storage_label(code: &str) -> &str {
+    STORAGE_LABELS.iter().find(|(c, _)| *c == code).map_or(code, |(_, l)| l)
+}
 pub const TVA_RATES: [i32; 3] = [0, 900, 1900];
 pub const FORMES_JURIDIQUES: [&str; 6] = ["SARL", "EURL", "SPA", "SNC", "EI", "AUTRE"];
 pub const CLIENT_TYPES: [&str; 4] = ["DISTRIBUTEUR", "GROSSISTE", "SUPERETTE", "FAST_FOOD"];
@@ -431,6 +509,18 @@ pub fn check_client_terms(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn wilayas_and_storage_types_print_in_french() {
+        assert_eq!(wilaya_label("19"), "Sétif (19)");
+        assert_eq!(wilaya_label("01"), "Adrar (01)");
+        assert_eq!(wilaya_label("58"), "El Meniaa (58)");
+        assert_eq!(wilaya_label("16"), "Alger (16)");
+        assert_eq!(wilaya_label("59"), "59");
+        assert_eq!(storage_label("REFRIGERE"), "Réfrigéré (2–8 °C)");
+        assert_eq!(storage_label("CONGELE"), "Congelé (−18 °C)");
+        assert_eq!(storage_label("AUTRE"), "AUTRE");
+    }
+
     use super::*;
 
     #[test]

@@ -58,7 +58,8 @@ impl Unit {
         }
     }
 
-    fn symbol(self) -> &'static str {
+    /// The short symbol printed after a quantity: `kg`, `pcs`…
+    pub fn symbol(self) -> &'static str {
         match self {
             Unit::Kg => "kg",
             Unit::G => "g",
@@ -78,13 +79,18 @@ impl Unit {
 
 /// `12,500 kg` · `1 000,000 L` · `24 pcs` · `2,500 crt` (milli-units, the unit inside the same string).
 pub fn fmt_qty(milli: i64, unit: Unit) -> String {
+    format!("{}\u{00A0}{}", fmt_qty_number(milli, unit), unit.symbol())
+}
+
+/// The number of [`fmt_qty`] alone, for documents that print the unit in its own column: `12,500` · `24`.
+pub fn fmt_qty_number(milli: i64, unit: Unit) -> String {
     let sign = if milli < 0 { "\u{2212}" } else { "" };
     let a = milli.unsigned_abs();
     let digits = crate::money::group_thousands(u128::from(a / 1000));
     if unit.counted() && a.is_multiple_of(1000) {
-        format!("{sign}{digits}\u{00A0}{}", unit.symbol())
+        format!("{sign}{digits}")
     } else {
-        format!("{sign}{digits},{:03}\u{00A0}{}", a % 1000, unit.symbol())
+        format!("{sign}{digits},{:03}", a % 1000)
     }
 }
 

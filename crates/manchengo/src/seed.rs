@@ -215,6 +215,7 @@ pub async fn demo(db: &Db, days: i64) -> Result<String, String> {
             Box::pin(async move {
                 if role == Role::Admin {
                     store::settings::save_company(&**t, company, &actor, t0).await?;
+                    store::settings::mark_demo(&**t).await?;
                 }
                 let new = store::identity::NewUser {
                     email,

@@ -329,6 +329,10 @@ pub async fn supplier_by_code<C: ConnectionTrait>(c: &C, code: &str) -> Result<O
     Ok(suppliers::Entity::find().filter(suppliers::Column::Code.eq(code.to_uppercase())).one(c).await?)
 }
 
+pub async fn supplier_by_id<C: ConnectionTrait>(c: &C, id: Uuid) -> Result<Option<Supplier>, StoreError> {
+    Ok(suppliers::Entity::find_by_id(id).one(c).await?)
+}
+
 pub async fn client_by_id<C: ConnectionTrait>(c: &C, id: Uuid) -> Result<Option<Client>, StoreError> {
     Ok(clients::Entity::find_by_id(id).one(c).await?)
 }

@@ -712,6 +712,32 @@ fn party_snapshot(
     v
 }
 
+/// The seller's identity as printed on documents; frozen on an invoice at validation (§18).
+pub fn company_snapshot(s: &crate::settings::CompanySettings) -> Value {
+    party_snapshot(
+        &s.raison_sociale,
+        &s.forme_juridique,
+        &s.adresse,
+        [&s.rc, &s.nif, &s.ai, &s.nis],
+        json!({
+            "capitalSocial": s.capital_social, "wilaya": s.wilaya, "commune": s.commune, "telephone": s.telephone,
+            "email": s.email, "rib": s.rib, "bankName": s.bank_name, "invoiceFooter": s.invoice_footer,
+        }),
+    )
+}
+
+/// The client's identity as printed on documents; frozen on an invoice at validation (§18).
+pub fn client_snapshot(client: &Client) -> Value {
+    party_snapshot(
+        &client.raison_sociale,
+        &client.forme_juridique,
+        &client.adresse,
+        [&client.rc, &client.nif, &client.ai, &client.nis],
+        json!({"code": client.code, "wilaya": client.wilaya, "commune": client.commune,
+               "deliveryAddress": client.delivery_address}),
+    )
+}
+
 /// DRAFT → VALIDATED (§10.3), the checks in order, the first failure aborting with nothing written; then the number
 /// `F-YYYY-NNNNN`, today's date, the due date, the identity snapshots and the frozen totals.
 pub async fn validate<C: ConnectionTrait>(
@@ -807,33 +833,8 @@ pub async fn validate<C: ConnectionTrait>(
     i.status = InvoiceStatus::Validated.code().into();
     i.invoice_date = Some(today);
     i.due_date = Some(sales::due_date(today, i64::from(client.payment_terms_days)));
-    let s = company.as_ref();
-    i.seller_snapshot = Some(
-        party_snapshot(
-            rs.as_deref().unwrap_or_default(),
-            &s.and_then(|s| s.forme_juridique.clone()),
-            &adr,
-            [&rc, &nif, &ai, &nis],
-            json!({
-                "capitalSocial": s.and_then(|s| s.capital_social), "wilaya": s.and_then(|s| s.wilaya.clone()),
-                "commune": s.and_then(|s| s.commune.clone()), "telephone": s.and_then(|s| s.telephone.clone()),
-                "email": s.and_then(|s| s.email.clone()), "rib": s.and_then(|s| s.rib.clone()),
-                "bankName": s.and_then(|s| s.bank_name.clone()), "invoiceFooter": s.and_then(|s| s.invoice_footer.clone()),
-            }),
-        )
-        .to_string(),
-    );
-    i.buyer_snapshot = Some(
-        party_snapshot(
-            &client.raison_sociale,
-            &client.forme_juridique,
-            &client.adresse,
-            [&client.rc, &client.nif, &client.ai, &client.nis],
-            json!({"code": client.code, "wilaya": client.wilaya, "commune": client.commune,
-                   "deliveryAddress": client.delivery_address}),
-        )
-        .to_string(),
-    );
+    i.seller_snapshot = company.as_ref().map(|s| company_snapshot(s).to_string());
+    i.buyer_snapshot = Some(client_snapshot(&client).to_string());
     i.credit_override_reason = used_override.clone();
     i.validated_at = Some(now);
     i.validated_by = actor.user_id;

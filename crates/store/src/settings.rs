@@ -184,6 +184,8 @@ pub mod company {
         pub rib: Option<String>,
         pub bank_name: Option<String>,
         pub invoice_footer: Option<String>,
+        /// Seeded demo data: documents carry a "DÉMO" watermark.
+        pub demo: bool,
         pub updated_at: ChronoDateTimeUtc,
     }
 
@@ -204,6 +206,21 @@ pub fn company_json(s: &CompanySettings) -> serde_json::Value {
 
 pub async fn company<C: ConnectionTrait>(c: &C) -> Result<Option<CompanySettings>, StoreError> {
     Ok(company::Entity::find().filter(company::Column::Id.eq(1)).one(c).await?)
+}
+
+/// Whether this database holds the demo company (documents are watermarked).
+pub async fn is_demo<C: ConnectionTrait>(c: &C) -> Result<bool, StoreError> {
+    Ok(company(c).await?.is_some_and(|s| s.demo))
+}
+
+/// Marks the settings row as the demo company (`manchengo seed --demo`, after it saved the company).
+pub async fn mark_demo<C: ConnectionTrait>(c: &C) -> Result<(), StoreError> {
+    company::Entity::update_many()
+        .col_expr(company::Column::Demo, sea_orm::sea_query::Expr::value(true))
+        .filter(company::Column::Id.eq(1))
+        .exec(c)
+        .await?;
+    Ok(())
 }
 
 /// Writes the single settings row (created at the first save); before and after go to the audit.
@@ -232,6 +249,7 @@ pub async fn save_company<C: ConnectionTrait>(
         rib: new.rib,
         bank_name: new.bank_name,
         invoice_footer: new.invoice_footer,
+        demo: before.as_ref().is_some_and(|b| b.demo),
         updated_at: now,
     };
     let am = s.clone().into_active_model().reset_all();

@@ -414,3 +414,10 @@ pub async fn proof(State(st): State<AppState>, Path((key, kind)): Path<(String, 
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
 }
+
+#[utoipa::path(get, path = "/api/deliveries/{key}/pdf", tag = "delivery", responses(
+    (status = 200, description = "Le bon de livraison en PDF, avec son QR signé", content_type = "application/pdf"),
+    (status = 404, description = "LIVRAISON_INTROUVABLE")))]
+pub async fn pdf(State(st): State<AppState>, Path(key): Path<String>) -> Response {
+    crate::print::answer(crate::print::delivery_note(&st, &key).await).await
+}

@@ -449,3 +449,10 @@ pub async fn scorecard(st: &AppState, code: &str) -> Result<Value, ApiError> {
 pub async fn performance(State(st): State<AppState>, Path(code): Path<String>) -> Response {
     scorecard(&st, &code).await.map(Json).into_response()
 }
+
+#[utoipa::path(get, path = "/api/purchase-orders/{reference}/pdf", tag = "procurement", responses(
+    (status = 200, description = "Le bon de commande en PDF", content_type = "application/pdf"),
+    (status = 404, description = "NON_TROUVE")))]
+pub async fn pdf(State(st): State<AppState>, Path(reference): Path<String>) -> Response {
+    crate::print::answer(crate::print::purchase_order(&st, &reference).await).await
+}

@@ -251,6 +251,7 @@ pub async fn credit_note_detail(c: &impl store::ConnectionTrait, key: &str) -> R
         };
         lines.push(json!({
             "lineNo": l.line_no, "invoiceLineNo": il.map(|i| i.line_no), "productCode": product.as_ref().map(|p| p.code.clone()),
+            "productName": product.as_ref().map(|p| p.name.clone()),
             "baseUnit": product.as_ref().map(|p| p.base_unit.clone()), "kind": l.kind,
             "quantity": l.quantity, "ht": l.ht, "tva": l.tva, "tvaRate": l.rate_bp, "returnLot": lot,
         }));
@@ -791,4 +792,18 @@ pub async fn delete_credit(State(st): State<AppState>, ctx: Ctx, id: Identity, P
     .await
     .map(|_| StatusCode::NO_CONTENT)
     .into_response()
+}
+
+#[utoipa::path(get, path = "/api/invoices/{key}/pdf", tag = "sales", responses(
+    (status = 200, description = "La facture en PDF (A4, mentions obligatoires, montant en lettres)", content_type = "application/pdf"),
+    (status = 409, description = "FACTURE_STATUT_INVALIDE : un brouillon ne s'imprime pas")))]
+pub async fn invoice_pdf(State(st): State<AppState>, Path(key): Path<String>) -> Response {
+    crate::print::answer(crate::print::invoice(&st, &key).await).await
+}
+
+#[utoipa::path(get, path = "/api/credit-notes/{key}/pdf", tag = "sales", responses(
+    (status = 200, description = "L'avoir en PDF", content_type = "application/pdf"),
+    (status = 409, description = "TRANSITION_INVALIDE : un brouillon ne s'imprime pas")))]
+pub async fn credit_note_pdf(State(st): State<AppState>, Path(key): Path<String>) -> Response {
+    crate::print::answer(crate::print::credit_note(&st, &key).await).await
 }

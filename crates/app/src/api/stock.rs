@@ -974,3 +974,17 @@ pub async fn list_movements(State(st): State<AppState>, id: Identity, Query(q): 
         .collect();
     Json(json!({"items": items, "total": total, "page": page, "pageSize": size})).into_response()
 }
+
+#[utoipa::path(get, path = "/api/stock/lots/{number}/label", tag = "stock", responses(
+    (status = 200, description = "L'étiquette du lot en PDF (100 × 50 mm, QR signé)", content_type = "application/pdf"),
+    (status = 404, description = "NON_TROUVE")))]
+pub async fn lot_label(State(st): State<AppState>, Path(number): Path<String>) -> Response {
+    crate::print::answer_labels(crate::print::lot_labels(&st, &number).await).await
+}
+
+#[utoipa::path(get, path = "/api/receptions/{reference}/labels", tag = "stock", responses(
+    (status = 200, description = "Les étiquettes de tous les lots de la réception, une par page", content_type = "application/pdf"),
+    (status = 404, description = "NON_TROUVE")))]
+pub async fn reception_labels(State(st): State<AppState>, Path(reference): Path<String>) -> Response {
+    crate::print::answer_labels(crate::print::reception_labels(&st, &reference).await).await
+}

@@ -390,17 +390,7 @@ fn pf_fields() -> Vec<Field> {
                 ("AUTRE", "Autre"),
             ],
         ),
-        select(
-            "storageType",
-            "Conservation",
-            true,
-            &[
-                ("REFRIGERE", "Réfrigéré (2–8 °C)"),
-                ("FRAIS", "Frais (0–4 °C)"),
-                ("SEC", "Sec"),
-                ("CONGELE", "Congelé (−18 °C)"),
-            ],
-        ),
+        select("storageType", "Conservation", true, &domain::catalogue::STORAGE_LABELS),
         field("shelfLifeDays", "Durée de conservation (jours)", "number", true),
         Field {
             decimal: true,

@@ -282,6 +282,8 @@ struct LineView {
 #[template(path = "purchase_order.html")]
 struct OrderPage {
     layout: Layout,
+    /// The printed document ("PDF" button), when this role may print it.
+    pdf_url: Option<String>,
     reference: String,
     tone: &'static str,
     status: &'static str,
@@ -364,6 +366,8 @@ async fn order(State(st): State<AppState>, pc: PageCtx, id: Identity, Path(refer
     let writer = matches!(id.role, Role::Admin | Role::Appro);
     let received_any = lines.iter().any(|(l, _, _)| l.quantity_received > 0);
     let p = OrderPage {
+        pdf_url: crate::access::may_open(id.role, "/api/purchase-orders/{reference}/pdf")
+            .then(|| format!("/api/purchase-orders/{}/pdf", o.reference)),
         layout: Layout::for_page(&o.reference, BASE, &pc),
         reference: o.reference.clone(),
         tone: badge(status),

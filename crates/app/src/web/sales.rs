@@ -342,6 +342,8 @@ pub struct LineView {
 #[template(path = "invoice.html")]
 struct InvoicePage {
     layout: Layout,
+    /// The printed document ("PDF" button), when this role may print it.
+    pdf_url: Option<String>,
     key: String,
     reference: String,
     tone: &'static str,
@@ -472,6 +474,7 @@ async fn invoice(State(st): State<AppState>, pc: PageCtx, id: Identity, Path(key
     let reference = v["reference"].as_str().map(str::to_string);
     let title = reference.clone().unwrap_or_else(|| "Facture (brouillon)".into());
     let p = InvoicePage {
+        pdf_url: reference.as_ref().map(|r| format!("/api/invoices/{r}/pdf")),
         layout: Layout::for_page(&title, INVOICES, &pc),
         key: reference.clone().unwrap_or_else(|| text(&v["id"])),
         reference: title,
@@ -626,6 +629,8 @@ async fn deliver_rest(State(st): State<AppState>, pc: PageCtx, id: Identity, Pat
 #[template(path = "credit_note.html")]
 struct CreditNotePage {
     layout: Layout,
+    /// The printed document ("PDF" button), when this role may print it.
+    pdf_url: Option<String>,
     key: String,
     reference: String,
     validated: bool,
@@ -669,6 +674,7 @@ async fn credit_note(State(st): State<AppState>, pc: PageCtx, id: Identity, Path
         ("Net de l'avoir", money(&v["net"])),
     ];
     let p = CreditNotePage {
+        pdf_url: validated.then(|| format!("/api/credit-notes/{reference}/pdf")),
         layout: Layout::for_page(&reference, INVOICES, &pc),
         key: text(&v["id"]),
         reference,
@@ -807,6 +813,8 @@ async fn deliveries(State(st): State<AppState>, pc: PageCtx, Query(q): Query<Has
 #[template(path = "delivery.html")]
 struct DeliveryPage {
     layout: Layout,
+    /// The printed document ("PDF" button), when this role may print it.
+    pdf_url: Option<String>,
     reference: String,
     tone: &'static str,
     status: &'static str,
@@ -820,13 +828,6 @@ struct DeliveryPage {
     can_deliver: bool,
     can_cancel: bool,
     has_signature: bool,
-}
-
-fn qr_svg(payload: &str) -> String {
-    match qrcode::QrCode::new(payload.as_bytes()) {
-        Ok(code) => code.render::<qrcode::render::svg::Color>().min_dimensions(180, 180).quiet_zone(true).build(),
-        Err(_) => String::new(),
-    }
 }
 
 async fn delivery(State(st): State<AppState>, pc: PageCtx, id: Identity, Path(key): Path<String>) -> Response {
@@ -893,8 +894,9 @@ async fn delivery(State(st): State<AppState>, pc: PageCtx, id: Identity, Path(ke
         None => false,
     };
     let p = DeliveryPage {
+        pdf_url: Some(format!("/api/deliveries/{reference}/pdf")),
         layout: Layout::for_page(&reference, DELIVERIES, &pc),
-        qr_svg: v["qr"].as_str().map(qr_svg).unwrap_or_default(),
+        qr_svg: v["qr"].as_str().map(crate::print::qr_svg).unwrap_or_default(),
         reference,
         tone: bl_badge(status),
         status: status.label_fr(),

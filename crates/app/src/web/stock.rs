@@ -353,6 +353,8 @@ struct LineView {
 #[template(path = "reception.html")]
 struct ReceptionPage {
     layout: Layout,
+    /// "Étiquettes des lots (PDF)", when this role prints labels.
+    labels_url: Option<String>,
     reference: String,
     supplier: String,
     date: String,
@@ -397,6 +399,8 @@ async fn reception(State(st): State<AppState>, pc: PageCtx, id: Identity, Path(r
         });
     }
     let p = ReceptionPage {
+        labels_url: crate::access::may_open(id.role, "/api/receptions/{reference}/labels")
+            .then(|| format!("/api/receptions/{}/labels", r.reference)),
         layout: Layout::for_page(&r.reference, "/appro/receptions", &pc),
         reference: r.reference.clone(),
         supplier,
@@ -625,6 +629,8 @@ pub fn router() -> Router<AppState> {
 #[template(path = "lot.html")]
 struct LotPage {
     layout: Layout,
+    /// "Étiquette PDF", when this role prints labels.
+    label_url: Option<String>,
     number: String,
     tone: &'static str,
     status: &'static str,
@@ -687,6 +693,8 @@ async fn lot_page(State(st): State<AppState>, pc: PageCtx, id: Identity, Path(nu
     })
     .collect();
     let page_ = LotPage {
+        label_url: crate::access::may_open(id.role, "/api/stock/lots/{number}/label")
+            .then(|| format!("/api/stock/lots/{}/label", lot.lot_number)),
         layout: Layout::for_page(&lot.lot_number, "/stock/lots", &pc),
         number: lot.lot_number.clone(),
         tone,

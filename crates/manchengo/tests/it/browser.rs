@@ -957,6 +957,17 @@ async fn an_invoice_is_validated_paid_and_delivered_by_qr_through_the_pages() {
     web.goto(srv.url(&format!("/ventes/factures/{reference}"))).await.unwrap();
     let lines = plain(&web.find(By::Id("lignes-facture")).await.unwrap().text().await.unwrap());
     assert!(lines.contains("24 pcs 0 pcs"), "{lines}");
+    // "PDF" opens the printed invoice with the page's session (UI.md: fiscal documents print from the PDF).
+    let href = web.find(By::LinkText("PDF")).await.unwrap().attr("href").await.unwrap().unwrap();
+    assert!(href.ends_with(&format!("/api/invoices/{reference}/pdf")), "{href}");
+    let fetched = web
+        .execute(
+            "return fetch(arguments[0]).then(r => r.status + ' ' + r.headers.get('content-type'));",
+            vec![serde_json::json!(href)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(fetched.json(), &serde_json::json!("200 application/pdf"));
     // Two pieces come back: a credit note drafted line by line (2/24 of the HT, its TVA, 15,00 DA of timbre).
     web.find(By::LinkText("Créer un avoir ligne par ligne")).await.unwrap().click().await.unwrap();
     fill(&web, "reason", "Deux pièces abîmées au déchargement").await;

@@ -6,6 +6,7 @@ mod browser;
 mod cache;
 mod catalogue;
 mod cli;
+mod documents;
 mod drills;
 mod identity;
 mod jobs;

@@ -31,7 +31,7 @@ fn code(b: &Value) -> (&str, &str) {
 }
 
 /// A supplier FOUR-0001, perishable milk MP-LAIT (KG), salt MP-SEL and rennet MP-PRESURE.
-async fn catalogue(srv: &TestServer, appro: &str) {
+pub(crate) async fn catalogue(srv: &TestServer, appro: &str) {
     for (path, body) in [
         ("/api/suppliers", json!({"raisonSociale": "Laiterie du Djurdjura SARL"})),
         (
@@ -53,19 +53,19 @@ async fn catalogue(srv: &TestServer, appro: &str) {
 }
 
 /// 1 000 kg of milk at 50,00 DA/kg, TVA 9 %, expected on 2025-03-20.
-fn milk_order() -> Value {
+pub(crate) fn milk_order() -> Value {
     json!({"supplierCode": "FOUR-0001", "expectedDate": "2025-03-20", "notes": "Citerne du matin",
            "lines": [{"productCode": "MP-LAIT", "quantity": 1_000_000, "unitPriceHt": 5_000, "tvaRate": 900}]})
 }
 
-fn milk_reception(bc: &str, kg: i64) -> Value {
+pub(crate) fn milk_reception(bc: &str, kg: i64) -> Value {
     json!({"supplierCode": "FOUR-0001", "purchaseOrderReference": bc,
            "lines": [{"productCode": "MP-LAIT", "quantity": kg * 1_000, "dlc": "2025-03-24"}]})
 }
 
 const NOTE_25: &str = "Confirmé par téléphone OK";
 
-async fn sent_order(srv: &TestServer, appro: &str) -> String {
+pub(crate) async fn sent_order(srv: &TestServer, appro: &str) -> String {
     let (s, b) = post(srv, "/api/purchase-orders", appro, milk_order()).await;
     assert_eq!(s, 201, "{b}");
     let r = b["reference"].as_str().unwrap().to_string();

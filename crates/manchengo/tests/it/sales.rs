@@ -17,7 +17,7 @@ fn now() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2025-03-14T09:00:00Z").unwrap().with_timezone(&Utc)
 }
 
-async fn server(t: &crate::support::TestDb) -> (TestServer, Arc<ManualClock>) {
+pub(crate) async fn server(t: &crate::support::TestDb) -> (TestServer, Arc<ManualClock>) {
     let clock = ManualClock::new(now());
     let options = app::server::Options { clock: clock.clone(), ..Default::default() };
     (TestServer::start_with(config_for(&t.url, t.dir.path(), &[("RATE_LIMIT_MAX", "100000")]), options).await, clock)
@@ -68,7 +68,7 @@ pub(crate) async fn new_client(
 }
 
 /// Two PFs at their list prices (Gouda 650,00 DA, Fondu 420,00 DA, 19 %) and PF stock as lots.
-async fn shop(srv: &TestServer, admin: &str, gouda: &[(i64, &str)], fondu: i64) {
+pub(crate) async fn shop(srv: &TestServer, admin: &str, gouda: &[(i64, &str)], fondu: i64) {
     let (s, b) =
         post(srv, "/api/catalogue/families", admin, json!({"code": "PATE_PRESSEE", "name": "Pâte pressée"})).await;
     assert_eq!(s, 201, "{b}");
@@ -137,20 +137,20 @@ async fn sale_movements(srv: &TestServer) -> u64 {
 }
 
 /// The invoice of scenario 36: 24 Gouda at 650,00 DA, 10 Fondu at 420,00 DA with 100,00 DA off.
-fn invoice_36(client: &str, method: &str) -> Value {
+pub(crate) fn invoice_36(client: &str, method: &str) -> Value {
     json!({"clientCode": client, "paymentMethod": method, "lines": [
         {"productCode": "PF-GOUDA-400", "quantity": 24_000},
         {"productCode": "PF-FONDU-800", "quantity": 10_000, "discount": 10_000},
     ]})
 }
 
-async fn draft(srv: &TestServer, token: &str, body: Value) -> Value {
+pub(crate) async fn draft(srv: &TestServer, token: &str, body: Value) -> Value {
     let (s, b) = post(srv, "/api/invoices", token, body).await;
     assert_eq!(s, 201, "{b}");
     b
 }
 
-async fn validated(srv: &TestServer, token: &str, body: Value) -> Value {
+pub(crate) async fn validated(srv: &TestServer, token: &str, body: Value) -> Value {
     let d = draft(srv, token, body).await;
     let (s, b) = post(srv, &format!("/api/invoices/{}/validate", d["id"].as_str().unwrap()), token, json!({})).await;
     assert_eq!(s, 200, "{b}");

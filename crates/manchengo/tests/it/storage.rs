@@ -73,11 +73,12 @@ async fn migrating_twice_applies_nothing_the_second_time() {
                 "m20261128_000010_purchase_orders",
                 "m20261128_000011_production",
                 "m20261128_000012_alert_postpone",
-                "m20261128_000013_sales"
+                "m20261128_000013_sales",
+                "m20261204_000014_demo_flag"
             ]
         );
         assert!(store::migration::migrate(&db).await.unwrap().is_empty());
-        assert_eq!(store::migration::schema_version(&db).await.unwrap(), 13);
+        assert_eq!(store::migration::schema_version(&db).await.unwrap(), 14);
         let status = store::migration::status(&db).await.unwrap();
         assert!(status.iter().all(|m| m.applied));
     })

@@ -19,6 +19,7 @@ mod m20261128_000010_purchase_orders;
 mod m20261128_000011_production;
 mod m20261128_000012_alert_postpone;
 mod m20261128_000013_sales;
+mod m20261204_000014_demo_flag;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000011_production::Migration),
             Box::new(m20261128_000012_alert_postpone::Migration),
             Box::new(m20261128_000013_sales::Migration),
+            Box::new(m20261204_000014_demo_flag::Migration),
         ]
     }
 }
