@@ -9,6 +9,11 @@
       if (flash) flash.remove();
     }
   });
+  // "Imprimer" buttons (hidden without this file): the browser's print, the page's print stylesheet.
+  document.querySelectorAll("[data-imprimer]").forEach(function (b) {
+    b.hidden = false;
+    b.addEventListener("click", function () { window.print(); });
+  });
   // Busy state on submit: the label says work is under way, a second click does nothing.
   document.addEventListener("submit", function (e) {
     var btn = e.target.querySelector("button[type=submit], button:not([type])");

@@ -127,6 +127,8 @@ pub const ROUTES: &[Route] = &[
     r("PUT", "/api/catalogue/families/{code}", ADMIN),
     r("GET", "/api/settings/company", EVERYONE),
     r("PUT", "/api/settings/company", ADMIN),
+    r("GET", "/api/settings/chart-of-accounts", EVERYONE),
+    r("PUT", "/api/settings/chart-of-accounts", ADMIN),
     // Stock.
     r("GET", "/api/purchase-orders", BC_READERS),
     r("POST", "/api/purchase-orders", MP_WRITERS),
@@ -300,11 +302,21 @@ pub const ROUTES: &[Route] = &[
     page("/ventes/reglements", SALES_READERS, "Ventes", "Règlements"),
     r("POST", "/ventes/reglements/{reference}/annuler", ADMIN),
     page("/ventes/balance-agee", SALES_READERS, "Ventes", "Balance âgée"),
+    r("GET", "/clients/{code}/releve", SALES_READERS),
+    r("GET", "/ventes/remboursements/nouveau", ADMIN),
+    r("POST", "/ventes/remboursements/nouveau", ADMIN),
     page("/clients", CLIENT_READERS, "Ventes", "Clients"),
     page("/ventes/tarifs", PRICE_LIST_READERS, "Ventes", "Tarifs"),
+    r("GET", "/ventes/tarifs/nouveau", ADMIN),
+    r("POST", "/ventes/tarifs/nouveau", ADMIN),
+    r("GET", "/ventes/tarifs/{id}", PRICE_LIST_READERS),
+    r("GET", "/ventes/tarifs/{id}/modifier", ADMIN),
+    r("POST", "/ventes/tarifs/{id}/modifier", ADMIN),
     page("/livraisons", SALES_READERS, "Livraisons", "Livraisons"),
     // UI.md row 77: the scan log is read by ADMIN and COMPTABLE.
     page("/livraisons/scans", AUDIT_READERS, "Livraisons", "Journal des scans"),
+    r("GET", "/livraisons/nouvelle", SALES_WRITERS),
+    r("POST", "/livraisons/nouvelle", SALES_WRITERS),
     r("GET", "/livraisons/{key}", SALES_READERS),
     r("GET", "/livraisons/{key}/signature", SALES_READERS),
     r("POST", "/livraisons/{key}/scanner", SALES_WRITERS),
@@ -324,6 +336,8 @@ pub const ROUTES: &[Route] = &[
     page("/comptabilite/exports", AUDIT_READERS, "Comptabilité", "Exports"),
     page("/parametres/societe", EVERYONE, "Paramètres", "Société"),
     r("POST", "/parametres/societe", ADMIN),
+    page("/parametres/plan-comptable", EVERYONE, "Paramètres", "Plan comptable"),
+    r("POST", "/parametres/plan-comptable", ADMIN),
     // UI.md row 6: every role has its alerts (the handler shows the modules it reads).
     r("POST", "/alertes/{id}/prendre-en-compte", EVERYONE),
     r("POST", "/alertes/{id}/reporter", EVERYONE),
@@ -424,6 +438,7 @@ mod tests {
                 "Référentiels",
                 "Exports",
                 "Société",
+                "Plan comptable",
                 "Utilisateurs",
                 "Appareils",
                 "Santé",
@@ -467,7 +482,8 @@ mod tests {
                 "Livraisons",
                 "Produits finis",
                 "Référentiels",
-                "Société"
+                "Société",
+                "Plan comptable"
             ]
         );
         assert!(may_open(Comptable, "/systeme/audit"));

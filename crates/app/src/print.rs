@@ -496,6 +496,20 @@ pub async fn reception_labels(st: &AppState, reference: &str) -> Result<Labels, 
     Ok(Labels { title: format!("Etiquettes {}", r.reference), labels, demo: store::settings::is_demo(c).await? })
 }
 
+/// What a lot search field received: a scanned label `MCG:LOT:{lot}:{mac}` is checked (DOMAIN.md §12.2) and gives its
+/// lot number; typed text is not a scan (`None`). A label with a bad signature, or a BL's QR, is refused.
+pub fn scanned_lot(st: &AppState, text: &str) -> Result<Option<String>, Rejection> {
+    let t = text.trim();
+    if !t.to_ascii_uppercase().starts_with("MCG:") {
+        return Ok(None);
+    }
+    let secret = st.secrets.get().map(|s| s.qr.clone()).unwrap_or_default();
+    match domain::delivery::parse_qr(&secret, t, domain::delivery::QrType::Lot)? {
+        domain::delivery::Qr::Lot { number } => Ok(Some(number)),
+        domain::delivery::Qr::Delivery { .. } => Ok(None),
+    }
+}
+
 /// Typesetting is CPU work: it runs on the blocking pool, never on the request threads.
 pub async fn render_document(d: Document) -> Result<Vec<u8>, ApiError> {
     render(move || documents::document_pdf(&d)).await
@@ -552,5 +566,124 @@ pub async fn answer(d: Result<Document, ApiError>) -> Response {
             Err(e) => e.into_response(),
         },
         Err(e) => e.into_response(),
+    }
+}
+
+/// French column titles of the export headers (the CSV keeps its machine names).
+fn header_label(h: &str) -> String {
+    let known = [
+        ("date", "Date"),
+        ("numero", "Numéro"),
+        ("client", "Client"),
+        ("nif", "NIF"),
+        ("ht", "HT"),
+        ("tva_par_taux", "TVA par taux"),
+        ("tva", "TVA"),
+        ("ttc", "TTC"),
+        ("timbre", "Timbre"),
+        ("net", "Net"),
+        ("mode", "Mode"),
+        ("regle", "Règle"),
+        ("tranches", "Tranches"),
+        ("fournisseur", "Fournisseur"),
+        ("piece_fournisseur", "Pièce fournisseur"),
+        ("rubrique", "Rubrique"),
+        ("taux", "Taux"),
+        ("base_ht", "Base HT"),
+        ("journal", "Journal"),
+        ("piece", "Pièce"),
+        ("compte", "Compte"),
+        ("libelle", "Libellé"),
+        ("debit", "Débit"),
+        ("credit", "Crédit"),
+        ("tiers", "Tiers"),
+        ("code", "Code"),
+        ("produit", "Produit"),
+        ("unite", "Unité"),
+        ("initial_qte", "Initial (qté)"),
+        ("initial_valeur", "Initial (valeur)"),
+        ("entrees_qte", "Entrées (qté)"),
+        ("entrees_valeur", "Entrées (valeur)"),
+        ("entrees_par_origine", "Entrées par origine"),
+        ("sorties_qte", "Sorties (qté)"),
+        ("sorties_valeur", "Sorties (valeur)"),
+        ("sorties_par_origine", "Sorties par origine"),
+        ("final_qte", "Final (qté)"),
+        ("final_valeur", "Final (valeur)"),
+        ("solde_des_lots", "Solde des lots"),
+        ("ecart", "Écart"),
+    ];
+    known.iter().find(|(k, _)| *k == h).map_or_else(|| h.replace('_', " "), |(_, l)| (*l).to_string())
+}
+
+/// `-12345.67` → `−12 345,67` (the export's numbers as a French reader expects them on paper).
+fn french_number(s: &str) -> String {
+    let (sign, digits) = s.strip_prefix('-').map_or(("", s), |d| ("\u{2212}", d));
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let grouped = int.parse::<u128>().map(domain::money::group_thousands).unwrap_or_else(|_| int.to_string());
+    if frac.is_empty() { format!("{sign}{grouped}") } else { format!("{sign}{grouped},{frac}") }
+}
+
+/// An export as a landscape PDF report: the same rows as the CSV and Excel files, French headers and numbers.
+pub async fn report(st: &AppState, title: &str, period: String, rows: &[Vec<crate::export::Cell>]) -> Response {
+    use crate::export::Cell;
+    let c = st.dbmon.db().conn();
+    let (company, demo) = match (store::settings::company(c).await, store::settings::is_demo(c).await) {
+        (Ok(s), Ok(demo)) => (s.map(|s| s.raison_sociale).unwrap_or_default(), demo),
+        (Err(e), _) | (_, Err(e)) => return ApiError::from(e).into_response(),
+    };
+    let header = rows.first().cloned().unwrap_or_default();
+    let numeric: Vec<bool> =
+        (0..header.len()).map(|i| rows.iter().skip(1).any(|r| matches!(r.get(i), Some(Cell::Number(_))))).collect();
+    let columns = header
+        .iter()
+        .zip(&numeric)
+        .map(|(h, n)| {
+            let key = match h {
+                Cell::Text(s) | Cell::Number(s) => s.as_str(),
+            };
+            let wide = ["client", "libelle", "produit", "fournisseur", "tva_par_taux"].contains(&key)
+                || key.ends_with("par_origine");
+            let label = header_label(key);
+            if *n { Column::number(&label, 1) } else { Column::text(&label, if wide { 3 } else { 1 }) }
+        })
+        .collect();
+    let body = rows
+        .iter()
+        .skip(1)
+        .map(|r| {
+            r.iter()
+                .map(|c| match c {
+                    Cell::Text(s) => s.clone(),
+                    Cell::Number(s) => french_number(s),
+                })
+                .collect()
+        })
+        .collect();
+    let r = documents::Report {
+        title: title.to_string(),
+        company,
+        subtitle: period,
+        printed: fmt_date(domain::stock::today_algiers(st.clock.now())),
+        columns,
+        rows: body,
+        demo,
+    };
+    let name = r.title.clone();
+    match render(move || documents::report_pdf(&r)).await {
+        Ok(pdf) => pdf_response(&name, pdf),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn export_numbers_print_the_french_way() {
+        assert_eq!(super::french_number("-12345.67"), "\u{2212}12\u{202F}345,67");
+        assert_eq!(super::french_number("500.000"), "500,000");
+        assert_eq!(super::french_number("7"), "7");
+        assert_eq!(super::header_label("entrees_par_origine"), "Entrées par origine");
+        assert_eq!(super::header_label("autre_chose"), "autre chose");
     }
 }

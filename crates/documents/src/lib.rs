@@ -116,6 +116,21 @@ pub struct Labels {
     pub demo: bool,
 }
 
+/// A landscape table report (accounting exports): one row per line, the header repeated on every page.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Report {
+    pub title: String,
+    /// The company's name, above the title.
+    pub company: String,
+    /// The period, e.g. "Du 01/03/2025 au 31/03/2025".
+    pub subtitle: String,
+    /// Print date, in the footer.
+    pub printed: String,
+    pub columns: Vec<Column>,
+    pub rows: Vec<Vec<String>>,
+    pub demo: bool,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("le document n'a pas pu être mis en page : {0}")]
@@ -126,6 +141,7 @@ pub enum Error {
 
 const DOCUMENT: &str = "document.typ";
 const LABEL: &str = "label.typ";
+const REPORT: &str = "report.typ";
 
 /// The engine is built once: parsing the templates and loading the fonts is the slow part.
 static ENGINE: LazyLock<TypstEngine> = LazyLock::new(|| {
@@ -135,6 +151,7 @@ static ENGINE: LazyLock<TypstEngine> = LazyLock::new(|| {
             ("common.typ", include_str!("../templates/common.typ")),
             (DOCUMENT, include_str!("../templates/document.typ")),
             (LABEL, include_str!("../templates/label.typ")),
+            (REPORT, include_str!("../templates/report.typ")),
         ])
         .build()
 });
@@ -157,6 +174,11 @@ pub fn document_pdf(d: &Document) -> Result<Vec<u8>, Error> {
 /// Renders lot labels to PDF, one per page. CPU-bound: call it from `spawn_blocking`.
 pub fn labels_pdf(l: &Labels) -> Result<Vec<u8>, Error> {
     render(LABEL, l)
+}
+
+/// Renders a report to PDF (landscape A4). CPU-bound: call it from `spawn_blocking`.
+pub fn report_pdf(r: &Report) -> Result<Vec<u8>, Error> {
+    render(REPORT, r)
 }
 
 #[cfg(test)]
@@ -252,6 +274,27 @@ mod tests {
         }
         // The column headers repeat on the pages the lines continue on.
         assert!(text.matches("Désignation").count() >= 2, "{text}");
+    }
+
+    #[test]
+    fn a_report_repeats_its_header_on_every_page() {
+        let r = Report {
+            title: "Journal des ventes".into(),
+            company: "Fromagerie Test SARL".into(),
+            subtitle: "Du 01/03/2025 au 31/03/2025".into(),
+            printed: "04/12/2026".into(),
+            columns: vec![Column::text("Numéro", 2), Column::number("Net", 1)],
+            rows: (1..=120).map(|i| vec![format!("F-2025-{i:05}"), format!("{i},00")]).collect(),
+            demo: false,
+        };
+        let text = pdf_text(&report_pdf(&r).unwrap());
+        assert!(text.contains("Journal des ventes") && text.contains("Du 01/03/2025 au 31/03/2025"));
+        assert!(text.contains("F-2025-00001") && text.contains("F-2025-00120 120,00"), "{text}");
+        let pages = text.matches("Page ").count();
+        assert!(pages >= 2, "120 rows take more than a page");
+        assert_eq!(text.matches("Numéro Net").count(), pages, "the header on each page");
+        let empty = Report { rows: Vec::new(), ..r };
+        assert!(pdf_text(&report_pdf(&empty).unwrap()).contains("Aucune ligne sur la période."));
     }
 
     #[test]

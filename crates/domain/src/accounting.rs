@@ -23,6 +23,30 @@ pub const DEFAULT_CHART: &[(&str, &str, &str)] = &[
     ("PRODUCTION_STOCKEE", "72", "Production stockée"),
 ];
 
+/// Checks the accounts an ADMIN sets on the chart (§19): every key of the chart, an account number of 2 to 10 digits
+/// (SCF numbering). All fields are reported at once; the result is in chart order.
+pub fn check_chart(accounts: &std::collections::HashMap<String, String>) -> Result<Vec<(String, String)>, Rejection> {
+    let mut f = crate::validation::Fields::new();
+    let mut out = Vec::new();
+    for (key, _, _) in DEFAULT_CHART {
+        let account = accounts.get(*key).map(|a| a.trim()).unwrap_or_default();
+        if account.is_empty() {
+            f.add(key, "OBLIGATOIRE", "Ce champ est obligatoire.");
+        } else if !(2..=10).contains(&account.len()) || !account.chars().all(|c| c.is_ascii_digit()) {
+            f.add(key, "VALEUR_INVALIDE", "Numéro de compte attendu : 2 à 10 chiffres (plan comptable SCF).");
+        } else {
+            out.push((key.to_string(), account.to_string()));
+        }
+    }
+    for key in accounts.keys() {
+        if !DEFAULT_CHART.iter().any(|(k, _, _)| k == key) {
+            f.add(key, "VALEUR_INVALIDE", "Rubrique inconnue du plan comptable.");
+        }
+    }
+    f.into_result()?;
+    Ok(out)
+}
+
 /// One line of a piece: an account key of the chart, debit or credit in centimes, the third party's code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryLine {
@@ -238,8 +262,150 @@ pub fn g50(collected: Vec<crate::sales::VatRow>, deductible: Vec<crate::sales::V
     G50 { collected, deductible, net, timbre }
 }
 
+/// One ledger movement as the stock statement reads it (§19 "État des stocks").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockMove {
+    /// The product's code: the statement has one line per product, in code order.
+    pub product: String,
+    pub date: NaiveDate,
+    pub inbound: bool,
+    pub origin: String,
+    pub quantity: i64,
+    pub unit_cost: i64,
+}
+
+/// Quantity and value (centimes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QtyValue {
+    pub quantity: i64,
+    pub value: i64,
+}
+
+impl QtyValue {
+    fn add(&mut self, q: i64, v: i64) {
+        self.quantity += q;
+        self.value += v;
+    }
+}
+
+/// One product of the stock statement: opening, IN and OUT by origin, closing.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StockLine {
+    pub product: String,
+    pub opening: QtyValue,
+    pub inbound: std::collections::BTreeMap<String, QtyValue>,
+    pub outbound: std::collections::BTreeMap<String, QtyValue>,
+    pub closing: QtyValue,
+}
+
+impl StockLine {
+    pub fn total_in(&self) -> QtyValue {
+        self.inbound.values().fold(QtyValue::default(), |mut a, v| {
+            a.add(v.quantity, v.value);
+            a
+        })
+    }
+    pub fn total_out(&self) -> QtyValue {
+        self.outbound.values().fold(QtyValue::default(), |mut a, v| {
+            a.add(v.quantity, v.value);
+            a
+        })
+    }
+}
+
+/// The stock statement of [from, to]: movements before `from` make the opening, those of the period the IN and OUT
+/// by origin, later ones are ignored. Each movement is valued `round_half_up(qty × unit_cost / 1000)` and
+/// closing = opening + IN − OUT, in quantity and in value.
+pub fn stock_statement(moves: &[StockMove], from: NaiveDate, to: NaiveDate) -> Result<Vec<StockLine>, Rejection> {
+    let mut lines: std::collections::BTreeMap<&str, StockLine> = std::collections::BTreeMap::new();
+    for m in moves.iter().filter(|m| m.date <= to) {
+        let value = crate::money::amount(m.quantity, m.unit_cost)?;
+        let line = lines
+            .entry(m.product.as_str())
+            .or_insert_with(|| StockLine { product: m.product.clone(), ..Default::default() });
+        let sign = if m.inbound { 1 } else { -1 };
+        if m.date < from {
+            line.opening.add(sign * m.quantity, sign * value);
+        } else if m.inbound {
+            line.inbound.entry(m.origin.clone()).or_default().add(m.quantity, value);
+        } else {
+            line.outbound.entry(m.origin.clone()).or_default().add(m.quantity, value);
+        }
+    }
+    Ok(lines
+        .into_values()
+        .map(|mut l| {
+            let (i, o) = (l.total_in(), l.total_out());
+            l.closing = QtyValue {
+                quantity: l.opening.quantity + i.quantity - o.quantity,
+                value: l.opening.value + i.value - o.value,
+            };
+            l
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn chart_accounts_are_digits_for_every_key() {
+        let mut m: std::collections::HashMap<String, String> =
+            DEFAULT_CHART.iter().map(|(k, a, _)| (k.to_string(), a.to_string())).collect();
+        m.insert("CLIENTS".into(), " 4111 ".into());
+        let ok = check_chart(&m).unwrap();
+        assert_eq!(ok.len(), DEFAULT_CHART.len());
+        assert!(ok.contains(&("CLIENTS".into(), "4111".into())));
+        m.insert("CAISSE".into(), "53A".into());
+        m.insert("BANQUE".into(), "".into());
+        m.insert("INCONNU".into(), "999".into());
+        let e = check_chart(&m).unwrap_err();
+        assert_eq!(e.code, "VALIDATION_ERROR");
+        let fields: Vec<&str> =
+            e.details["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+        assert!(fields.contains(&"CAISSE") && fields.contains(&"BANQUE") && fields.contains(&"INCONNU"), "{fields:?}");
+    }
+
+    #[test]
+    fn the_stock_statement_values_each_movement_and_closes_on_opening_plus_in_minus_out() {
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        let mv = |p: &str, date: &str, inbound: bool, origin: &str, quantity: i64, unit_cost: i64| StockMove {
+            product: p.into(),
+            date: d(date),
+            inbound,
+            origin: origin.into(),
+            quantity,
+            unit_cost,
+        };
+        let moves = vec![
+            // Before the period: 1 000 kg of milk received at 50,00 DA, 400 kg used.
+            mv("MP-LAIT", "2025-02-20", true, "RECEPTION", 1_000_000, 5_000),
+            mv("MP-LAIT", "2025-02-28", false, "PRODUCTION_OUT", 400_000, 5_000),
+            // In March: 500 kg received at 52,00 DA; 300,5 kg used; 0,333 kg lost at 33,33 DA (rounded half up).
+            mv("MP-LAIT", "2025-03-01", true, "RECEPTION", 500_000, 5_200),
+            mv("MP-LAIT", "2025-03-10", false, "PRODUCTION_OUT", 300_500, 5_000),
+            mv("MP-LAIT", "2025-03-31", false, "LOSS", 333, 3_333),
+            // After the period: ignored.
+            mv("MP-LAIT", "2025-04-01", true, "RECEPTION", 9_000_000, 5_000),
+            // A PF only made in the period.
+            mv("PF-GOUDA", "2025-03-05", true, "PRODUCTION_IN", 24_000, 30_000),
+            mv("PF-GOUDA", "2025-03-06", false, "SALE", 10_000, 30_000),
+        ];
+        let s = stock_statement(&moves, d("2025-03-01"), d("2025-03-31")).unwrap();
+        assert_eq!(s.len(), 2);
+        let lait = &s[0];
+        assert_eq!(lait.product, "MP-LAIT");
+        assert_eq!(lait.opening, QtyValue { quantity: 600_000, value: 3_000_000 });
+        assert_eq!(lait.inbound["RECEPTION"], QtyValue { quantity: 500_000, value: 2_600_000 });
+        assert_eq!(lait.outbound["PRODUCTION_OUT"], QtyValue { quantity: 300_500, value: 1_502_500 });
+        // 333 × 3 333 / 1 000 = 1 109,889 → 1 110 centimes.
+        assert_eq!(lait.outbound["LOSS"], QtyValue { quantity: 333, value: 1_110 });
+        assert_eq!(lait.total_out(), QtyValue { quantity: 300_833, value: 1_503_610 });
+        assert_eq!(lait.closing, QtyValue { quantity: 799_167, value: 4_096_390 });
+        let gouda = &s[1];
+        assert_eq!(gouda.opening, QtyValue::default());
+        assert_eq!(gouda.closing, QtyValue { quantity: 14_000, value: 420_000 });
+    }
+
     use super::*;
 
     fn d(s: &str) -> NaiveDate {

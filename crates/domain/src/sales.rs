@@ -446,6 +446,43 @@ pub fn balance(invoiced: i64, credited: i64, paid: i64, refunded: i64) -> i64 {
     invoiced - credited - paid + refunded
 }
 
+/// One movement of a client's account (§4.4): validated invoices and refunds are debits (they raise the balance),
+/// validated credit notes and payments credits; a cancelled payment is its credit and, on the cancellation date, the
+/// same amount back as a debit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountEntry {
+    pub date: NaiveDate,
+    pub reference: String,
+    pub label: String,
+    pub debit: i64,
+    pub credit: i64,
+}
+
+/// A client's statement of [from, to] (UI.md row 28): the balance before `from`, the period's entries by date with
+/// the running balance, the closing balance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountStatement {
+    pub opening: i64,
+    /// Each entry with the balance after it.
+    pub lines: Vec<(AccountEntry, i64)>,
+    pub closing: i64,
+}
+
+pub fn account_statement(mut entries: Vec<AccountEntry>, from: NaiveDate, to: NaiveDate) -> AccountStatement {
+    entries.sort_by(|a, b| (a.date, &a.reference).cmp(&(b.date, &b.reference)));
+    let opening: i64 = entries.iter().filter(|e| e.date < from).map(|e| e.debit - e.credit).sum();
+    let mut running = opening;
+    let lines = entries
+        .into_iter()
+        .filter(|e| e.date >= from && e.date <= to)
+        .map(|e| {
+            running += e.debit - e.credit;
+            (e, running)
+        })
+        .collect();
+    AccountStatement { opening, lines, closing: running }
+}
+
 /// Receivables aging bucket (§17): 0 = 0–30 days, 1 = 31–60, 2 = 61–90, 3 = > 90.
 pub fn aging_bucket(invoice_date: NaiveDate, today: NaiveDate) -> usize {
     match (today - invoice_date).num_days() {
@@ -733,6 +770,43 @@ pub fn return_lot_number(d: NaiveDate, n: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_statement_opens_on_the_earlier_balance_and_runs_to_the_closing_one() {
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        let e = |date: &str, reference: &str, debit: i64, credit: i64| AccountEntry {
+            date: d(date),
+            reference: reference.into(),
+            label: String::new(),
+            debit,
+            credit,
+        };
+        let entries = vec![
+            e("2025-03-14", "REG-2025-00002", 0, 1_000_000),
+            e("2025-02-10", "F-2025-00001", 2_367_800, 0),
+            e("2025-02-20", "REG-2025-00001", 0, 2_367_800),
+            e("2025-03-01", "F-2025-00009", 1_500_000, 0),
+            e("2025-03-05", "AV-2025-00001", 0, 312_500),
+            // A bounced cheque: its cancellation puts the amount back.
+            e("2025-03-20", "REG-2025-00002-ANNUL", 1_000_000, 0),
+            e("2025-04-02", "F-2025-00020", 900_000, 0),
+        ];
+        let s = account_statement(entries.clone(), d("2025-03-01"), d("2025-03-31"));
+        assert_eq!(s.opening, 0);
+        let refs: Vec<(&str, i64)> = s.lines.iter().map(|(e, b)| (e.reference.as_str(), *b)).collect();
+        assert_eq!(
+            refs,
+            vec![
+                ("F-2025-00009", 1_500_000),
+                ("AV-2025-00001", 1_187_500),
+                ("REG-2025-00002", 187_500),
+                ("REG-2025-00002-ANNUL", 1_187_500)
+            ]
+        );
+        assert_eq!(s.closing, 1_187_500);
+        let all = account_statement(entries, d("2025-01-01"), d("2025-12-31"));
+        assert_eq!(all.closing, balance(2_367_800 + 1_500_000 + 900_000, 312_500, 2_367_800, 0));
+    }
+
     use super::*;
     use crate::timbre::default_rules;
 

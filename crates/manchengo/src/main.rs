@@ -6,6 +6,7 @@ use std::time::Duration;
 use app::config::{Config, help_table};
 
 mod bench;
+mod bench_documents;
 mod bench_stock;
 mod bench_trace;
 mod seed;
@@ -134,6 +135,18 @@ enum BenchWhat {
         /// Taille du registre pour le stock à date.
         #[arg(long, default_value_t = 1_000_000)]
         movements: usize,
+        /// Fichier où écrire la section (ex. docs/BENCHMARKS.md).
+        #[arg(long)]
+        write: Option<std::path::PathBuf>,
+        /// Base à utiliser (défaut : une base SQLite temporaire ; PostgreSQL : une base vide).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// Validation d'une facture de 40 lignes et rendu des documents imprimés (facture, BL, étiquette).
+    Documents {
+        /// Factures de 40 lignes validées et rendues.
+        #[arg(long, default_value_t = 50)]
+        samples: usize,
         /// Fichier où écrire la section (ex. docs/BENCHMARKS.md).
         #[arg(long)]
         write: Option<std::path::PathBuf>,
@@ -312,6 +325,9 @@ fn main() -> ExitCode {
         }
         Command::Bench { what: BenchWhat::Trace { days, samples, write, database_url } } => {
             bench_result(runtime().block_on(bench_trace::trace_bench(database_url, days.max(2), samples.max(1))), write)
+        }
+        Command::Bench { what: BenchWhat::Documents { samples, write, database_url } } => {
+            bench_result(runtime().block_on(bench_documents::documents_bench(database_url, samples.max(2))), write)
         }
         Command::Bench { what: BenchWhat::Stock { ops, movements, write, database_url } } => bench_result(
             runtime().block_on(bench_stock::stock_bench(database_url, ops.max(4), movements.max(1_000))),

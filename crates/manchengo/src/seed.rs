@@ -9,7 +9,9 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use domain::catalogue::{MpInput, PartyInput, PfInput, RefChoice};
 use domain::identity::Role;
+use domain::stock::LossReason;
 use store::audit::Actor;
+use store::stock::Product;
 use store::{Db, OpError, WriteTx};
 
 type Fut<'t, T> = futures_util::future::BoxFuture<'t, Result<T, OpError>>;
@@ -159,6 +161,8 @@ struct Counts {
     invoices: usize,
     payments: usize,
     credit_notes: usize,
+    losses: usize,
+    counts: usize,
 }
 
 pub async fn demo(db: &Db, days: i64) -> Result<String, String> {
@@ -427,18 +431,21 @@ pub async fn demo(db: &Db, days: i64) -> Result<String, String> {
     .map_err(err)?;
 
     // 90 days of history.
-    let mut n = Counts { receptions: 0, orders: 0, invoices: 0, payments: 0, credit_notes: 0 };
+    let mut n = Counts { receptions: 0, orders: 0, invoices: 0, payments: 0, credit_notes: 0, losses: 0, counts: 0 };
     let mut open_invoices: Vec<(String, i64, NaiveDate)> = Vec::new();
+    // The other MPs come every ten days, from the first working day (the history may start on a Friday).
+    let mut next_restock = 0;
     for day in 0..=days {
         let d = start + Duration::days(day);
         let weekday = chrono::Datelike::weekday(&d);
         if weekday == chrono::Weekday::Fri {
             continue;
         }
-        // Receptions: milk every day, the rest every ten days.
+        // Receptions: milk every working day, the rest every ten days.
         let mut lines =
             vec![(mp("MP-LAIT-CRU"), 2_500_000 + dice.below(6) as i64 * 100_000, Some(d + Duration::days(4)))];
-        if day % 10 == 0 {
+        if day >= next_restock {
+            next_restock = day + 10;
             for (code, _, _, _, perishable, _) in MPS.iter().skip(1) {
                 let q = if code.starts_with("MP-SAC")
                     || code.starts_with("MP-BARQ")
@@ -610,6 +617,71 @@ pub async fn demo(db: &Db, days: i64) -> Result<String, String> {
         )?;
         n.credit_notes += usize::from(made.is_some());
     }
+    // Three losses (two PF pieces dropped, a torn MP sack) and six counts validated by someone other than the
+    // counter: four match the stock, two are one unit short and post an adjustment.
+    let today_now = Utc::now();
+    let losses: [(&[Product], &Actor, LossReason, &str); 3] = [
+        (&pfs[..], &production, LossReason::Damaged, "Pièce tombée du chariot en chambre froide"),
+        (&pfs[1..], &production, LossReason::Other, "Emballage percé constaté au conditionnement"),
+        (&mps[1..], &appro, LossReason::Damaged, "Sac déchiré pendant la manutention"),
+    ];
+    for (products, actor, reason, note) in losses {
+        for p in products {
+            let lots = store::stock::lots_of(db.conn(), p.id).await.map_err(err)?;
+            let Some(lot) = lots.iter().find(|l| l.status == "AVAILABLE" && l.quantity_remaining >= 5_000) else {
+                continue;
+            };
+            let number = lot.lot_number.clone();
+            let made = refused(
+                tx(db, |t| {
+                    let (number, a) = (number.clone(), (*actor).clone());
+                    Box::pin(async move {
+                        store::stock::declare_loss(&**t, &number, 1_000, reason, note, &a, today_now).await.map(|_| ())
+                    })
+                })
+                .await,
+            )?;
+            if made.is_some() {
+                n.losses += 1;
+                break;
+            }
+        }
+    }
+    let comptable = as_role(Role::Comptable);
+    for (i, p) in mps.iter().filter(|p| p.stock_tracked).take(6).enumerate() {
+        let today = domain::stock::today_algiers(today_now);
+        let theoretical: i64 = store::stock::lock_fefo(db.conn(), p.id, today, false)
+            .await
+            .map_err(err)?
+            .iter()
+            .map(|l| l.quantity_remaining)
+            .sum();
+        let short = if i < 4 { 0 } else { 1_000.min(theoretical) };
+        let note = (short > 0).then(|| "Écart constaté au comptage de fin de mois".to_string());
+        let made = refused(
+            tx(db, |t| {
+                let d = store::inventory::Declaration {
+                    product: p.clone(),
+                    declared: theoretical - short,
+                    surplus_dlc: None,
+                    note: note.clone(),
+                };
+                let (counter, first, second) = (appro.clone(), admin.clone(), comptable.clone());
+                Box::pin(async move {
+                    let mut count = store::inventory::declare(&**t, d, &counter, today_now).await?;
+                    for v in [first, second] {
+                        if !count.status.starts_with("PENDING") {
+                            break;
+                        }
+                        count = store::inventory::validate(&**t, &count.reference, &v, today_now).await?;
+                    }
+                    Ok(count)
+                })
+            })
+            .await,
+        )?;
+        n.counts += usize::from(made.is_some());
+    }
     let report = store::integrity::run(db, None, false).await.map_err(err)?;
     let mut out = vec![
         "Jeu de démonstration chargé : « Fromagerie Démo des Hauts-Plateaux SARL (DÉMO) ».".to_string(),
@@ -630,6 +702,7 @@ pub async fn demo(db: &Db, days: i64) -> Result<String, String> {
             n.payments,
             n.credit_notes
         ),
+        format!("Stock : {} comptages d'inventaire validés, {} pertes déclarées.", n.counts, n.losses),
         format!("Durée : {:.1} s.", started.elapsed().as_secs_f64()),
         String::new(),
         "Comptes (mot de passe à changer à la première connexion ; affichés une seule fois) :".into(),

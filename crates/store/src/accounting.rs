@@ -9,7 +9,7 @@ use domain::timbre::Method;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
-use crate::error::StoreError;
+use crate::error::{OpError, StoreError};
 use crate::sales::{credit_notes, invoices, payments, vat_rows};
 
 /// One line of the sales journal; a credit note's amounts are negative.
@@ -267,4 +267,95 @@ pub async fn pieces<C: ConnectionTrait>(c: &C, from: NaiveDate, to: NaiveDate) -
         }
     }
     Ok(out)
+}
+
+/// The stock statement of [from, to] (§19): every movement up to `to` valued by `domain::accounting`, one line per
+/// product; with each product's Σ lot balances at the end of `to` (the ledger's other view) to check the closing.
+pub async fn stock_statement(
+    db: &crate::Db,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<
+    (Vec<domain::accounting::StockLine>, std::collections::HashMap<String, (crate::stock::Product, i64)>),
+    OpError,
+> {
+    use crate::stock::{movements, products};
+    let c = db.conn();
+    let all_products = products::Entity::find().all(c).await?;
+    let code_of: std::collections::HashMap<Uuid, &str> = all_products.iter().map(|p| (p.id, p.code.as_str())).collect();
+    let rows = movements::Entity::find()
+        .filter(movements::Column::BusinessDate.lte(to))
+        .order_by_asc(movements::Column::BusinessDate)
+        .all(c)
+        .await?;
+    let moves: Vec<domain::accounting::StockMove> = rows
+        .iter()
+        .map(|m| domain::accounting::StockMove {
+            product: code_of.get(&m.product_id).map(|c| c.to_string()).unwrap_or_default(),
+            date: m.business_date,
+            inbound: m.direction == "IN",
+            origin: m.origin.clone(),
+            quantity: m.quantity,
+            unit_cost: m.unit_cost,
+        })
+        .collect();
+    let lines = domain::accounting::stock_statement(&moves, from, to)?;
+    let balances: std::collections::HashMap<Uuid, i64> = crate::stock::stock_at(db, to).await?.into_iter().collect();
+    let by_code = all_products
+        .into_iter()
+        .map(|p| {
+            let balance = balances.get(&p.id).copied().unwrap_or(0);
+            (p.code.clone(), (p, balance))
+        })
+        .collect();
+    Ok((lines, by_code))
+}
+
+/// The chart of accounts in its shipped order: (key, account, label).
+pub async fn chart_rows<C: ConnectionTrait>(c: &C) -> Result<Vec<(String, String, String)>, StoreError> {
+    let current = crate::sales::chart(c).await?;
+    Ok(domain::accounting::DEFAULT_CHART
+        .iter()
+        .map(|(k, a, l)| (k.to_string(), current.get(*k).cloned().unwrap_or_else(|| a.to_string()), l.to_string()))
+        .collect())
+}
+
+/// Sets the accounts of the chart (checked by `domain::accounting::check_chart`); the change is audited with the
+/// accounts before and after. Returns the keys whose account changed.
+pub async fn save_chart<C: ConnectionTrait>(
+    c: &C,
+    accounts: Vec<(String, String)>,
+    actor: &crate::audit::Actor,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<String>, OpError> {
+    let before = crate::sales::chart(c).await?;
+    let mut changed = Vec::new();
+    for (key, account) in &accounts {
+        if before.get(key) != Some(account) {
+            c.execute_raw(crate::stock::stmt(
+                c.get_database_backend(),
+                "UPDATE chart_of_accounts SET account = $1 WHERE key = $2",
+                vec![account.clone().into(), key.clone().into()],
+            ))
+            .await?;
+            changed.push(key.clone());
+        }
+    }
+    if !changed.is_empty() {
+        let pick = |m: &std::collections::HashMap<String, String>| {
+            serde_json::Value::Object(changed.iter().map(|k| (k.clone(), serde_json::json!(m.get(k)))).collect())
+        };
+        let after: std::collections::HashMap<String, String> = accounts.into_iter().collect();
+        crate::audit::append(
+            c,
+            actor,
+            crate::audit::Change::new("CHART_OF_ACCOUNTS_UPDATED")
+                .entity("chart_of_accounts", 1)
+                .before(pick(&before))
+                .after(pick(&after)),
+            now,
+        )
+        .await?;
+    }
+    Ok(changed)
 }

@@ -1420,3 +1420,55 @@ pub async fn aging<C: ConnectionTrait>(c: &C, client_id: Option<Uuid>, today: Na
     }
     Ok(out)
 }
+
+/// Every movement of a client's account, for its statement (`domain::sales::account_statement`).
+pub async fn account_entries<C: ConnectionTrait>(
+    c: &C,
+    client_id: Uuid,
+) -> Result<Vec<sales::AccountEntry>, StoreError> {
+    let mut out = Vec::new();
+    let invoices = invoices::Entity::find()
+        .filter(invoices::Column::ClientId.eq(client_id))
+        .filter(invoices::Column::Status.ne(InvoiceStatus::Draft.code()))
+        .all(c)
+        .await?;
+    for i in &invoices {
+        let (Some(reference), Some(date)) = (i.reference.clone(), i.invoice_date) else { continue };
+        out.push(sales::AccountEntry {
+            date,
+            label: format!("Facture {reference}"),
+            reference,
+            debit: i.net,
+            credit: 0,
+        });
+        for n in credit_notes_of(c, i.id).await? {
+            if let (Some(r), Some(d)) = (n.reference.clone(), n.credit_date) {
+                out.push(sales::AccountEntry {
+                    date: d,
+                    label: format!("Avoir {r} sur facture {}", i.reference.clone().unwrap_or_default()),
+                    reference: r,
+                    debit: 0,
+                    credit: n.net,
+                });
+            }
+        }
+    }
+    let payments = payments::Entity::find().filter(payments::Column::ClientId.eq(client_id)).all(c).await?;
+    for p in payments {
+        let refund = p.kind == "REMBOURSEMENT";
+        let method = Method::parse(&p.method).map(|m| m.label_fr()).unwrap_or_default();
+        let label = if refund { format!("Remboursement ({method})") } else { format!("Règlement ({method})") };
+        let (debit, credit) = if refund { (p.amount, 0) } else { (0, p.amount) };
+        out.push(sales::AccountEntry { date: p.payment_date, reference: p.reference.clone(), label, debit, credit });
+        if let Some(d) = p.cancel_date.filter(|_| p.status != "ACTIVE") {
+            out.push(sales::AccountEntry {
+                date: d,
+                reference: format!("{}-ANNUL", p.reference),
+                label: format!("Annulation de {} : {}", p.reference, p.cancel_reason.clone().unwrap_or_default()),
+                debit: credit,
+                credit: debit,
+            });
+        }
+    }
+    Ok(out)
+}

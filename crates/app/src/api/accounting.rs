@@ -22,17 +22,33 @@ pub struct PeriodQuery {
     pub from: Option<NaiveDate>,
     /// Last day (Algiers), included.
     pub to: Option<NaiveDate>,
-    /// `csv` or `xlsx`; JSON otherwise.
+    /// `csv`, `xlsx` or `pdf`; JSON otherwise.
     pub format: Option<String>,
 }
 
-pub const EXPORTS: [(&str, &str); 5] = [
+pub const EXPORTS: [(&str, &str); 6] = [
     ("journal-ventes", "Journal des ventes"),
     ("journal-achats", "Journal des achats"),
     ("g50", "Récapitulatif TVA (G50)"),
     ("journal-timbre", "Journal du timbre"),
+    ("etat-stocks", "État des stocks"),
     ("ecritures", "Écritures comptables"),
 ];
+
+fn qty(milli: i64) -> Cell {
+    Number(domain::format::qty_dot(milli))
+}
+
+/// `RECEPTION 500.000 = 26000.00 ; LOSS 0.333 = 11.10`: the detail by origin of a stock statement column.
+fn by_origin(m: &std::collections::BTreeMap<String, domain::accounting::QtyValue>) -> String {
+    m.iter()
+        .map(|(o, v)| {
+            let a = v.value.unsigned_abs();
+            format!("{o} {} = {}.{:02}", domain::format::qty_dot(v.quantity), a / 100, a % 100)
+        })
+        .collect::<Vec<_>>()
+        .join(" ; ")
+}
 
 fn amount(c: i64) -> Cell {
     let sign = if c < 0 { "-" } else { "" };
@@ -165,6 +181,73 @@ pub async fn export(
                            "verdict": verdict, "timbre": g.timbre});
             Ok((out, v))
         }
+        "etat-stocks" => {
+            let (lines, products) = store::accounting::stock_statement(st.dbmon.db(), from, to)
+                .await
+                .map_err(|e| crate::auth::session::op_err(st, e))?;
+            let mut out = vec![
+                [
+                    "code",
+                    "produit",
+                    "unite",
+                    "initial_qte",
+                    "initial_valeur",
+                    "entrees_qte",
+                    "entrees_valeur",
+                    "entrees_par_origine",
+                    "sorties_qte",
+                    "sorties_valeur",
+                    "sorties_par_origine",
+                    "final_qte",
+                    "final_valeur",
+                    "solde_des_lots",
+                    "ecart",
+                ]
+                .map(t)
+                .to_vec(),
+            ];
+            let mut json_lines = Vec::new();
+            for l in &lines {
+                let (p, balance) = match products.get(&l.product) {
+                    Some((p, b)) => (Some(p), *b),
+                    None => (None, 0),
+                };
+                let (i, o) = (l.total_in(), l.total_out());
+                let gap = balance - l.closing.quantity;
+                out.push(vec![
+                    Text(l.product.clone()),
+                    Text(p.map(|p| p.name.clone()).unwrap_or_default()),
+                    Text(p.map(|p| p.base_unit.clone()).unwrap_or_default()),
+                    qty(l.opening.quantity),
+                    amount(l.opening.value),
+                    qty(i.quantity),
+                    amount(i.value),
+                    Text(by_origin(&l.inbound)),
+                    qty(o.quantity),
+                    amount(o.value),
+                    Text(by_origin(&l.outbound)),
+                    qty(l.closing.quantity),
+                    amount(l.closing.value),
+                    qty(balance),
+                    qty(gap),
+                ]);
+                let origins = |m: &std::collections::BTreeMap<String, domain::accounting::QtyValue>| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), json!({"quantity": v.quantity, "value": v.value})))
+                        .collect::<serde_json::Map<_, _>>()
+                };
+                json_lines.push(json!({
+                    "code": l.product, "name": p.map(|p| p.name.clone()), "unit": p.map(|p| p.base_unit.clone()),
+                    "opening": {"quantity": l.opening.quantity, "value": l.opening.value},
+                    "in": {"quantity": i.quantity, "value": i.value, "byOrigin": origins(&l.inbound)},
+                    "out": {"quantity": o.quantity, "value": o.value, "byOrigin": origins(&l.outbound)},
+                    "closing": {"quantity": l.closing.quantity, "value": l.closing.value},
+                    "lotBalance": balance, "difference": gap,
+                }));
+            }
+            let differences = json_lines.iter().filter(|l| l["difference"] != 0).count();
+            Ok((out, json!({"lines": json_lines, "differences": differences})))
+        }
         "ecritures" => {
             let pieces = store::accounting::pieces(c, from, to).await?;
             for p in &pieces {
@@ -227,7 +310,7 @@ pub fn period(q: &PeriodQuery, today: NaiveDate) -> Result<(NaiveDate, NaiveDate
 use chrono::Datelike;
 
 #[utoipa::path(get, path = "/api/accounting/{export}", tag = "accounting", params(PeriodQuery), responses(
-    (status = 200, description = "journal-ventes, journal-achats, g50, journal-timbre ou ecritures, en JSON, CSV ou Excel"),
+    (status = 200, description = "journal-ventes, journal-achats, g50, journal-timbre, etat-stocks ou ecritures, en JSON, CSV, Excel ou PDF"),
     (status = 500, description = "ECRITURE_DESEQUILIBREE (export refusé)")))]
 pub async fn get(State(st): State<AppState>, Path(kind): Path<String>, Query(q): Query<PeriodQuery>) -> Response {
     let today = domain::stock::today_algiers(st.clock.now());
@@ -250,6 +333,11 @@ pub async fn get(State(st): State<AppState>, Path(kind): Path<String>, Query(q):
                     entries_csv(&rows),
                 )
                     .into_response(),
+                Some(f) if f.eq_ignore_ascii_case("pdf") => {
+                    let title = EXPORTS.iter().find(|(k, _)| *k == kind).map_or(kind.as_str(), |(_, l)| l);
+                    let period = format!("Du {} au {}", domain::stock::fmt_date(from), domain::stock::fmt_date(to));
+                    crate::print::report(&st, title, period, &rows).await
+                }
                 Some(f) if f.eq_ignore_ascii_case("csv") || f.eq_ignore_ascii_case("xlsx") => {
                     super::production::file_answer("Compta", &name, f, &rows)
                 }

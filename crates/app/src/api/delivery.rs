@@ -321,7 +321,7 @@ pub async fn validate(
     attempt(&st, &id, &ctx, Attempt::Manual { key, note: b.note }, b.command_id, b.gps).await.map(Json).into_response()
 }
 
-fn decode(field: &str, data: &Option<String>) -> Result<Option<Vec<u8>>, ApiError> {
+pub(crate) fn decode(field: &str, data: &Option<String>) -> Result<Option<Vec<u8>>, ApiError> {
     match data.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
         Some(s) => {
@@ -348,6 +348,17 @@ pub async fn deliver_with(
         photo_jpeg: decode("photoJpeg", &b.photo_jpeg)?,
         gps: gps_of(b.gps),
     };
+    deliver_proof(st, key, proof, who, ctx).await
+}
+
+/// DELIVERED with its proof (the API's base64 fields or the page's files, decoded).
+pub async fn deliver_proof(
+    st: &AppState,
+    key: &str,
+    proof: Proof,
+    who: &Identity,
+    ctx: &Ctx,
+) -> Result<Value, ApiError> {
     let (actor, now, k) = (who.actor(ctx), st.clock.now(), key.to_string());
     let d = write(st, move |tx| {
         let (actor, k, proof) = (actor.clone(), k.clone(), proof.clone());

@@ -153,6 +153,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(catalogue::block_supplier))
         .routes(routes!(catalogue::unblock_supplier))
         .routes(routes!(settings::get_company, settings::put_company))
+        .routes(routes!(settings::get_chart, settings::put_chart))
         .routes(routes!(settings::list_brands, settings::create_brand))
         .routes(routes!(settings::update_brand))
         .routes(routes!(settings::list_families, settings::create_family))

@@ -293,6 +293,11 @@ async fn price_list_input(st: &AppState, b: &PriceListBody) -> Result<store::sal
     })
 }
 
+/// One price list as JSON (API and pages).
+pub async fn price_list_detail(st: &AppState, id: Uuid) -> Result<Value, ApiError> {
+    price_list_value(st, id).await
+}
+
 async fn price_list_value(st: &AppState, id: Uuid) -> Result<Value, ApiError> {
     let c = st.dbmon.db().conn();
     let (l, items) =
@@ -653,24 +658,36 @@ pub async fn refund(
     Path(code): Path<String>,
     ApiJson(b): ApiJson<PaymentBody>,
 ) -> Response {
-    let result: Result<Value, ApiError> = async {
-        let client = store::catalogue::client_by_code(st.dbmon.db().conn(), &code)
-            .await?
-            .ok_or_else(|| ApiError::from(Rejection::non_trouve("Client")))?;
-        let (actor, now, input, notes) = (id.actor(&ctx), st.clock.now(), b.input(), b.notes.clone());
-        let p = write(&st, move |tx| {
-            let (actor, input, notes) = (actor.clone(), input.clone(), notes.clone());
-            Box::pin(async move { store::sales::refund(&**tx, client.id, input, notes, &actor, now).await })
-        })
-        .await?;
-        Ok(payment_json(&p))
-    }
-    .await;
-    result.map(|v| (StatusCode::CREATED, Json(v))).into_response()
+    refund_for(&st, &code, &b, &id, &ctx).await.map(|v| (StatusCode::CREATED, Json(v))).into_response()
+}
+
+/// Refunds a client's overpayment (API and page).
+pub async fn refund_for(
+    st: &AppState,
+    code: &str,
+    b: &PaymentBody,
+    id: &Identity,
+    ctx: &Ctx,
+) -> Result<Value, ApiError> {
+    let client = store::catalogue::client_by_code(st.dbmon.db().conn(), code)
+        .await?
+        .ok_or_else(|| ApiError::from(Rejection::non_trouve("Client")))?;
+    let (actor, now, input, notes) = (id.actor(ctx), st.clock.now(), b.input(), b.notes.clone());
+    let p = write(st, move |tx| {
+        let (actor, input, notes) = (actor.clone(), input.clone(), notes.clone());
+        Box::pin(async move { store::sales::refund(&**tx, client.id, input, notes, &actor, now).await })
+    })
+    .await?;
+    Ok(payment_json(&p))
 }
 
 /// The client statement: account, aging and invoices.
-pub async fn statement(st: &AppState, code: &str) -> Result<Value, ApiError> {
+pub async fn statement(
+    st: &AppState,
+    code: &str,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> Result<Value, ApiError> {
     let c = st.dbmon.db().conn();
     let client = store::catalogue::client_by_code(c, code)
         .await?
@@ -678,6 +695,23 @@ pub async fn statement(st: &AppState, code: &str) -> Result<Value, ApiError> {
     let today = domain::stock::today_algiers(st.clock.now());
     let account = store::sales::account(c, client.id).await?;
     let aging = store::sales::aging(c, Some(client.id), today).await?;
+    // The dated ledger of the period (default: the calendar year to date) with its running balance.
+    let to = to.unwrap_or(today);
+    let from = from.unwrap_or_else(|| NaiveDate::from_ymd_opt(chrono::Datelike::year(&to), 1, 1).unwrap_or(to));
+    if to < from {
+        return Err(
+            Rejection::new("DATE_INVALIDE", 422, "Date invalide : la fin de la période précède son début.").into()
+        );
+    }
+    let ledger = domain::sales::account_statement(store::sales::account_entries(c, client.id).await?, from, to);
+    let entries: Vec<Value> = ledger
+        .lines
+        .iter()
+        .map(|(e, balance)| {
+            json!({"date": e.date, "reference": e.reference, "label": e.label, "debit": e.debit, "credit": e.credit,
+                   "balance": balance})
+        })
+        .collect();
     let mut invoices = Vec::new();
     for i in store::sales::list_invoices(c, None, Some(client.id)).await? {
         let (credited, paid) = store::sales::credited_and_paid(c, i.id).await?;
@@ -689,14 +723,68 @@ pub async fn statement(st: &AppState, code: &str) -> Result<Value, ApiError> {
         "paid": account.paid, "refunded": account.refunded, "balance": account.balance(),
         "outstanding": account.balance().max(0),
         "aging": {"d0_30": aging.buckets[0], "d31_60": aging.buckets[1], "d61_90": aging.buckets[2], "over90": aging.buckets[3], "overdue": aging.overdue},
-        "invoices": invoices,
+        "invoices": invoices, "from": from, "to": to, "opening": ledger.opening, "entries": entries,
+        "closing": ledger.closing,
     }))
 }
 
-#[utoipa::path(get, path = "/api/clients/{code}/statement", tag = "sales", responses(
-    (status = 200, description = "Relevé client : solde, balance âgée, factures")))]
-pub async fn get_statement(State(st): State<AppState>, Path(code): Path<String>) -> Response {
-    statement(&st, &code).await.map(Json).into_response()
+#[utoipa::path(get, path = "/api/clients/{code}/statement", tag = "sales", params(super::accounting::PeriodQuery), responses(
+    (status = 200, description = "Relevé client : solde, balance âgée, factures, écritures datées avec solde progressif (CSV, Excel)")))]
+pub async fn get_statement(
+    State(st): State<AppState>,
+    Path(code): Path<String>,
+    Query(q): Query<super::accounting::PeriodQuery>,
+) -> Response {
+    let v = match statement(&st, &code, q.from, q.to).await {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    match q.format.as_deref() {
+        Some(f) if f.eq_ignore_ascii_case("csv") || f.eq_ignore_ascii_case("xlsx") => {
+            super::production::file_answer("Releve", &code, f, &statement_rows(&v))
+        }
+        _ => Json(v).into_response(),
+    }
+}
+
+/// The statement as export rows: opening, entries with the running balance, closing.
+pub fn statement_rows(v: &Value) -> Vec<Vec<crate::export::Cell>> {
+    use crate::export::Cell::{Number, Text};
+    let amount = |c: i64| {
+        let a = c.unsigned_abs();
+        Number(format!("{}{}.{:02}", if c < 0 { "-" } else { "" }, a / 100, a % 100))
+    };
+    let t = |s: &str| Text(s.to_string());
+    let date =
+        |v: &Value| Text(v.as_str().and_then(|d| d.parse().ok()).map(domain::stock::fmt_date).unwrap_or_default());
+    let mut rows = vec![["date", "piece", "libelle", "debit", "credit", "solde"].map(t).to_vec()];
+    rows.push(vec![
+        date(&v["from"]),
+        t(""),
+        t("Solde d'ouverture"),
+        t(""),
+        t(""),
+        amount(v["opening"].as_i64().unwrap_or(0)),
+    ]);
+    for e in v["entries"].as_array().into_iter().flatten() {
+        rows.push(vec![
+            date(&e["date"]),
+            Text(e["reference"].as_str().unwrap_or_default().to_string()),
+            Text(e["label"].as_str().unwrap_or_default().to_string()),
+            amount(e["debit"].as_i64().unwrap_or(0)),
+            amount(e["credit"].as_i64().unwrap_or(0)),
+            amount(e["balance"].as_i64().unwrap_or(0)),
+        ]);
+    }
+    rows.push(vec![
+        date(&v["to"]),
+        t(""),
+        t("Solde de clôture"),
+        t(""),
+        t(""),
+        amount(v["closing"].as_i64().unwrap_or(0)),
+    ]);
+    rows
 }
 
 // ---- Credit notes --------------------------------------------------------------------------------------------------

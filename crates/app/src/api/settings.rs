@@ -215,3 +215,57 @@ pub async fn update_family(
 ) -> Response {
     update(&st, &id, &ctx, RefKind::Family, code, b).await
 }
+
+// ---- Chart of accounts (DOMAIN.md §19) ------------------------------------------------------------------------------
+
+#[derive(Deserialize, ToSchema, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ChartBody {
+    /// Every key of the chart with its account number (2 to 10 digits), e.g. `{"CLIENTS": "411"}`.
+    pub accounts: std::collections::HashMap<String, String>,
+}
+
+pub async fn chart_json(st: &AppState) -> Result<serde_json::Value, ApiError> {
+    let rows = store::accounting::chart_rows(st.dbmon.db().conn()).await?;
+    Ok(
+        json!({"accounts": rows.iter().map(|(k, a, l)| json!({"key": k, "account": a, "label": l})).collect::<Vec<_>>()}),
+    )
+}
+
+/// Checks and saves the accounts; returns the keys that changed.
+pub async fn save_chart(
+    st: &AppState,
+    id: &Identity,
+    ctx: &Ctx,
+    accounts: &std::collections::HashMap<String, String>,
+) -> Result<Vec<String>, ApiError> {
+    let checked = domain::accounting::check_chart(accounts)?;
+    let (actor, now) = (id.actor(ctx), st.clock.now());
+    write(st, move |tx| {
+        let (checked, actor) = (checked.clone(), actor.clone());
+        Box::pin(async move { store::accounting::save_chart(&**tx, checked, &actor, now).await })
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/api/settings/chart-of-accounts", tag = "settings", responses(
+    (status = 200, description = "Plan comptable : clé, numéro de compte, libellé")))]
+pub async fn get_chart(State(st): State<AppState>) -> Response {
+    chart_json(&st).await.map(Json).into_response()
+}
+
+#[utoipa::path(put, path = "/api/settings/chart-of-accounts", tag = "settings", request_body = ChartBody, responses(
+    (status = 200, description = "Enregistré (les écritures exportées ensuite utilisent ces comptes)"),
+    (status = 400, description = "VALIDATION_ERROR")))]
+pub async fn put_chart(State(st): State<AppState>, ctx: Ctx, id: Identity, ApiJson(b): ApiJson<ChartBody>) -> Response {
+    match save_chart(&st, &id, &ctx, &b.accounts).await {
+        Ok(changed) => match chart_json(&st).await {
+            Ok(mut v) => {
+                v["changed"] = json!(changed);
+                Json(v).into_response()
+            }
+            Err(e) => e.into_response(),
+        },
+        Err(e) => e.into_response(),
+    }
+}

@@ -264,19 +264,19 @@ fn origin_allowed(st: &AppState, headers: &HeaderMap) -> bool {
 
 /// A form's `_csrf` field: the body is read (it is bounded by the body limit) and put back for the handler.
 async fn form_csrf(req: Request, limit: usize) -> (Request, Option<String>) {
-    let is_form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let multipart = crate::web::multipart::boundary(content_type);
+    if !content_type.starts_with("application/x-www-form-urlencoded") && multipart.is_none() {
         return (req, None);
     }
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, limit).await.unwrap_or_default();
-    let token = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
-        .ok()
-        .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "_csrf").map(|(_, v)| v));
+    let token = match multipart {
+        Some(b) => crate::web::multipart::text(&crate::web::multipart::parse(&bytes, &b), "_csrf"),
+        None => serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
+            .ok()
+            .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "_csrf").map(|(_, v)| v)),
+    };
     (Request::from_parts(parts, axum::body::Body::from(bytes)), token)
 }
 

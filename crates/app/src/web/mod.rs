@@ -20,6 +20,7 @@ pub mod catalogue;
 pub mod charts;
 pub mod counts;
 pub mod identity;
+pub mod multipart;
 pub mod production;
 pub mod purchase;
 pub mod sales;

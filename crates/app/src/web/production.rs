@@ -1026,7 +1026,13 @@ fn trace_rows(t: &Value) -> Vec<TraceRow> {
 }
 
 async fn trace(State(st): State<AppState>, pc: PageCtx, Query(q): Query<HashMap<String, String>>) -> Response {
-    let lot = q.get("lot").map(|l| l.trim().to_uppercase()).unwrap_or_default();
+    // A scanned label (`MCG:LOT:…`, its signature checked) or a typed lot number.
+    let raw = q.get("lot").map(|l| l.trim().to_string()).unwrap_or_default();
+    let (lot, scan_error) = match crate::print::scanned_lot(&st, &raw) {
+        Ok(Some(number)) => (number, None),
+        Ok(None) => (raw.to_uppercase(), None),
+        Err(e) => (String::new(), Some(e.message)),
+    };
     let sens = q.get("sens").cloned().unwrap_or_else(|| "BOTH".into());
     let mut p = TracePage {
         layout: Layout::for_page("Traçabilité", "/tracabilite", &pc),
@@ -1034,7 +1040,7 @@ async fn trace(State(st): State<AppState>, pc: PageCtx, Query(q): Query<HashMap<
         sens: sens.clone(),
         head: None,
         rows: Vec::new(),
-        error: None,
+        error: scan_error,
     };
     if !lot.is_empty() {
         let d = store::trace::Direction::parse(&sens).unwrap_or(store::trace::Direction::Both);

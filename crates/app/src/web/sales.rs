@@ -19,7 +19,7 @@ use domain::stock::{Unit, fmt_date, fmt_qty};
 use serde_json::Value;
 
 use super::{Layout, PageCtx, page, redirect_with_flash};
-use crate::api::delivery::{Attempt, DeliverBody};
+use crate::api::delivery::Attempt;
 use crate::api::idempotency::{Idem, run_value};
 use crate::api::sales::{InvoiceBody, InvoiceLineBody, PaymentBody};
 use crate::auth::Identity;
@@ -623,6 +623,153 @@ async fn deliver_rest(State(st): State<AppState>, pc: PageCtx, id: Identity, Pat
     }
 }
 
+// ---- new delivery note (UI.md row 74) ----------------------------------------------------------------------------------
+
+pub struct BlLineForm {
+    line_no: i64,
+    label: String,
+    remaining: String,
+    value: String,
+    error: String,
+}
+
+#[derive(Template)]
+#[template(path = "delivery_new.html")]
+struct NewDeliveryPage {
+    layout: Layout,
+    invoice: String,
+    lines: Vec<BlLineForm>,
+    address: String,
+    vehicle: String,
+    driver: String,
+    driver_name: String,
+    /// (user id, "Prénom Nom (rôle)")
+    drivers: Vec<(String, String)>,
+    summary: Vec<String>,
+}
+
+async fn new_delivery_page(
+    st: &AppState,
+    pc: &PageCtx,
+    key: &str,
+    form: Option<(&HashMap<String, String>, &ApiError)>,
+) -> Response {
+    let v = match crate::api::sales::invoice_detail(st.dbmon.db().conn(), key).await {
+        Ok(v) => v,
+        Err(e) if e.status == StatusCode::NOT_FOUND => return super::not_found().await,
+        Err(e) => return super::unavailable_page(&e.message),
+    };
+    let field = |k: &str| form.and_then(|(f, _)| f.get(k).cloned());
+    let errors: Vec<(String, String)> = form
+        .map(|(_, e)| {
+            e.details["fields"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| (text(&f["field"]), text(&f["message"])))
+                .collect()
+        })
+        .unwrap_or_default();
+    let lines = v["lines"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| l["remainingToDeliver"].as_i64().unwrap_or(0) > 0)
+        .enumerate()
+        .map(|(i, l)| {
+            let name = format!("qty_{i}");
+            BlLineForm {
+                line_no: l["lineNo"].as_i64().unwrap_or(0),
+                label: format!("{} ({})", text(&l["productName"]), text(&l["productCode"])),
+                remaining: jqty(&l["remainingToDeliver"], &l["baseUnit"]),
+                value: field(&name)
+                    .unwrap_or_else(|| domain::money::fmt_qty_input(l["remainingToDeliver"].as_i64().unwrap_or(0))),
+                error: errors.iter().find(|(f, _)| *f == name).map(|(_, m)| m.clone()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    let client = store::catalogue::client_by_code(st.dbmon.db().conn(), &text(&v["clientCode"])).await.ok().flatten();
+    let drivers = store::identity::list_users(st.dbmon.db())
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|u| u.is_active && (u.role == "COMMERCIAL" || u.role == "ADMIN"))
+        .map(|u| (u.id.to_string(), format!("{} {}", u.first_name, u.last_name)))
+        .collect();
+    let summary = match form {
+        Some((_, e)) if errors.is_empty() => vec![e.message.clone()],
+        Some(_) => errors.iter().map(|(_, m)| m.clone()).collect(),
+        None => Vec::new(),
+    };
+    let p = NewDeliveryPage {
+        layout: Layout::for_page("Nouvelle livraison", DELIVERIES, pc),
+        invoice: text(&v["reference"]),
+        lines,
+        address: field("address")
+            .unwrap_or_else(|| client.and_then(|c| c.delivery_address.or(c.adresse)).unwrap_or_default()),
+        vehicle: field("vehicle").unwrap_or_default(),
+        driver: field("driver").unwrap_or_default(),
+        driver_name: field("driver_name").unwrap_or_default(),
+        drivers,
+        summary,
+    };
+    let status = form.map_or(StatusCode::OK, |(_, e)| e.status);
+    page(status, p, pc)
+}
+
+async fn new_delivery(State(st): State<AppState>, pc: PageCtx, Query(q): Query<HashMap<String, String>>) -> Response {
+    new_delivery_page(&st, &pc, q.get("facture").map(String::as_str).unwrap_or_default(), None).await
+}
+
+/// Quantities typed per line (empty or 0: the line is not on this BL), driver, vehicle, address.
+async fn create_delivery(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Query(q): Query<HashMap<String, String>>,
+    Form(f): Form<HashMap<String, String>>,
+) -> Response {
+    let key = q.get("facture").cloned().unwrap_or_default();
+    let opt = |k: &str| f.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let mut fields = domain::validation::Fields::new();
+    let mut lines = Vec::new();
+    for i in 0.. {
+        let Some(line_no) = f.get(&format!("line_{i}")).and_then(|v| v.parse::<i32>().ok()) else { break };
+        let name = format!("qty_{i}");
+        match opt(&name).map(|v| domain::money::parse_qty(&v)) {
+            None | Some(Some(0)) => {}
+            Some(Some(q)) => lines.push(crate::api::delivery::DeliveryLineBody { line_no, quantity: q }),
+            Some(None) => fields.add(&name, "VALEUR_INVALIDE", "Quantité attendue, par exemple 12 ou 12,5."),
+        }
+    }
+    if lines.is_empty() && fields.is_empty() {
+        fields.add("qty_0", "OBLIGATOIRE", "Indiquez au moins une quantité à livrer.");
+    }
+    let driver_user_id = opt("driver").and_then(|d| d.parse().ok());
+    let result = match fields.into_result() {
+        Err(r) => Err(ApiError::from(r)),
+        Ok(()) => {
+            let body = crate::api::delivery::DeliveryBody {
+                invoice: key.clone(),
+                lines: Some(lines),
+                delivery_address: opt("address"),
+                vehicle: opt("vehicle"),
+                driver_user_id,
+                driver_name: opt("driver_name"),
+                notes: None,
+            };
+            crate::api::delivery::create_delivery(&st, &body, &id, &pc.ctx).await
+        }
+    };
+    match result {
+        Ok(v) => {
+            let r = text(&v["reference"]);
+            redirect_with_flash(&format!("{DELIVERIES}/{r}"), "succes", &format!("Bon de livraison {r} préparé."))
+        }
+        Err(e) => new_delivery_page(&st, &pc, &key, Some((&f, &e))).await,
+    }
+}
+
 // ---- credit note -----------------------------------------------------------------------------------------------------
 
 #[derive(Template)]
@@ -709,11 +856,12 @@ async fn validate_credit_note(
 #[template(path = "price_lists.html")]
 struct PriceListsPage {
     layout: Layout,
-    /// (name, client type, validity, active, tiers "PF ≥ q : price")
-    rows: Vec<(String, String, String, bool, Vec<String>)>,
+    /// (name, client type, validity, active, tiers "PF ≥ q : price", id)
+    rows: Vec<(String, String, String, bool, Vec<String>, String)>,
+    can_write: bool,
 }
 
-async fn price_lists(State(st): State<AppState>, pc: PageCtx) -> Response {
+async fn price_lists(State(st): State<AppState>, pc: PageCtx, id: Identity) -> Response {
     let c = st.dbmon.db().conn();
     let all = match store::sales::price_lists_with_items(c).await {
         Ok(a) => a,
@@ -741,10 +889,326 @@ async fn price_lists(State(st): State<AppState>, pc: PageCtx) -> Response {
                     )
                 })
                 .collect();
-            (l.name.clone(), l.client_type.clone(), validity, l.active, tiers)
+            (l.name.clone(), l.client_type.clone(), validity, l.active, tiers, l.id.to_string())
         })
         .collect();
-    page(StatusCode::OK, PriceListsPage { layout: Layout::for_page("Tarifs", "/ventes/tarifs", &pc), rows }, &pc)
+    let p = PriceListsPage {
+        layout: Layout::for_page("Tarifs", PRICE_LISTS, &pc),
+        rows,
+        can_write: id.role == Role::Admin,
+    };
+    page(StatusCode::OK, p, &pc)
+}
+
+const PRICE_LISTS: &str = "/ventes/tarifs";
+
+/// Tiers a price list form offers (empty rows are ignored).
+const TIER_ROWS: usize = 12;
+
+pub struct TierForm {
+    product: String,
+    min: String,
+    price: String,
+}
+
+#[derive(Template)]
+#[template(path = "price_list_form.html")]
+struct PriceListForm {
+    layout: Layout,
+    action: String,
+    name: String,
+    client_type: String,
+    valid_from: String,
+    valid_to: String,
+    active: bool,
+    tiers: Vec<TierForm>,
+    /// (code, "Nom (code)")
+    products: Vec<(String, String)>,
+    client_types: Vec<&'static str>,
+    errors: Vec<String>,
+}
+
+async fn price_list_form(
+    st: &AppState,
+    pc: &PageCtx,
+    action: String,
+    values: &HashMap<String, String>,
+    errors: Vec<String>,
+    status: StatusCode,
+) -> Response {
+    let products = store::catalogue::list_products(st.dbmon.db(), "PF")
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.active)
+        .map(|p| (p.code.clone(), format!("{} ({})", p.name, p.code)))
+        .collect();
+    let v = |k: &str| values.get(k).cloned().unwrap_or_default();
+    let p = PriceListForm {
+        layout: Layout::for_page(if errors.is_empty() { "Tarif" } else { "Tarif (à corriger)" }, PRICE_LISTS, pc),
+        action,
+        name: v("name"),
+        client_type: v("client_type"),
+        valid_from: v("valid_from"),
+        valid_to: v("valid_to"),
+        active: values.get("active").is_some_and(|a| a == "on" || a == "true") || values.is_empty(),
+        tiers: (0..TIER_ROWS)
+            .map(|i| TierForm {
+                product: v(&format!("product_{i}")),
+                min: v(&format!("min_{i}")),
+                price: v(&format!("price_{i}")),
+            })
+            .collect(),
+        products,
+        client_types: domain::catalogue::CLIENT_TYPES.to_vec(),
+        errors,
+    };
+    page(status, p, pc)
+}
+
+async fn new_price_list(State(st): State<AppState>, pc: PageCtx) -> Response {
+    price_list_form(&st, &pc, format!("{PRICE_LISTS}/nouveau"), &HashMap::new(), Vec::new(), StatusCode::OK).await
+}
+
+/// The form's values of a saved list (for "Modifier").
+fn price_list_values(v: &Value) -> HashMap<String, String> {
+    let mut m = HashMap::new();
+    m.insert("name".into(), text(&v["name"]));
+    m.insert("client_type".into(), text(&v["clientType"]));
+    m.insert("valid_from".into(), text(&v["validFrom"]));
+    m.insert("valid_to".into(), text(&v["validTo"]));
+    m.insert("active".into(), if v["active"] == true { "on".into() } else { String::new() });
+    for (i, it) in v["items"].as_array().into_iter().flatten().enumerate() {
+        m.insert(format!("product_{i}"), text(&it["productCode"]));
+        m.insert(format!("min_{i}"), domain::money::fmt_qty_input(it["minQuantity"].as_i64().unwrap_or(0)));
+        let c = it["unitPriceHt"].as_i64().unwrap_or(0);
+        m.insert(format!("price_{i}"), format!("{},{:02}", c / 100, c % 100));
+    }
+    m
+}
+
+async fn edit_price_list(State(st): State<AppState>, pc: PageCtx, Path(pid): Path<uuid::Uuid>) -> Response {
+    let v = match crate::api::sales::price_list_detail(&st, pid).await {
+        Ok(v) => v,
+        Err(e) if e.status == StatusCode::NOT_FOUND => return super::not_found().await,
+        Err(e) => return super::unavailable_page(&e.message),
+    };
+    let values = price_list_values(&v);
+    price_list_form(&st, &pc, format!("{PRICE_LISTS}/{pid}/modifier"), &values, Vec::new(), StatusCode::OK).await
+}
+
+/// Reads the form; quantities and prices as users type them. Every problem is reported, with its row.
+fn price_list_body(f: &HashMap<String, String>) -> Result<crate::api::sales::PriceListBody, Vec<String>> {
+    let mut errors = Vec::new();
+    let date = |k: &str, label: &str, errors: &mut Vec<String>| {
+        let raw = f.get(k).map(|s| s.trim()).unwrap_or_default();
+        if raw.is_empty() {
+            return None;
+        }
+        let d = raw.parse::<chrono::NaiveDate>().ok();
+        if d.is_none() {
+            errors.push(format!("{label} : date attendue."));
+        }
+        d
+    };
+    let valid_from = date("valid_from", "Valable à partir du", &mut errors);
+    if valid_from.is_none() && f.get("valid_from").is_none_or(|s| s.trim().is_empty()) {
+        errors.push("Valable à partir du : ce champ est obligatoire.".into());
+    }
+    let valid_to = date("valid_to", "Jusqu'au", &mut errors);
+    let mut items = Vec::new();
+    for i in 0..TIER_ROWS {
+        let get = |k: &str| f.get(&format!("{k}_{i}")).map(|s| s.trim().to_string()).unwrap_or_default();
+        let (product, min, price) = (get("product"), get("min"), get("price"));
+        if product.is_empty() && min.is_empty() && price.is_empty() {
+            continue;
+        }
+        let row = i + 1;
+        let min = if min.is_empty() { Some(0) } else { domain::money::parse_qty(&min) };
+        let price = domain::money::parse_money(&price);
+        match (product.is_empty(), min, price) {
+            (true, _, _) => errors.push(format!("Palier {row} : choisissez le produit.")),
+            (_, None, _) => errors.push(format!("Palier {row} : quantité minimale attendue, par exemple 50.")),
+            (_, _, None) => errors.push(format!("Palier {row} : prix HT attendu en dinars, par exemple 610,00.")),
+            (false, Some(min), Some(price)) => items.push(crate::api::sales::PriceItemBody {
+                product_code: product,
+                min_quantity: min,
+                unit_price_ht: price,
+            }),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(crate::api::sales::PriceListBody {
+        name: f.get("name").cloned().unwrap_or_default(),
+        client_type: f.get("client_type").cloned().unwrap_or_default(),
+        valid_from: valid_from.unwrap_or_default(),
+        valid_to,
+        active: Some(f.get("active").is_some_and(|a| a == "on")),
+        items,
+    })
+}
+
+async fn save_price_list_form(
+    st: &AppState,
+    pc: &PageCtx,
+    id: &Identity,
+    pid: Option<uuid::Uuid>,
+    f: HashMap<String, String>,
+) -> Response {
+    let action = match pid {
+        Some(p) => format!("{PRICE_LISTS}/{p}/modifier"),
+        None => format!("{PRICE_LISTS}/nouveau"),
+    };
+    let body = match price_list_body(&f) {
+        Ok(b) => b,
+        Err(errors) => return price_list_form(st, pc, action, &f, errors, StatusCode::BAD_REQUEST).await,
+    };
+    match crate::api::sales::save_price_list(st, pid, &body, id, &pc.ctx).await {
+        Ok(v) => redirect_with_flash(
+            &format!("{PRICE_LISTS}/{}", text(&v["id"])),
+            "succes",
+            &format!("Tarif « {} » enregistré.", text(&v["name"])),
+        ),
+        Err(e) => {
+            let mut errors: Vec<String> =
+                e.details["fields"].as_array().into_iter().flatten().map(|x| text(&x["message"])).collect();
+            if errors.is_empty() {
+                errors.push(e.message.clone());
+            }
+            price_list_form(st, pc, action, &f, errors, e.status).await
+        }
+    }
+}
+
+async fn create_price_list(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Form(f): Form<HashMap<String, String>>,
+) -> Response {
+    save_price_list_form(&st, &pc, &id, None, f).await
+}
+
+async fn update_price_list(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Path(pid): Path<uuid::Uuid>,
+    Form(f): Form<HashMap<String, String>>,
+) -> Response {
+    save_price_list_form(&st, &pc, &id, Some(pid), f).await
+}
+
+#[derive(Template)]
+#[template(path = "price_list.html")]
+struct PriceListPage {
+    layout: Layout,
+    id: String,
+    facts: Vec<(&'static str, String)>,
+    /// (PF, "à partir de", prix HT)
+    tiers: Vec<(String, String, String)>,
+    can_write: bool,
+    /// The "Tester un prix" form and its answer.
+    test_type: String,
+    test_product: String,
+    test_qty: String,
+    test_result: Option<String>,
+    test_error: Option<String>,
+    products: Vec<(String, String)>,
+    client_types: Vec<&'static str>,
+}
+
+/// UI.md row 61: the tiers per PF, and "Tester un prix" — the price an invoice line would take today for a client
+/// type, a PF and a quantity, with its source (this list, another one, or the list price).
+async fn price_list_page(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Path(pid): Path<uuid::Uuid>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let v = match crate::api::sales::price_list_detail(&st, pid).await {
+        Ok(v) => v,
+        Err(e) if e.status == StatusCode::NOT_FOUND => return super::not_found().await,
+        Err(e) => return super::unavailable_page(&e.message),
+    };
+    let c = st.dbmon.db().conn();
+    let pfs = store::catalogue::list_products(st.dbmon.db(), "PF").await.unwrap_or_default();
+    let name_of = |code: &str| pfs.iter().find(|p| p.code == code).map(|p| format!("{} ({})", p.name, p.code));
+    let tiers = v["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| {
+            let code = text(&i["productCode"]);
+            let unit = pfs.iter().find(|p| p.code == code).map(|p| p.base_unit.clone()).unwrap_or_default();
+            (name_of(&code).unwrap_or(code), jqty(&i["minQuantity"], &Value::from(unit)), money(&i["unitPriceHt"]))
+        })
+        .collect();
+    let validity = match v["validTo"].as_str() {
+        Some(_) => format!("du {} au {}", jdate(&v["validFrom"]), jdate(&v["validTo"])),
+        None => format!("à partir du {}", jdate(&v["validFrom"])),
+    };
+    let facts = vec![
+        ("Type de client", text(&v["clientType"])),
+        ("Validité", validity),
+        ("État", if v["active"] == true { "Actif".into() } else { "Inactif".into() }),
+    ];
+    let test_type = q.get("type").cloned().unwrap_or_else(|| text(&v["clientType"]));
+    let test_product = q.get("produit").cloned().unwrap_or_default();
+    let test_qty = q.get("quantite").cloned().unwrap_or_default();
+    let (mut test_result, mut test_error) = (None, None);
+    if !test_product.is_empty() {
+        let today = domain::stock::today_algiers(st.clock.now());
+        match (pfs.iter().find(|p| p.code == test_product), domain::money::parse_qty(&test_qty)) {
+            (None, _) => test_error = Some("Choisissez un produit fini.".to_string()),
+            (_, None) => test_error = Some("Quantité attendue, par exemple 60.".to_string()),
+            (Some(p), Some(qty)) => {
+                let lists = store::sales::domain_lists(c).await.unwrap_or_default();
+                let (price, source) =
+                    domain::sales::resolve_price(&lists, &test_type, &p.id.to_string(), qty, today, p.list_price_ht);
+                let list = lists
+                    .iter()
+                    .filter(|l| l.active && l.client_type == test_type && l.valid_on(today))
+                    .map(|l| l.id.clone())
+                    .next();
+                let from = match (source, list) {
+                    (domain::sales::PriceSource::Tarif, Some(id)) if id == pid.to_string() => " (ce tarif)".to_string(),
+                    (domain::sales::PriceSource::Tarif, _) => " (un autre tarif de ce type)".to_string(),
+                    _ => String::new(),
+                };
+                test_result = Some(format!(
+                    "{} de {} pour un client {} aujourd'hui : {} HT l'unité — source : {}{from}.",
+                    fmt_qty(qty, Unit::parse(&p.base_unit).unwrap_or(Unit::U)),
+                    p.name,
+                    test_type,
+                    fmt_money(price),
+                    source.label_fr()
+                ));
+            }
+        }
+    }
+    let p = PriceListPage {
+        layout: Layout::for_page(&text(&v["name"]), PRICE_LISTS, &pc),
+        id: pid.to_string(),
+        facts,
+        tiers,
+        can_write: id.role == Role::Admin,
+        test_type,
+        test_product,
+        test_qty,
+        test_result,
+        test_error,
+        products: pfs
+            .iter()
+            .filter(|p| p.active)
+            .map(|p| (p.code.clone(), format!("{} ({})", p.name, p.code)))
+            .collect(),
+        client_types: domain::catalogue::CLIENT_TYPES.to_vec(),
+    };
+    page(StatusCode::OK, p, &pc)
 }
 
 // ---- deliveries ------------------------------------------------------------------------------------------------------
@@ -843,6 +1307,9 @@ async fn delivery(State(st): State<AppState>, pc: PageCtx, id: Identity, Path(ke
         ("Adresse de livraison", text(&v["deliveryAddress"])),
         ("Préparé le", jtime(&v["createdAt"])),
     ];
+    if let Some(d) = v["vehicle"].as_str() {
+        facts.push(("Véhicule", d.to_string()));
+    }
     if let Some(d) = v["driverName"].as_str() {
         facts.push(("Livreur", d.to_string()));
     }
@@ -875,7 +1342,7 @@ async fn delivery(State(st): State<AppState>, pc: PageCtx, id: Identity, Path(ke
             (
                 format!("{} ({})", text(&l["productName"]), text(&l["productCode"])),
                 jqty(&l["quantity"], &l["baseUnit"]),
-                text(&l["storageType"]),
+                domain::catalogue::storage_label(&text(&l["storageType"])).to_string(),
                 lots,
             )
         })
@@ -946,20 +1413,45 @@ async fn confirm_bl(
     bl_outcome(&key, crate::api::delivery::attempt(&st, &id, &pc.ctx, how, None, None).await, SHIPPED)
 }
 
+/// The form is `multipart/form-data`: the signature drawn on the pad (with JavaScript, a data URL), or a PNG file
+/// chosen without it (UI.md row 75), and an optional JPEG photo. A chosen file wins over the pad.
 async fn deliver_bl(
     State(st): State<AppState>,
     pc: PageCtx,
     id: Identity,
     Path(key): Path<String>,
-    Form(f): Form<ActionForm>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
 ) -> Response {
-    let body = DeliverBody {
-        recipient_name: f.recipient_name,
-        signature_png: Some(f.signature).filter(|s| !s.trim().is_empty()),
-        photo_jpeg: None,
-        gps: None,
+    use super::multipart;
+    let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let (name, drawn, file, photo) = match multipart::boundary(content_type) {
+        Some(b) => {
+            let parts = multipart::parse(&body, &b);
+            (
+                multipart::text(&parts, "recipient_name").unwrap_or_default(),
+                multipart::text(&parts, "signature"),
+                multipart::file(&parts, "signature_file"),
+                multipart::file(&parts, "photo_file"),
+            )
+        }
+        None => {
+            let f: ActionForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+            (f.recipient_name, Some(f.signature), None, None)
+        }
     };
-    bl_outcome(&key, crate::api::delivery::deliver_with(&st, &key, &body, &id, &pc.ctx).await, "livré")
+    let signature = match file {
+        Some(png) => Ok(Some(png)),
+        None => crate::api::delivery::decode("signature", &drawn),
+    };
+    let result = match signature {
+        Err(e) => Err(e),
+        Ok(signature_png) => {
+            let proof = store::delivery::Proof { recipient_name: name, signature_png, photo_jpeg: photo, gps: None };
+            crate::api::delivery::deliver_proof(&st, &key, proof, &id, &pc.ctx).await
+        }
+    };
+    bl_outcome(&key, result, "livré")
 }
 
 async fn cancel_bl(
@@ -995,7 +1487,11 @@ pub fn router() -> Router<AppState> {
         .route("/ventes/avoirs/{key}", get(credit_note))
         .route("/ventes/avoirs/{key}/valider", post(validate_credit_note))
         .route("/ventes/tarifs", get(price_lists))
+        .route("/ventes/tarifs/nouveau", get(new_price_list).post(create_price_list))
+        .route("/ventes/tarifs/{id}", get(price_list_page))
+        .route("/ventes/tarifs/{id}/modifier", get(edit_price_list).post(update_price_list))
         .route(DELIVERIES, get(deliveries))
+        .route("/livraisons/nouvelle", get(new_delivery).post(create_delivery))
         .route("/livraisons/{key}", get(delivery))
         .route("/livraisons/{key}/scanner", post(scan_bl))
         .route("/livraisons/{key}/confirmer", post(confirm_bl))
@@ -1212,7 +1708,8 @@ struct AgingPage {
     layout: Layout,
     today: String,
     labels: Vec<&'static str>,
-    rows: Vec<(String, Vec<String>, String, String)>,
+    /// (client, buckets, overdue, total, client code)
+    rows: Vec<(String, Vec<String>, String, String, String)>,
     totals: (Vec<String>, String, String),
 }
 
@@ -1241,6 +1738,7 @@ async fn aging(State(st): State<AppState>, pc: PageCtx) -> Response {
             a.buckets.iter().map(|b| fmt_money(*b)).collect(),
             fmt_money(a.overdue),
             fmt_money(total),
+            cl.code.clone(),
         ));
     }
     let p = AgingPage {
@@ -1253,8 +1751,190 @@ async fn aging(State(st): State<AppState>, pc: PageCtx) -> Response {
     page(StatusCode::OK, p, &pc)
 }
 
+pub struct StatementRow {
+    date: String,
+    reference: String,
+    /// The document's page (invoices, credit notes).
+    link: Option<String>,
+    label: String,
+    debit: String,
+    credit: String,
+    balance: String,
+}
+
+/// UI.md row 28: a client's statement for a period — opening balance, invoices, credit notes, payments and refunds
+/// by date with the running balance, closing balance, what is overdue.
+#[derive(Template)]
+#[template(path = "statement.html")]
+struct StatementPage {
+    layout: Layout,
+    code: String,
+    from: String,
+    to: String,
+    facts: Vec<(&'static str, String)>,
+    rows: Vec<StatementRow>,
+    opening: String,
+    closing: String,
+    error: Option<String>,
+    /// ADMIN, and the client has overpaid.
+    can_refund: bool,
+}
+
+async fn statement(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Path(code): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let date = |k: &str| q.get(k).filter(|v| !v.is_empty()).map(|v| v.parse::<chrono::NaiveDate>());
+    let (from, to) = match (date("from"), date("to")) {
+        (Some(Err(_)), _) | (_, Some(Err(_))) => (None, None),
+        (f, t) => (f.and_then(Result::ok), t.and_then(Result::ok)),
+    };
+    let (v, error) = match crate::api::sales::statement(&st, &code, from, to).await {
+        Ok(v) => (v, None),
+        Err(e) if e.status == StatusCode::NOT_FOUND => return super::not_found().await,
+        Err(e) if e.code == "DATE_INVALIDE" => match crate::api::sales::statement(&st, &code, None, None).await {
+            Ok(v) => (v, Some(e.message)),
+            Err(e) => return super::unavailable_page(&e.message),
+        },
+        Err(e) => return super::unavailable_page(&e.message),
+    };
+    let name = format!("{} ({})", text(&v["clientName"]), text(&v["clientCode"]));
+    let facts = vec![
+        ("Client", name.clone()),
+        ("Période", format!("du {} au {}", jdate(&v["from"]), jdate(&v["to"]))),
+        ("Solde à ce jour", money(&v["balance"])),
+        ("Dont échu", money(&v["aging"]["overdue"])),
+        ("Plafond de crédit", v["creditLimit"].as_i64().map(fmt_money).unwrap_or_else(|| "aucun".into())),
+    ];
+    let amount = |x: &Value| match x.as_i64() {
+        Some(0) | None => String::new(),
+        Some(c) => fmt_money(c),
+    };
+    let rows = v["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let r = text(&e["reference"]);
+            let link = if r.starts_with("F-") {
+                Some(format!("/ventes/factures/{r}"))
+            } else if r.starts_with("AV-") {
+                Some(format!("/ventes/avoirs/{r}"))
+            } else {
+                None
+            };
+            StatementRow {
+                date: jdate(&e["date"]),
+                reference: r,
+                link,
+                label: text(&e["label"]),
+                debit: amount(&e["debit"]),
+                credit: amount(&e["credit"]),
+                balance: money(&e["balance"]),
+            }
+        })
+        .collect();
+    let p = StatementPage {
+        layout: Layout::for_page(&format!("Relevé de compte — {name}"), "/ventes/balance-agee", &pc),
+        code: text(&v["clientCode"]),
+        from: text(&v["from"]),
+        to: text(&v["to"]),
+        facts,
+        rows,
+        opening: money(&v["opening"]),
+        closing: money(&v["closing"]),
+        error,
+        can_refund: id.role == Role::Admin && v["balance"].as_i64().unwrap_or(0) < 0,
+    };
+    page(StatusCode::OK, p, &pc)
+}
+
+/// UI.md row 71 (ADMIN): refunding what a client overpaid (negative balance), never more.
+#[derive(Template)]
+#[template(path = "refund_new.html")]
+struct RefundPage {
+    layout: Layout,
+    code: String,
+    client: String,
+    overpaid: String,
+    method: String,
+    values: HashMap<String, String>,
+    methods: Vec<(&'static str, &'static str)>,
+    errors: Vec<String>,
+}
+
+async fn refund_page(
+    st: &AppState,
+    pc: &PageCtx,
+    code: &str,
+    values: HashMap<String, String>,
+    errors: Vec<String>,
+    status: StatusCode,
+) -> Response {
+    let v = match crate::api::sales::statement(st, code, None, None).await {
+        Ok(v) => v,
+        Err(e) if e.status == StatusCode::NOT_FOUND => return super::not_found().await,
+        Err(e) => return super::unavailable_page(&e.message),
+    };
+    let p = RefundPage {
+        layout: Layout::for_page("Nouveau remboursement", "/ventes/reglements", pc),
+        code: text(&v["clientCode"]),
+        client: format!("{} ({})", text(&v["clientName"]), text(&v["clientCode"])),
+        overpaid: fmt_money((-v["balance"].as_i64().unwrap_or(0)).max(0)),
+        method: values.get("method").cloned().unwrap_or_default(),
+        values,
+        methods: domain::timbre::Method::ALL.iter().map(|m| (m.code(), m.label_fr())).collect(),
+        errors,
+    };
+    page(status, p, pc)
+}
+
+async fn new_refund(State(st): State<AppState>, pc: PageCtx, Query(q): Query<HashMap<String, String>>) -> Response {
+    let code = q.get("client").cloned().unwrap_or_default();
+    refund_page(&st, &pc, &code, HashMap::new(), Vec::new(), StatusCode::OK).await
+}
+
+async fn create_refund(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Query(q): Query<HashMap<String, String>>,
+    Form(f): Form<HashMap<String, String>>,
+) -> Response {
+    let code = q.get("client").cloned().unwrap_or_default();
+    let opt = |k: &str| f.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let date = |k: &str| opt(k).and_then(|d| d.parse::<chrono::NaiveDate>().ok());
+    let Some(amount) = opt("amount").and_then(|a| domain::money::parse_money(&a)) else {
+        let e = vec!["Montant attendu en dinars, par exemple 1 500,00.".to_string()];
+        return refund_page(&st, &pc, &code, f, e, StatusCode::BAD_REQUEST).await;
+    };
+    let body = crate::api::sales::PaymentBody {
+        method: opt("method").unwrap_or_default(),
+        amount,
+        date: date("date"),
+        cheque_number: opt("cheque_number"),
+        bank_name: opt("bank_name"),
+        cheque_date: date("cheque_date"),
+        bank_reference: opt("bank_reference"),
+        notes: opt("notes"),
+    };
+    match crate::api::sales::refund_for(&st, &code, &body, &id, &pc.ctx).await {
+        Ok(v) => redirect_with_flash(
+            &format!("/clients/{code}/releve"),
+            "succes",
+            &format!("Remboursement {} de {} enregistré.", text(&v["reference"]), money(&v["amount"])),
+        ),
+        Err(e) => refund_page(&st, &pc, &code, f, vec![e.message.clone()], e.status).await,
+    }
+}
+
 pub fn ledger_router() -> Router<AppState> {
     Router::new()
+        .route("/clients/{code}/releve", get(statement))
+        .route("/ventes/remboursements/nouveau", get(new_refund).post(create_refund))
         .route("/ventes/reglements", get(payments))
         .route("/ventes/reglements/{reference}/annuler", post(cancel_payment))
         .route("/ventes/balance-agee", get(aging))

@@ -306,8 +306,95 @@ async fn save_company(
     }
 }
 
+// ---- Chart of accounts (DOMAIN.md §19: defaults to be confirmed by the accountant) ------------------------------------
+
+const CHART: &str = "/parametres/plan-comptable";
+
+fn chart_fields() -> Vec<Field> {
+    domain::accounting::DEFAULT_CHART
+        .iter()
+        .map(|(key, _, label)| Field {
+            hint: "Numéro de compte du plan comptable (SCF), 2 à 10 chiffres.",
+            ..Field::new(key, label, "text", true)
+        })
+        .collect()
+}
+
+async fn chart(State(st): State<AppState>, pc: PageCtx, id: Identity) -> Response {
+    let rows = match store::accounting::chart_rows(st.dbmon.db().conn()).await {
+        Ok(r) => r,
+        Err(e) => return super::unavailable_page(&crate::platform::errors::ApiError::from(e).message),
+    };
+    if id.role != Role::Admin {
+        return super::catalogue::list_page_for(
+            &pc,
+            &HashMap::new(),
+            "Plan comptable",
+            CHART,
+            "Paramètres › Plan comptable",
+            vec!["Rubrique", "Compte", "Libellé"],
+            rows.into_iter().map(|(k, a, l)| vec![k, a, l]).collect(),
+            None,
+            "Le plan comptable est vide.",
+        );
+    }
+    let mut fields = chart_fields();
+    for f in fields.iter_mut() {
+        f.value = rows.iter().find(|(k, _, _)| k == f.name).map(|(_, a, _)| a.clone()).unwrap_or_default();
+    }
+    form_page_for(
+        &pc,
+        "Plan comptable",
+        CHART,
+        CHART,
+        "Paramètres › Plan comptable",
+        "Enregistrer",
+        fields,
+        Vec::new(),
+        StatusCode::OK,
+    )
+}
+
+async fn save_chart(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    Form(v): Form<HashMap<String, String>>,
+) -> Response {
+    let accounts: HashMap<String, String> = domain::accounting::DEFAULT_CHART
+        .iter()
+        .map(|(k, _, _)| (k.to_string(), v.get(*k).cloned().unwrap_or_default()))
+        .collect();
+    match crate::api::settings::save_chart(&st, &id, &pc.ctx, &accounts).await {
+        Ok(changed) => redirect_with_flash(
+            CHART,
+            "succes",
+            &match changed.len() {
+                0 => "Plan comptable inchangé.".to_string(),
+                1 => "Plan comptable enregistré : 1 compte modifié.".to_string(),
+                n => format!("Plan comptable enregistré : {n} comptes modifiés."),
+            },
+        ),
+        Err(e) => {
+            let (fields, summary) = fields_with(chart_fields(), &v, &e);
+            form_page_for(
+                &pc,
+                "Plan comptable (à corriger)",
+                CHART,
+                CHART,
+                "Paramètres › Plan comptable",
+                "Enregistrer",
+                fields,
+                summary,
+                e.status,
+            )
+        }
+    }
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/catalogue/referentiels", get(references).post(save_reference))
         .route("/parametres/societe", get(company).post(save_company))
+        .route(CHART, get(chart).post(save_chart))
 }

@@ -7,7 +7,7 @@ use askama::Template;
 use axum::Router;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::NaiveDate;
 use domain::identity::Role;
@@ -430,6 +430,8 @@ struct LotRow {
 #[template(path = "lots.html")]
 struct LotsPage {
     layout: Layout,
+    search: String,
+    search_error: Option<String>,
     rows: Vec<LotRow>,
     statut: String,
     statuses: Vec<(&'static str, &'static str)>,
@@ -443,10 +445,29 @@ struct LotsPage {
 struct LotFilter {
     statut: String,
     page: String,
+    /// A lot number typed, or a label scanned (`MCG:LOT:…`): the lot card opens.
+    q: String,
 }
 
 async fn lots(State(st): State<AppState>, pc: PageCtx, id: Identity, Query(q): Query<LotFilter>) -> Response {
     let db = st.dbmon.db();
+    // A scanned label opens its lot card (DOMAIN.md §12.2); so does an exact lot number.
+    let mut search_error = None;
+    if !q.q.trim().is_empty() {
+        match crate::print::scanned_lot(&st, &q.q) {
+            Ok(Some(number)) => return axum::response::Redirect::to(&format!("/stock/lots/{number}")).into_response(),
+            Ok(None) => {
+                let typed = q.q.trim().to_uppercase();
+                match store::stock::lot_by_number(db.conn(), &typed).await {
+                    Ok(Some(l)) => {
+                        return axum::response::Redirect::to(&format!("/stock/lots/{}", l.lot_number)).into_response();
+                    }
+                    _ => search_error = Some(format!("Aucun lot {typed}.")),
+                }
+            }
+            Err(e) => search_error = Some(e.message),
+        }
+    }
     let today = domain::stock::today_algiers(st.clock.now());
     let mut products = store::catalogue::list_products(db, "PF").await.unwrap_or_default();
     if id.role != Role::Commercial {
@@ -494,6 +515,8 @@ async fn lots(State(st): State<AppState>, pc: PageCtx, id: Identity, Query(q): Q
     let (prev, next, summary) = super::views::pager("/stock/lots", &filters, page_no, rows.len() as u64);
     let size = super::views::PAGE_SIZE as usize;
     let p = LotsPage {
+        search: q.q.trim().to_string(),
+        search_error,
         layout: Layout::for_page("Lots", "/stock/lots", &pc),
         rows: rows.into_iter().skip((page_no as usize - 1) * size).take(size).map(|r| r.1).collect(),
         prev,

@@ -230,6 +230,7 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Référentiels",
             "Exports",
             "Société",
+            "Plan comptable",
             "Utilisateurs",
             "Appareils",
             "Santé",
@@ -312,6 +313,7 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Référentiels",
             "Exports",
             "Société",
+            "Plan comptable",
             "Journal d'audit"
         ]
     );
@@ -1000,4 +1002,106 @@ async fn an_invoice_is_validated_paid_and_delivered_by_qr_through_the_pages() {
     assert!(aging.contains("Supérette El Baraka") && aging.contains("8 750,00 DA"), "{aging}");
     web.quit().await.unwrap();
     srv.stop().await;
+}
+
+/// UI.md rows 28, 60–61, 74 and 78: the ADMIN makes a price list with its form and tests a price on its card; the
+/// invoice takes that price; a BL is prepared line by line with its driver and vehicle; the client's statement shows
+/// the invoice with its running balance; the chart of accounts is edited; the stock statement is one of the exports.
+#[tokio::test]
+async fn price_lists_partial_deliveries_statements_and_chart_through_the_pages() {
+    let Some(driver) = start_chromedriver() else { return };
+    let t = TestDb::new(Kind::Sqlite).await.unwrap();
+    let srv = TestServer::start(&t, &[]).await;
+    let admin = crate::support::bearer(&srv, domain::identity::Role::Admin).await;
+    crate::sales::company(&srv, &admin).await;
+    for (path, body) in [
+        ("/api/catalogue/families", serde_json::json!({"code": "PATE_PRESSEE", "name": "Pâte pressée"})),
+        (
+            "/api/catalogue/pf",
+            serde_json::json!({"code": "PF-GOUDA-400", "name": "Gouda 400 g", "baseUnit": "U", "weightG": 400,
+            "packagingType": "SAC_THERMO", "storageType": "REFRIGERE", "shelfLifeDays": 180, "listPriceHt": 65_000, "familyCode": "PATE_PRESSEE"}),
+        ),
+    ] {
+        let r = crate::support::client().post(srv.url(path)).bearer_auth(&admin).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 201, "{path}");
+    }
+    let client = crate::sales::new_client(
+        &srv,
+        &admin,
+        "Supérette El Baraka",
+        "000216123456789",
+        Some("16012345678"),
+        serde_json::json!({"clientType": "GROSSISTE", "defaultPaymentMethod": "CHEQUE", "paymentTermsDays": 30}),
+    )
+    .await;
+    let dlc = (chrono::Utc::now() + chrono::Duration::days(30)).format("%Y-%m-%d").to_string();
+    crate::sales::pf_lot(&srv, "PF-GOUDA-400", "GOUDA-C1", 100_000, Some(&dlc), 30_000).await;
+    let web = browser(&driver, 1366).await;
+    login(&web, &srv, &crate::support::email_of(domain::identity::Role::Admin), crate::support::PASSWORD).await;
+    let year = (chrono::Utc::now() + chrono::Duration::hours(1)).format("%Y").to_string();
+
+    // The price list, through its form: two tiers.
+    web.goto(srv.url("/ventes/tarifs")).await.unwrap();
+    click_through(&web, web.find(By::LinkText("Nouveau tarif")).await.unwrap()).await;
+    fill(&web, "name", "Grossistes de l'année").await;
+    web.find(By::Css("#client_type option[value='GROSSISTE']")).await.unwrap().click().await.unwrap();
+    fill(&web, "valid_from", &format!("01/01/{year}")).await;
+    web.find(By::Css("#product_0 option[value='PF-GOUDA-400']")).await.unwrap().click().await.unwrap();
+    fill(&web, "min_0", "0").await;
+    fill(&web, "price_0", "640").await;
+    web.find(By::Css("#product_1 option[value='PF-GOUDA-400']")).await.unwrap().click().await.unwrap();
+    fill(&web, "min_1", "50").await;
+    fill(&web, "price_1", "610,00").await;
+    submit(&web, "Enregistrer").await;
+    assert!(body_text(&web).await.contains("Tarif « Grossistes de l'année » enregistré."));
+    let tiers = plain(&web.find(By::Id("paliers-tarif")).await.unwrap().text().await.unwrap());
+    assert!(tiers.contains("Gouda 400 g (PF-GOUDA-400) 0 pcs 640,00 DA"), "{tiers}");
+    assert!(tiers.contains("50 pcs 610,00 DA"), "{tiers}");
+    // "Tester un prix": 60 pieces for a wholesaler.
+    web.find(By::Css("#produit option[value='PF-GOUDA-400']")).await.unwrap().click().await.unwrap();
+    fill(&web, "quantite", "60").await;
+    submit(&web, "Tester").await;
+    let answer = plain(&web.find(By::Id("prix-teste")).await.unwrap().text().await.unwrap());
+    assert!(answer.contains("610,00 DA HT l'unité — source : Tarif (ce tarif)."), "{answer}");
+
+    // An invoice of 60 takes the tier; validated, then a BL of 40 with its driver and vehicle.
+    web.goto(srv.url("/ventes/factures/nouvelle")).await.unwrap();
+    web.find(By::Css(format!("#client option[value='{client}']"))).await.unwrap().click().await.unwrap();
+    web.find(By::Css("#product_0 option[value='PF-GOUDA-400']")).await.unwrap().click().await.unwrap();
+    fill(&web, "quantity_0", "60").await;
+    submit(&web, "Enregistrer le brouillon").await;
+    submit(&web, "Valider la facture").await;
+    let reference = format!("F-{year}-00001");
+    assert!(body_text(&web).await.contains(&format!("Facture {reference} validée.")));
+    click_through(&web, web.find(By::LinkText("Nouveau BL (quantités, livreur)")).await.unwrap()).await;
+    assert_eq!(web.find(By::Id("qty_0")).await.unwrap().value().await.unwrap().as_deref(), Some("60"));
+    fill(&web, "qty_0", "40").await;
+    fill(&web, "vehicle", "00123-118-16").await;
+    fill(&web, "driver_name", "Karim Bensaïd").await;
+    submit(&web, "Créer le BL").await;
+    let bl = format!("LIV-{year}-00001");
+    let text = plain(&body_text(&web).await);
+    assert!(text.contains(&format!("Bon de livraison {bl} préparé.")), "{text}");
+    assert!(text.contains("Véhicule\n00123-118-16") && text.contains("Karim Bensaïd"), "{text}");
+    assert!(text.contains("Gouda 400 g (PF-GOUDA-400) 40 pcs Réfrigéré (2–8 °C)"), "{text}");
+
+    // The statement: 60 × 610,00 = 36 600,00 HT, TVA 6 954,00, net 43 554,00 (cheque: no timbre).
+    web.goto(srv.url("/ventes/balance-agee")).await.unwrap();
+    click_through(&web, web.find(By::LinkText(format!("Supérette El Baraka ({client})"))).await.unwrap()).await;
+    let rows = plain(&web.find(By::Id("releve")).await.unwrap().text().await.unwrap());
+    assert!(rows.contains(&format!("{reference} Facture {reference} 43 554,00 DA")), "{rows}");
+    assert_eq!(plain(&web.find(By::Id("solde-cloture")).await.unwrap().text().await.unwrap()), "43 554,00 DA");
+
+    // The chart of accounts: CLIENTS becomes 4111; a letter in an account is refused on its field.
+    web.goto(srv.url("/parametres/plan-comptable")).await.unwrap();
+    fill(&web, "CAISSE", "53A").await;
+    submit(&web, "Enregistrer").await;
+    assert!(body_text(&web).await.contains("Numéro de compte attendu : 2 à 10 chiffres (plan comptable SCF)."));
+    fill(&web, "CAISSE", "53").await;
+    fill(&web, "CLIENTS", "4111").await;
+    submit(&web, "Enregistrer").await;
+    assert!(body_text(&web).await.contains("Plan comptable enregistré : 1 compte modifié."));
+    assert_eq!(web.find(By::Id("CLIENTS")).await.unwrap().value().await.unwrap().as_deref(), Some("4111"));
+    web.goto(srv.url("/comptabilite/exports")).await.unwrap();
+    assert!(body_text(&web).await.contains("État des stocks"));
 }

@@ -33,7 +33,7 @@ fn squeeze(s: &str) -> String {
 
 /// The PDF's text as one line: words separated by single spaces (a sentence wrapped in the PDF reads whole), the
 /// no-break spaces of amounts as plain spaces, then [`squeeze`]d.
-fn pdf_text(pdf: &[u8]) -> String {
+pub(crate) fn pdf_text(pdf: &[u8]) -> String {
     use std::io::Write;
     let mut child = std::process::Command::new("pdftotext")
         .args(["-raw", "-", "-"])
@@ -241,6 +241,19 @@ async fn invoice_credit_note_delivery_note_order_and_label_print_their_mandatory
             ],
         );
         assert_eq!(fetch(&srv, "/api/stock/lots/GOUDA-T0/label", &commercial).await.0, 403);
+        // Scanning the label opens the lot card (§12.2); a forged label is refused; the trace page reads it too.
+        let (web, _) = crate::support::web_session(&srv, &crate::support::email_of(Role::Production)).await;
+        let payload = domain::delivery::lot_payload(&srv.state.secrets.get().unwrap().qr, "GOUDA-T0");
+        let r = web.get(srv.url(&format!("/stock/lots?q={payload}"))).send().await.unwrap();
+        assert_eq!((r.status().as_u16(), r.headers()["location"].to_str().unwrap()), (303, "/stock/lots/GOUDA-T0"));
+        let flipped = if payload.ends_with('0') { '1' } else { '0' };
+        let forged = format!("{}{flipped}", &payload[..payload.len() - 1]);
+        let page = web.get(srv.url(&format!("/stock/lots?q={forged}"))).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("QR code non authentique."), "{page}");
+        let r = web.get(srv.url("/stock/lots?q=gouda-t0")).send().await.unwrap();
+        assert_eq!(r.headers()["location"], "/stock/lots/GOUDA-T0", "a typed number opens the card too");
+        let page = web.get(srv.url(&format!("/tracabilite?lot={payload}"))).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("GOUDA-T0 — Gouda 400 g (PF-GOUDA-400)"), "{page}");
         assert_eq!(fetch(&srv, "/api/stock/lots/NOPE/label", &production).await.0, 404);
 
         // The purchase order, printable as a draft (it is sent as a PDF).

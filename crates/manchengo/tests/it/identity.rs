@@ -66,6 +66,8 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("PUT", "/api/catalogue/families/{code}", "ADMIN"),
     ("GET", "/api/settings/company", "ADMIN,APPRO,PRODUCTION,COMMERCIAL,COMPTABLE"),
     ("PUT", "/api/settings/company", "ADMIN"),
+    ("GET", "/api/settings/chart-of-accounts", "ADMIN,APPRO,PRODUCTION,COMMERCIAL,COMPTABLE"),
+    ("PUT", "/api/settings/chart-of-accounts", "ADMIN"),
     ("GET", "/api/purchase-orders", "ADMIN,APPRO,PRODUCTION,COMPTABLE"),
     ("POST", "/api/purchase-orders", "ADMIN,APPRO"),
     ("GET", "/api/purchase-orders/{reference}", "ADMIN,APPRO,PRODUCTION,COMPTABLE"),

@@ -440,6 +440,48 @@ async fn scenarios_6_7_price_lists() {
         let (s, _) =
             post(&srv, &format!("/api/invoices/{}/validate", d["id"].as_str().unwrap()), &commercial, json!({})).await;
         assert_eq!(s, 200);
+
+        // UI.md rows 60–61: a list made through its form (prices as typed), then "Tester un prix" on its card.
+        let (web, csrf) = crate::support::web_session(&srv, &crate::support::email_of(Role::Admin)).await;
+        let form = |price: &str| {
+            vec![
+                ("_csrf", csrf.clone()),
+                ("name", "Fast-food 2025".to_string()),
+                ("client_type", "FAST_FOOD".to_string()),
+                ("valid_from", "2025-01-01".to_string()),
+                ("active", "on".to_string()),
+                ("product_0", "PF-GOUDA-400".to_string()),
+                ("min_0", "0".to_string()),
+                ("price_0", price.to_string()),
+                ("product_1", "PF-GOUDA-400".to_string()),
+                ("min_1", "100".to_string()),
+                ("price_1", "600".to_string()),
+            ]
+        };
+        let r = web.post(srv.url("/ventes/tarifs/nouveau")).form(&form("six cents")).send().await.unwrap();
+        assert_eq!(r.status(), 400);
+        assert!(r.text().await.unwrap().contains("Palier 1 : prix HT attendu en dinars, par exemple 610,00."));
+        let r = web.post(srv.url("/ventes/tarifs/nouveau")).form(&form("630,50")).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        let card = r.headers()["location"].to_str().unwrap().to_string();
+        let test = |qty: &str| {
+            let (web, url) = (&web, srv.url(&format!("{card}?type=FAST_FOOD&produit=PF-GOUDA-400&quantite={qty}")));
+            async move { web.get(url).send().await.unwrap().text().await.unwrap() }
+        };
+        let page = test("120").await;
+        assert!(page.contains("600,00\u{A0}DA HT l&#39;unité — source : Tarif (ce tarif)"), "{page}");
+        assert!(test("10").await.contains("630,50\u{A0}DA HT"));
+        let other = web
+            .get(srv.url(&format!("{card}?type=SUPERETTE&produit=PF-GOUDA-400&quantite=10")))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(other.contains("650,00\u{A0}DA HT l&#39;unité — source : Prix catalogue."), "{other}");
+        let (s, _) = call(&srv, "GET", "/api/price-lists", &commercial, None).await;
+        assert_eq!(s, 200);
     })
     .await;
 }
@@ -588,6 +630,91 @@ async fn scenarios_48_to_52_deliveries() {
 
 /// Scenarios 45–46: a partial credit note with a return into quarantine, and a full one that releases the
 /// commitment and leaves the invoice CREDITED.
+/// UI.md row 74: a BL prepared from its page, line by line, with the vehicle and the driver; a bad quantity is
+/// shown on its field and nothing is created.
+#[tokio::test]
+async fn a_delivery_note_is_prepared_line_by_line_from_its_page() {
+    on_both(|t| async move {
+        let (srv, _clock) = server(&t).await;
+        let admin = bearer(&srv, Role::Admin).await;
+        let commercial = bearer(&srv, Role::Commercial).await;
+        company(&srv, &admin).await;
+        shop(&srv, &admin, &[(100_000, "2025-06-01")], 50_000).await;
+        let client =
+            new_client(&srv, &admin, "Supérette El Baraka", "000216123456789", Some("16012345678"), json!({})).await;
+        let inv = validated(&srv, &commercial, invoice_36(&client, "ESPECES")).await;
+        let number = inv["reference"].as_str().unwrap().to_string();
+        let (web, csrf) = crate::support::web_session(&srv, &crate::support::email_of(Role::Commercial)).await;
+        let path = format!("/livraisons/nouvelle?facture={number}");
+        let page = web.get(srv.url(&path)).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("Gouda 400 g (PF-GOUDA-400)") && page.contains("value=\"24\""), "{page}");
+        let form = |gouda: &str| {
+            vec![
+                ("_csrf", csrf.clone()),
+                ("line_0", "1".to_string()),
+                ("qty_0", gouda.to_string()),
+                ("line_1", "2".to_string()),
+                ("qty_1", String::new()),
+                ("vehicle", "00123-118-16".to_string()),
+                ("driver_name", "Karim".to_string()),
+            ]
+        };
+        let r = web.post(srv.url(&path)).form(&form("douze")).send().await.unwrap();
+        assert_eq!(r.status(), 400);
+        assert!(r.text().await.unwrap().contains("Quantité attendue, par exemple 12 ou 12,5."));
+        let r = web.post(srv.url(&path)).form(&form("30")).send().await.unwrap();
+        assert_eq!(r.status(), 422, "more than what remains");
+        let r = web.post(srv.url(&path)).form(&form("5")).send().await.unwrap();
+        assert_eq!((r.status().as_u16(), r.headers()["location"].to_str().unwrap()), (303, "/livraisons/LIV-2025-00001"));
+        let bl = get(&srv, "/api/deliveries/LIV-2025-00001", &commercial).await;
+        assert_eq!(bl["lines"].as_array().unwrap().len(), 1, "the Fondu stays for another BL: {bl}");
+        assert_eq!((bl["lines"][0]["quantity"].as_i64(), bl["vehicle"].as_str(), bl["driverName"].as_str()), (Some(5_000), Some("00123-118-16"), Some("Karim")));
+        let i = get(&srv, &format!("/api/invoices/{number}"), &commercial).await;
+        assert_eq!((i["lines"][0]["remainingToDeliver"].as_i64(), i["lines"][1]["remainingToDeliver"].as_i64()), (Some(19_000), Some(10_000)));
+
+        // Delivered without JavaScript: the signature is a PNG file sent in a multipart form (UI.md row 75).
+        let (s, b) = post(&srv, "/api/deliveries/LIV-2025-00001/validate", &commercial, json!({"note": "Remis en main propre"})).await;
+        assert_eq!(s, 200, "{b}");
+        // The bytes of PNG (a 1 × 1 image).
+        let png: Vec<u8> = vec![137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 31, 21, 196, 137, 0, 0, 0, 13, 73, 68, 65, 84, 120, 218, 99, 100, 248, 207, 80, 15, 0, 3, 134, 1, 128, 90, 52, 125, 107, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130];
+        let multipart = |file: &[u8], name: &str| {
+            let mut body = Vec::new();
+            for (k, v) in [("_csrf", csrf.as_str()), ("recipient_name", name), ("signature", "")] {
+                body.extend_from_slice(format!("--XbOuNdArY\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes());
+            }
+            body.extend_from_slice(b"--XbOuNdArY\r\nContent-Disposition: form-data; name=\"signature_file\"; filename=\"signature.png\"\r\nContent-Type: image/png\r\n\r\n");
+            body.extend_from_slice(file);
+            body.extend_from_slice(b"\r\n--XbOuNdArY--\r\n");
+            body
+        };
+        let send = |body: Vec<u8>| {
+            web.post(srv.url("/livraisons/LIV-2025-00001/livrer"))
+                .header("content-type", "multipart/form-data; boundary=XbOuNdArY")
+                .body(body)
+                .send()
+        };
+        // A JPEG passed off as the signature is refused; nothing changes.
+        let r = send(multipart(&[0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3], "Mourad")).await.unwrap();
+        assert_eq!(r.status(), 303);
+        assert_eq!(get(&srv, "/api/deliveries/LIV-2025-00001", &commercial).await["status"], "VALIDATED");
+        let r = send(multipart(&png, "Mourad Benali")).await.unwrap();
+        assert_eq!((r.status().as_u16(), r.headers()["location"].to_str().unwrap()), (303, "/livraisons/LIV-2025-00001"));
+        let bl = get(&srv, "/api/deliveries/LIV-2025-00001", &commercial).await;
+        assert_eq!((bl["status"].as_str(), bl["recipientName"].as_str()), (Some("DELIVERED"), Some("Mourad Benali")));
+        let stored = crate::support::client()
+            .get(srv.url("/api/deliveries/LIV-2025-00001/proof/signature"))
+            .bearer_auth(&commercial)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(stored.to_vec(), png, "the file is the proof, byte for byte");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn scenarios_45_46_credit_notes() {
     on_both(|t| async move {
@@ -808,6 +935,71 @@ async fn scenarios_44_64_65_accounting_exports() {
         assert_eq!((tj["rows"][0]["timbreRule"].as_str(), tj["rows"][0]["timbreTranches"].as_i64()), (Some("TIMBRE_2025"), Some(235)));
         let r = crate::support::client().get(srv.url(&format!("/api/accounting/journal-ventes?{period}&format=xlsx"))).bearer_auth(&comptable).send().await.unwrap();
         assert_eq!(&r.bytes().await.unwrap()[..2], b"PK");
+
+        // The client's statement (UI row 28): the invoice, the payment and its cancellation with the running balance.
+        let st = get(&srv, &format!("/api/clients/{client}/statement?{period}"), &commercial).await;
+        let entries: Vec<(String, i64, i64, i64)> = st["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["reference"].as_str().unwrap().to_string(), e["debit"].as_i64().unwrap(), e["credit"].as_i64().unwrap(), e["balance"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(
+            entries,
+            vec![
+                (number.clone(), 2_367_800, 0, 2_367_800),
+                ("REG-2025-00001".into(), 0, 1_367_800, 1_000_000),
+                ("REG-2025-00001-ANNUL".into(), 1_367_800, 0, 2_367_800),
+            ]
+        );
+        assert_eq!((st["opening"].as_i64(), st["closing"].as_i64(), st["balance"].as_i64()), (Some(0), Some(2_367_800), Some(2_367_800)));
+        let april = get(&srv, &format!("/api/clients/{client}/statement?from=2025-04-01&to=2025-04-30"), &comptable).await;
+        assert_eq!((april["opening"].as_i64(), april["entries"].as_array().unwrap().len()), (Some(2_367_800), 0));
+        let (web, _) = crate::support::web_session(&srv, &crate::support::email_of(Role::Commercial)).await;
+        let page = web.get(srv.url(&format!("/clients/{client}/releve?{period}"))).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("id=\"solde-cloture\">23\u{202F}678,00\u{A0}DA"), "{page}");
+        assert!(page.contains("Annulation de REG-2025-00001 : Erreur de saisie caisse"), "{page}");
+
+        // The chart of accounts (ADMIN): the next export uses the new account; a bad number is refused by field.
+        let mut accounts: serde_json::Map<String, Value> =
+            domain::accounting::DEFAULT_CHART.iter().map(|(k, a, _)| (k.to_string(), json!(a))).collect();
+        accounts.insert("CLIENTS".into(), json!("4111"));
+        let (s, b) = put(&srv, "/api/settings/chart-of-accounts", &comptable, json!({"accounts": accounts})).await;
+        assert_eq!(s, 403, "{b}");
+        let (s, b) = put(&srv, "/api/settings/chart-of-accounts", &admin, json!({"accounts": accounts})).await;
+        assert_eq!((s, b["changed"].clone()), (200, json!(["CLIENTS"])), "{b}");
+        let mut bad = accounts.clone();
+        bad.insert("CAISSE".into(), json!("53A"));
+        let (s, b) = put(&srv, "/api/settings/chart-of-accounts", &admin, json!({"accounts": bad})).await;
+        assert_eq!((s, code(&b)), (400, "VALIDATION_ERROR"));
+        assert_eq!(b["error"]["details"]["fields"][0]["field"], "CAISSE");
+        let r = crate::support::client().get(srv.url(&format!("/api/accounting/ecritures?{period}&format=csv"))).bearer_auth(&comptable).send().await.unwrap();
+        let csv = r.text().await.unwrap();
+        assert!(csv.contains(&format!("14/03/2025;VE;{number};4111;Facture {number};23678.00;0.00;{client}\r\n")), "{csv}");
+        assert!(csv.contains("14/03/2025;CA;REG-2025-00001;53;"), "other accounts unchanged");
+
+        // §19 État des stocks: March has the reception and the PF lots made; April opens on March's closing.
+        let e = get(&srv, &format!("/api/accounting/etat-stocks?{period}"), &comptable).await;
+        let line = |e: &Value, code: &str| e["lines"].as_array().unwrap().iter().find(|l| l["code"] == code).cloned().unwrap();
+        let lait = line(&e, "MP-LAIT");
+        assert_eq!(lait["opening"], json!({"quantity": 0, "value": 0}));
+        assert_eq!(lait["in"]["byOrigin"], json!({"RECEPTION": {"quantity": 100_000, "value": 500_000}}));
+        assert_eq!((lait["closing"]["quantity"].as_i64(), lait["closing"]["value"].as_i64()), (Some(100_000), Some(500_000)));
+        let gouda = line(&e, "PF-GOUDA-400");
+        assert_eq!(gouda["in"]["byOrigin"], json!({"PRODUCTION_IN": {"quantity": 100_000, "value": 3_000_000}}));
+        assert_eq!((gouda["lotBalance"].as_i64(), gouda["difference"].as_i64()), (Some(100_000), Some(0)));
+        assert_eq!(e["differences"], 0, "the closing equals the lots' balances: {e}");
+        let april = get(&srv, "/api/accounting/etat-stocks?from=2025-04-01&to=2025-04-30", &admin).await;
+        let lait = line(&april, "MP-LAIT");
+        assert_eq!((lait["opening"]["value"].as_i64(), lait["in"]["quantity"].as_i64()), (Some(500_000), Some(0)));
+        assert_eq!(lait["closing"], json!({"quantity": 100_000, "value": 500_000}));
+        // Every export also prints: the PDF of the stock statement, French headers and numbers.
+        let r = crate::support::client().get(srv.url(&format!("/api/accounting/etat-stocks?{period}&format=pdf"))).bearer_auth(&comptable).send().await.unwrap();
+        assert_eq!(r.headers()["content-type"], "application/pdf");
+        let text = crate::documents::pdf_text(&r.bytes().await.unwrap());
+        for expected in ["État des stocks", "Du 01/03/2025 au 31/03/2025", "Solde des lots", "MP-LAIT Lait cru KG", "RECEPTION 100.000 = 5000.00"] {
+            assert!(text.contains(expected), "missing {expected:?} in {text}");
+        }
 
         // §17: the day's sales KPIs come from the documents (the cancelled payment no longer counts).
         let db = srv.state.dbmon.db();
