@@ -225,6 +225,7 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/mot-de-passe", AnySession),
     r("GET", "/mon-compte", AnySession),
     r("POST", "/mon-compte/sessions/{id}/fermer", AnySession),
+    page("/tableau-de-bord", ADMIN, "Accueil", "Tableau de bord"),
     page("/alertes", EVERYONE, "Accueil", "Alertes"),
     page("/stock", LOT_READERS, "Stock", "Santé du stock"),
     page("/stock/produits", LOT_READERS, "Stock", "Stock par produit"),
@@ -333,6 +334,7 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/catalogue/produits/nouveau", ADMIN),
     page("/catalogue/referentiels", EVERYONE, "Catalogue", "Référentiels"),
     r("POST", "/catalogue/referentiels", ADMIN),
+    page("/comptabilite", AUDIT_READERS, "Comptabilité", "Tableau de bord finances"),
     page("/comptabilite/exports", AUDIT_READERS, "Comptabilité", "Exports"),
     page("/parametres/societe", EVERYONE, "Paramètres", "Société"),
     r("POST", "/parametres/societe", ADMIN),
@@ -406,6 +408,7 @@ mod tests {
         assert_eq!(
             admin,
             vec![
+                "Tableau de bord",
                 "Alertes",
                 "Santé du stock",
                 "Stock par produit",
@@ -436,6 +439,7 @@ mod tests {
                 "Matières premières",
                 "Produits finis",
                 "Référentiels",
+                "Tableau de bord finances",
                 "Exports",
                 "Société",
                 "Plan comptable",

@@ -107,6 +107,15 @@ pub fn mp_alert(status: ApproStatus, bloquante: bool) -> Option<(&'static str, &
 /// The MP alert types the cockpit scan owns (it closes them when the condition is gone).
 pub const MP_ALERTS: [&str; 4] = ["MP_RUPTURE_BLOQUANTE", "MP_RUPTURE", "MP_CRITIQUE", "MP_A_COMMANDER"];
 
+/// The French label of a risk level of [`risk_index`].
+pub fn risk_label(level: &str) -> &'static str {
+    match level {
+        "CRITIQUE" => "Critique",
+        "SURVEILLANCE" => "Surveillance",
+        _ => "Sain",
+    }
+}
+
 /// §7.2 supply-risk index min(100, 30·B + 20·R + 10·C) and its level.
 pub fn risk_index(bloquantes_in_rupture: i64, other_ruptures: i64, critiques: i64) -> (i64, &'static str) {
     let v = (30 * bloquantes_in_rupture + 20 * other_ruptures + 10 * critiques).min(100);
@@ -351,6 +360,9 @@ mod tests {
         assert_eq!(risk_index(0, 1, 1), (30, "SAIN"));
         assert_eq!(risk_index(1, 1, 2), (70, "CRITIQUE"));
         assert_eq!(risk_index(0, 2, 0), (40, "SURVEILLANCE"));
+        assert_eq!(risk_label(risk_index(0, 2, 0).1), "Surveillance");
+        assert_eq!(risk_label(risk_index(4, 0, 0).1), "Critique");
+        assert_eq!(risk_label(risk_index(0, 0, 0).1), "Sain");
         assert!(bloquante(Some("BLOQUANTE"), 0) && bloquante(Some("HAUTE"), 3) && !bloquante(None, 2));
         assert_eq!(mp_alert(ApproStatus::Rupture, true), Some(("MP_RUPTURE_BLOQUANTE", "CRITICAL")));
         assert_eq!(mp_alert(ApproStatus::Rupture, false), Some(("MP_RUPTURE", "WARNING")));

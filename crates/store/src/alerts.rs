@@ -51,6 +51,17 @@ pub struct Raise<'a> {
 
 /// Opens an alert, or refreshes the open one of the same (type, object). Returns whether it is new.
 pub async fn raise<C: ConnectionTrait>(c: &C, r: Raise<'_>, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    // Two writers raising the same alert at once (a job and the CLI, two instances) must make one row: on PostgreSQL
+    // the check-then-insert runs under a transaction lock on the alert's identity (SQLite has a single writer).
+    if c.get_database_backend() == sea_orm::DbBackend::Postgres {
+        let key = format!("alert|{}|{}|{}", r.alert_type, r.entity_type, r.entity_id);
+        c.execute_raw(crate::stock::stmt(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtext($1))",
+            vec![key.into()],
+        ))
+        .await?;
+    }
     let open = entity::Entity::find()
         .filter(entity::Column::AlertType.eq(r.alert_type))
         .filter(entity::Column::EntityType.eq(r.entity_type))

@@ -797,3 +797,8 @@ pub async fn reactivate_device<C: ConnectionTrait>(
     .await?;
     Ok(Device { is_active: true, revoked_at: None, revoked_by: None, revoke_reason: None, ..d })
 }
+
+/// Every registered device (the direction dashboard counts those silent for a day).
+pub async fn all_devices<C: ConnectionTrait>(c: &C) -> Result<Vec<Device>, StoreError> {
+    Ok(devices::Entity::find().all(c).await?)
+}

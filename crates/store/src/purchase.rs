@@ -650,3 +650,8 @@ pub async fn late_order_alerts<C: ConnectionTrait>(c: &C, now: DateTime<Utc>) ->
     crate::alerts::close_except(c, "BC_EN_RETARD", &still_late, now).await?;
     Ok(new)
 }
+
+/// Every supplier's score and grade (the direction dashboard counts the grades).
+pub async fn all_performance<C: ConnectionTrait>(c: &C) -> Result<Vec<Performance>, StoreError> {
+    Ok(performance::Entity::find().all(c).await?)
+}

@@ -173,11 +173,7 @@ async fn cockpit(State(st): State<AppState>, pc: PageCtx, id: Identity) -> Respo
     let p = CockpitPage {
         layout: Layout::for_page("Cockpit appro", "/appro", &pc),
         risk: c["riskIndex"].as_i64().unwrap_or(0),
-        level: match level {
-            "CRITIQUE" => "Critique",
-            "SURVEILLANCE" => "Surveillance",
-            _ => "Sain",
-        },
+        level: domain::kpi::risk_label(level),
         level_tone: match level {
             "CRITIQUE" => "rouge",
             "SURVEILLANCE" => "ambre",

@@ -19,6 +19,7 @@ pub mod assets;
 pub mod catalogue;
 pub mod charts;
 pub mod counts;
+pub mod dashboards;
 pub mod identity;
 pub mod multipart;
 pub mod production;
@@ -439,6 +440,7 @@ pub fn router() -> Router<AppState> {
         .merge(sales::router())
         .merge(sales::accounting_router())
         .merge(sales::dashboard_router())
+        .merge(dashboards::router())
         .merge(sales::ledger_router())
         .merge(sales::credit_router())
         .merge(sales::scan_router())

@@ -190,7 +190,9 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
 
     // The administrator signs in and sees the system menu.
     login(&web, &srv, "k.benali@fromagerie.dz", "Fromage#2025!").await;
-    assert!(body_text(&web).await.contains("Bienvenue, Karim"));
+    // The ADMIN lands on the direction dashboard (UI.md row 10).
+    assert_eq!(web.current_url().await.unwrap().path(), "/tableau-de-bord");
+    assert!(body_text(&web).await.contains("Score santé du stock"));
     let mut labels = Vec::new();
     for a in web.find_all(By::Css(".navigation a")).await.unwrap() {
         labels.push(a.text().await.unwrap());
@@ -198,6 +200,7 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
     assert_eq!(
         labels,
         vec![
+            "Tableau de bord",
             "Alertes",
             "Santé du stock",
             "Stock par produit",
@@ -228,6 +231,7 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Matières premières",
             "Produits finis",
             "Référentiels",
+            "Tableau de bord finances",
             "Exports",
             "Société",
             "Plan comptable",
@@ -311,6 +315,7 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Matières premières",
             "Produits finis",
             "Référentiels",
+            "Tableau de bord finances",
             "Exports",
             "Société",
             "Plan comptable",

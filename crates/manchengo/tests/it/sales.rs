@@ -1006,6 +1006,25 @@ async fn scenarios_44_64_65_accounting_exports() {
         let k = store::kpi::sales_kpis(db.conn(), "2025-03-14".parse().unwrap()).await.unwrap();
         assert_eq!((k.ca_ht, k.invoices_today, k.collected, k.drafts), (1_970_000, 1, [0, 0, 0], 1));
         assert_eq!(k.aging.buckets, [2_367_800, 0, 0, 0]);
+        // The direction (ADMIN) and finance (ADMIN, COMPTABLE) dashboards show the same KPIs (UI.md §5).
+        let (web, _) = crate::support::web_session(&srv, &crate::support::email_of(Role::Admin)).await;
+        let board = web.get(srv.url("/tableau-de-bord")).send().await.unwrap().text().await.unwrap();
+        for card in [
+            "id=\"ca-jour\">19\u{202F}700,00\u{A0}DA",
+            "id=\"encaissements\">0,00\u{A0}DA",
+            // 100 Gouda at 300,00 + 50 Fondu at 200,00 + 100 kg of milk at 50,00.
+            "id=\"valeur-stock\">45\u{202F}000,00\u{A0}DA",
+            "id=\"balance-agee\">23\u{202F}678,00\u{A0}DA",
+            "id=\"risque-appro\">",
+            "id=\"appareils-hors-ligne\">0<",
+        ] {
+            assert!(board.contains(card), "missing {card} in {board}");
+        }
+        let (web, _) = crate::support::web_session(&srv, &crate::support::email_of(Role::Comptable)).await;
+        let finances = web.get(srv.url("/comptabilite")).send().await.unwrap().text().await.unwrap();
+        assert!(finances.contains("id=\"ca-jour\">19\u{202F}700,00\u{A0}DA") && finances.contains("id=\"comptages-attente\">0<"), "{finances}");
+        assert!(!finances.contains("risque-appro"), "not a finance card");
+        assert_eq!(web.get(srv.url("/tableau-de-bord")).send().await.unwrap().status(), 403);
 
         // A timbre edited behind the application's back is caught by `check` (TIMBRE_INCOHERENT).
         use sea_orm::ConnectionTrait;
