@@ -123,6 +123,20 @@ fn strong(label: &str, value: String) -> Total {
     Total { label: label.into(), value, strong: true }
 }
 
+/// HT, TVA, TTC, the timbre when there is one, and the net in bold (invoice and credit note, §18).
+fn fiscal_totals(amounts: [i64; 3], timbre: (&str, i64), net: (&str, i64)) -> Vec<Total> {
+    let mut out: Vec<Total> = ["Total HT", "Total TVA", "Total TTC"]
+        .iter()
+        .zip(amounts)
+        .map(|(label, amount)| total(label, fmt_money(amount)))
+        .collect();
+    if timbre.1 > 0 {
+        out.push(total(timbre.0, fmt_money(timbre.1)));
+    }
+    out.push(strong(net.0, fmt_money(net.1)));
+    out
+}
+
 async fn current_company(st: &AppState) -> Result<Value, ApiError> {
     Ok(store::settings::company(st.dbmon.db().conn())
         .await?
@@ -161,15 +175,11 @@ pub async fn invoice(st: &AppState, key: &str) -> Result<Document, ApiError> {
             }
         })
         .collect();
-    let mut totals = vec![
-        total("Total HT", money(&v["totalHt"])),
-        total("Total TVA", money(&v["totalTva"])),
-        total("Total TTC", money(&v["totalTtc"])),
-    ];
-    if i.timbre > 0 {
-        totals.push(total("Timbre fiscal (espèces)", fmt_money(i.timbre)));
-    }
-    totals.push(strong("NET À PAYER", fmt_money(i.net)));
+    let totals = fiscal_totals(
+        [i.total_ht, i.total_tva, i.total_ttc],
+        ("Timbre fiscal (espèces)", i.timbre),
+        ("NET À PAYER", i.net),
+    );
     Ok(Document {
         title: format!("Facture {reference}"),
         heading: format!("FACTURE N° {reference}"),
@@ -195,11 +205,9 @@ pub async fn invoice(st: &AppState, key: &str) -> Result<Document, ApiError> {
         vat: vat_rows(&v["vat"]),
         totals,
         words: Some(format!("Arrêtée la présente facture à la somme de : {}", domain::words::amount_dinars(i.net))),
-        notes: Vec::new(),
-        qr: None,
-        boxes: Vec::new(),
         footer: footer(&seller_snap),
         demo: store::settings::is_demo(c).await?,
+        ..Default::default()
     })
 }
 
@@ -237,15 +245,11 @@ pub async fn credit_note(st: &AppState, key: &str) -> Result<Document, ApiError>
             }
         })
         .collect();
-    let mut totals = vec![
-        total("Total HT", fmt_money(n.total_ht)),
-        total("Total TVA", fmt_money(n.total_tva)),
-        total("Total TTC", fmt_money(n.total_ttc)),
-    ];
-    if n.timbre > 0 {
-        totals.push(total("Timbre fiscal crédité", fmt_money(n.timbre)));
-    }
-    totals.push(strong("NET DE L'AVOIR", fmt_money(n.net)));
+    let totals = fiscal_totals(
+        [n.total_ht, n.total_tva, n.total_ttc],
+        ("Timbre fiscal crédité", n.timbre),
+        ("NET DE L'AVOIR", n.net),
+    );
     let invoice_ref = i.reference.clone().unwrap_or_default();
     let invoice_date = i.invoice_date.map(fmt_date).unwrap_or_default();
     Ok(Document {
@@ -272,11 +276,9 @@ pub async fn credit_note(st: &AppState, key: &str) -> Result<Document, ApiError>
         vat: vat_rows(&v["vat"]),
         totals,
         words: Some(format!("Arrêté le présent avoir à la somme de : {}", domain::words::amount_dinars(n.net))),
-        notes: Vec::new(),
-        qr: None,
-        boxes: Vec::new(),
         footer: footer(&seller_snap),
         demo: store::settings::is_demo(c).await?,
+        ..Default::default()
     })
 }
 

@@ -191,3 +191,67 @@ pub fn write_section(path: &std::path::Path, section: &str) -> Result<(), String
     };
     std::fs::write(path, updated).map_err(|e| e.to_string())
 }
+
+/// Median and 95th percentile in milliseconds (benches' tables).
+pub fn spread_ms(mut v: Vec<Duration>) -> (f64, f64) {
+    v.sort();
+    let at = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1000.0;
+    (at(0.5), at(0.95))
+}
+
+/// A server built in process for a bench: a throw-away data directory, the given database (a temporary SQLite file
+/// by default), quiet logs, listening on a free port.
+pub struct BenchServer {
+    pub state: app::state::AppState,
+    pub addr: std::net::SocketAddr,
+    pub dir: std::path::PathBuf,
+    /// "SQLite (embarquée)" or "PostgreSQL", for the section title.
+    pub backend: &'static str,
+    stop: tokio::sync::oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl BenchServer {
+    pub async fn start(database_url: Option<String>, extra: &[(&str, &str)]) -> Result<BenchServer, String> {
+        let dir = std::env::temp_dir().join(format!("manchengo-bench-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let url = database_url.unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.display()));
+        let backend = if url.starts_with("sqlite:") { "SQLite (embarquée)" } else { "PostgreSQL" };
+        let mut values = std::collections::HashMap::new();
+        for (k, v) in [
+            ("DATABASE_URL", url.as_str()),
+            ("DATA_DIR", &dir.display().to_string()),
+            ("LOG_LEVEL", "error"),
+            ("LOG_FORMAT", "json"),
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        {
+            values.insert(k.to_string(), v.to_string());
+        }
+        let config = app::config::Config::from_values(&values).map_err(|e| e.join("; "))?;
+        let built = app::server::App::build(config, app::server::Options::default()).await?;
+        let state = built.state.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(built.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        while !state.dbmon.is_up() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(BenchServer { state, addr, dir, backend, stop, handle })
+    }
+
+    /// The section tag of this backend (`sqlite` or `postgres`).
+    pub fn tag(&self) -> &'static str {
+        if self.backend.starts_with("SQLite") { "sqlite" } else { "postgres" }
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.handle.await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

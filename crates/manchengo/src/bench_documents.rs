@@ -9,47 +9,14 @@ use uuid::Uuid;
 
 const LINES: usize = 40;
 
-fn millis(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// Median and 95th percentile in milliseconds.
-fn spread(mut v: Vec<Duration>) -> (f64, f64) {
-    v.sort();
-    let at = |q: f64| millis(v[((v.len() as f64 - 1.0) * q).round() as usize]);
-    (at(0.5), at(0.95))
-}
-
 fn row(label: &str, v: Vec<Duration>) -> String {
-    let (median, p95) = spread(v);
+    let (median, p95) = crate::bench::spread_ms(v);
     format!("| {label} | {median:.1} ms | {p95:.1} ms |\n")
 }
 
 pub async fn documents_bench(database_url: Option<String>, samples: usize) -> Result<String, String> {
-    let dir = std::env::temp_dir().join(format!("manchengo-bench-{}", Uuid::now_v7().simple()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let url = database_url.unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.display()));
-    let backend = if url.starts_with("sqlite:") { "SQLite (embarquée)" } else { "PostgreSQL" };
-    let mut values = std::collections::HashMap::new();
-    for (k, v) in [
-        ("DATABASE_URL", url.clone()),
-        ("DATA_DIR", dir.display().to_string()),
-        ("LOG_LEVEL", "error".into()),
-        ("LOG_FORMAT", "json".into()),
-    ] {
-        values.insert(k.to_string(), v);
-    }
-    let config = app::config::Config::from_values(&values).map_err(|e| e.join("; "))?;
-    let built = app::server::App::build(config, app::server::Options::default()).await?;
-    let state = built.state.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(built.serve(listener, async move {
-        let _ = stopped.await;
-    }));
-    while !state.dbmon.is_up() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let server = crate::bench::BenchServer::start(database_url, &[]).await?;
+    let state = server.state.clone();
     let db = state.dbmon.db().clone();
     let now = Utc::now();
     let actor = store::audit::Actor::system("bench");
@@ -246,12 +213,10 @@ pub async fn documents_bench(database_url: Option<String>, samples: usize) -> Re
             return Err(format!("étiquette : HTTP {}", response.status()));
         }
     }
-    let _ = stop.send(());
-    let _ = server.await;
-    let _ = std::fs::remove_dir_all(&dir);
+    let (backend, tag) = (server.backend, server.tag());
+    server.stop().await;
 
     let date = Utc::now().format("%Y-%m-%d");
-    let tag = if backend.starts_with("SQLite") { "sqlite" } else { "postgres" };
     let samples_n = validations.len();
     Ok(format!(
         "<!-- bench:documents:{tag} -->\n## Invoices and printed documents, {backend} — {date}\n\nWritten by `manchengo \
@@ -268,7 +233,7 @@ pub async fn documents_bench(database_url: Option<String>, samples: usize) -> Re
         row(&format!("Invoice PDF rendered ({LINES} lines)"), render),
         row(&format!("Delivery-note PDF rendered ({LINES} lines with lots, QR)"), bl_render),
         row("Lot label PDF rendered (100 × 50 mm, QR)", label_render),
-        millis(cold),
+        cold.as_secs_f64() * 1000.0,
         first_pdf.len() / 1024,
         bl_size / 1024,
     ))

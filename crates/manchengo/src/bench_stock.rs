@@ -175,33 +175,12 @@ async fn fill(db: &store::Db, products: &[Uuid], lots: usize, per_lot: usize) ->
 }
 
 pub async fn stock_bench(database_url: Option<String>, ops: usize, million: usize) -> Result<String, String> {
-    let dir = std::env::temp_dir().join(format!("manchengo-bench-{}", Uuid::now_v7().simple()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let url = database_url.unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.display()));
-    let backend = if url.starts_with("sqlite:") { "SQLite (embarquée)" } else { "PostgreSQL" };
-    let mut values = std::collections::HashMap::new();
-    for (k, v) in [
-        ("DATABASE_URL", url.clone()),
-        ("DATA_DIR", dir.display().to_string()),
-        ("LOG_LEVEL", "error".into()),
-        ("LOG_FORMAT", "json".into()),
-        ("RATE_LIMIT_MAX", "100000000".into()),
-        ("RATE_LIMIT_LOGIN_MAX", "1000".into()),
-    ] {
-        values.insert(k.to_string(), v);
-    }
-    let config = app::config::Config::from_values(&values).map_err(|e| e.join("; "))?;
-    let built = app::server::App::build(config, app::server::Options::default()).await?;
-    let state = built.state.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(built.serve(listener, async move {
-        let _ = stopped.await;
-    }));
-    while !state.dbmon.is_up() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let server = crate::bench::BenchServer::start(
+        database_url,
+        &[("RATE_LIMIT_MAX", "100000000"), ("RATE_LIMIT_LOGIN_MAX", "1000")],
+    )
+    .await?;
+    let (state, addr, backend) = (server.state.clone(), server.addr, server.backend);
     let db = state.dbmon.db().clone();
     let now = Utc::now();
     let actor = store::audit::Actor::system("bench");
@@ -391,12 +370,10 @@ pub async fn stock_bench(database_url: Option<String>, ops: usize, million: usiz
     if !tested.ok {
         return Err(format!("test de restauration en échec : {:?}", tested.check));
     }
-    let _ = stop.send(());
-    let _ = server.await;
-    let _ = std::fs::remove_dir_all(&dir);
+    let tag = server.tag();
+    server.stop().await;
 
     let date = Utc::now().format("%Y-%m-%d");
-    let tag = if backend.starts_with("SQLite") { "sqlite" } else { "postgres" };
     let at_rows: String = timings
         .iter()
         .map(|(d, t)| format!("| Stock of every product at the end of {d} | {:.0} ms |\n", t.as_secs_f64() * 1000.0))

@@ -2,21 +2,10 @@
 //! orders started and completed every day), then the time of backward traces from PF lots and forward traces from
 //! milk lots — the "within minutes" of a supplier recall (DOMAIN.md §9).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{Datelike, NaiveDate, TimeZone, Utc};
 use uuid::Uuid;
-
-fn millis(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// Median and 95th percentile in milliseconds.
-fn spread(mut v: Vec<Duration>) -> (f64, f64) {
-    v.sort();
-    let at = |q: f64| millis(v[((v.len() as f64 - 1.0) * q).round() as usize]);
-    (at(0.5), at(0.95))
-}
 
 pub async fn trace_bench(database_url: Option<String>, days: usize, samples: usize) -> Result<String, String> {
     let dir = std::env::temp_dir().join(format!("manchengo-bench-{}", Uuid::now_v7().simple()));
@@ -184,8 +173,8 @@ pub async fn trace_bench(database_url: Option<String>, days: usize, samples: usi
             return Err(format!("trace aval vide pour {lot}"));
         }
     }
-    let (b50, b95) = spread(backward);
-    let (f50, f95) = spread(forward);
+    let (b50, b95) = crate::bench::spread_ms(backward);
+    let (f50, f95) = crate::bench::spread_ms(forward);
     let orders = pf_lots.len();
     drop(db);
     let _ = std::fs::remove_dir_all(&dir);

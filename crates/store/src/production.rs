@@ -811,6 +811,17 @@ pub async fn view<C: ConnectionTrait>(c: &C, reference: &str, now: DateTime<Utc>
     Ok(OrderView { order, pf, version, needs, consumptions, pf_lot })
 }
 
+/// A completed order as the yield and cost KPIs read it (§17); `None` for an order not completed.
+pub fn done_fact(o: &Order, tolerance_bp: i64) -> Option<domain::production::Done> {
+    Some(domain::production::Done {
+        date: o.completion_date?,
+        produced: o.quantity_produced?,
+        yield_bp: i64::from(o.yield_bp?),
+        tolerance_bp,
+        cost: o.consumed_cost? + o.fluid_cost.unwrap_or(0),
+    })
+}
+
 /// Orders completed on or after `from` with their PF and the version's tolerance (production dashboard, §17).
 pub async fn completed_since(db: &crate::Db, from: NaiveDate) -> Result<Vec<(Order, Product, i64)>, StoreError> {
     let c = db.conn();

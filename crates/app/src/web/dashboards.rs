@@ -140,18 +140,8 @@ async fn cards(st: &AppState, board: Board) -> Result<Vec<Card>, ApiError> {
     });
     if board == Board::Direction {
         let done = store::production::completed_since(db, today - Duration::days(6)).await?;
-        let facts: Vec<domain::production::Done> = done
-            .iter()
-            .filter_map(|(o, _, tol)| {
-                Some(domain::production::Done {
-                    date: o.completion_date?,
-                    produced: o.quantity_produced?,
-                    yield_bp: i64::from(o.yield_bp?),
-                    tolerance_bp: *tol,
-                    cost: o.consumed_cost? + o.fluid_cost.unwrap_or(0),
-                })
-            })
-            .collect();
+        let facts: Vec<domain::production::Done> =
+            done.iter().filter_map(|(o, _, tol)| store::production::done_fact(o, *tol)).collect();
         let (mean, outside) = domain::production::yield_7_days(&facts, today);
         out.push(Card {
             id: "rendement",

@@ -1225,15 +1225,7 @@ async fn dashboard(
     let facts = |pick: &dyn Fn(&store::stock::Product) -> bool| -> Vec<domain::production::Done> {
         done.iter()
             .filter(|(_, p, _)| pick(p))
-            .filter_map(|(o, _, tol)| {
-                Some(domain::production::Done {
-                    date: o.completion_date?,
-                    produced: o.quantity_produced?,
-                    yield_bp: i64::from(o.yield_bp?),
-                    tolerance_bp: *tol,
-                    cost: o.consumed_cost? + o.fluid_cost.unwrap_or(0),
-                })
-            })
+            .filter_map(|(o, _, tol)| store::production::done_fact(o, *tol))
             .collect()
     };
     let (mean, outside) = domain::production::yield_7_days(&facts(&|_| true), today);

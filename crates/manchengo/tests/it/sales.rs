@@ -628,20 +628,31 @@ async fn scenarios_48_to_52_deliveries() {
     .await;
 }
 
-/// Scenarios 45–46: a partial credit note with a return into quarantine, and a full one that releases the
-/// commitment and leaves the invoice CREDITED.
+/// A server with the company, 100 Gouda (DLC `gouda_dlc`) and 50 Fondu in stock, and a client with every identifier.
+pub(crate) struct Shop {
+    pub srv: TestServer,
+    pub admin: String,
+    pub commercial: String,
+    pub client: String,
+}
+
+pub(crate) async fn open_shop(t: &crate::support::TestDb, gouda_dlc: &str) -> Shop {
+    let (srv, _clock) = server(t).await;
+    let admin = bearer(&srv, Role::Admin).await;
+    let commercial = bearer(&srv, Role::Commercial).await;
+    company(&srv, &admin).await;
+    shop(&srv, &admin, &[(100_000, gouda_dlc)], 50_000).await;
+    let client =
+        new_client(&srv, &admin, "Supérette El Baraka", "000216123456789", Some("16012345678"), json!({})).await;
+    Shop { srv, admin, commercial, client }
+}
+
 /// UI.md row 74: a BL prepared from its page, line by line, with the vehicle and the driver; a bad quantity is
 /// shown on its field and nothing is created.
 #[tokio::test]
 async fn a_delivery_note_is_prepared_line_by_line_from_its_page() {
     on_both(|t| async move {
-        let (srv, _clock) = server(&t).await;
-        let admin = bearer(&srv, Role::Admin).await;
-        let commercial = bearer(&srv, Role::Commercial).await;
-        company(&srv, &admin).await;
-        shop(&srv, &admin, &[(100_000, "2025-06-01")], 50_000).await;
-        let client =
-            new_client(&srv, &admin, "Supérette El Baraka", "000216123456789", Some("16012345678"), json!({})).await;
+        let Shop { srv, commercial, client, .. } = open_shop(&t, "2025-06-01").await;
         let inv = validated(&srv, &commercial, invoice_36(&client, "ESPECES")).await;
         let number = inv["reference"].as_str().unwrap().to_string();
         let (web, csrf) = crate::support::web_session(&srv, &crate::support::email_of(Role::Commercial)).await;
@@ -715,16 +726,12 @@ async fn a_delivery_note_is_prepared_line_by_line_from_its_page() {
     .await;
 }
 
+/// Scenarios 45–46: a partial credit note with a return into quarantine, and a full one that releases the
+/// commitment and leaves the invoice CREDITED.
 #[tokio::test]
 async fn scenarios_45_46_credit_notes() {
     on_both(|t| async move {
-        let (srv, _clock) = server(&t).await;
-        let admin = bearer(&srv, Role::Admin).await;
-        let commercial = bearer(&srv, Role::Commercial).await;
-        company(&srv, &admin).await;
-        shop(&srv, &admin, &[(100_000, "2025-05-01")], 50_000).await;
-        let client =
-            new_client(&srv, &admin, "Supérette El Baraka", "000216123456789", Some("16012345678"), json!({})).await;
+        let Shop { srv, admin, commercial, client, .. } = open_shop(&t, "2025-05-01").await;
 
         // 45: delivered invoice, 4 Gouda come back.
         let inv = validated(&srv, &commercial, invoice_36(&client, "ESPECES")).await;
@@ -880,13 +887,8 @@ async fn concurrent_scans_ship_once_and_racing_validations_keep_numbers_gapless(
 #[tokio::test]
 async fn scenarios_44_64_65_accounting_exports() {
     on_both(|t| async move {
-        let (srv, _clock) = server(&t).await;
-        let admin = bearer(&srv, Role::Admin).await;
-        let commercial = bearer(&srv, Role::Commercial).await;
+        let Shop { srv, admin, commercial, client } = open_shop(&t, "2025-06-01").await;
         let comptable = bearer(&srv, Role::Comptable).await;
-        company(&srv, &admin).await;
-        shop(&srv, &admin, &[(100_000, "2025-06-01")], 50_000).await;
-        let client = new_client(&srv, &admin, "Supérette El Baraka", "000216123456789", Some("16012345678"), json!({})).await;
         for (path, body) in [
             ("/api/suppliers", json!({"raisonSociale": "Laiterie du Djurdjura SARL", "nif": "000216123456700"})),
             ("/api/catalogue/mp", json!({"code": "MP-LAIT", "name": "Lait cru", "category": "RAW_MATERIAL", "baseUnit": "KG"})),
