@@ -56,36 +56,11 @@ pub async fn login_bench(
     let (v50, v95) = summary(verifies);
 
     // Whole logins over HTTP: embedded default unless a database is given.
-    let dir = std::env::temp_dir().join(format!("manchengo-bench-{}", uuid::Uuid::now_v7().simple()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let url = database_url.unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.display()));
-    let (backend, tag) =
-        if url.starts_with("sqlite:") { ("SQLite (embarquée)", "sqlite") } else { ("PostgreSQL", "postgres") };
+    let server =
+        BenchServer::start(database_url, &[("RATE_LIMIT_LOGIN_MAX", "1000000"), ("RATE_LIMIT_MAX", "1000000")]).await?;
+    let (state, addr, backend, tag) = (server.state.clone(), server.addr, server.backend, server.tag());
     // One section per backend, replaced in place at each run.
     let (begin, end) = (format!("<!-- bench:login:{tag} -->"), format!("<!-- /bench:login:{tag} -->"));
-    let mut values = std::collections::HashMap::new();
-    values.insert("DATABASE_URL".to_string(), url);
-    values.insert("DATA_DIR".to_string(), dir.display().to_string());
-    values.insert("LOG_LEVEL".to_string(), "error".to_string());
-    values.insert("LOG_FORMAT".to_string(), "json".to_string());
-    values.insert("RATE_LIMIT_LOGIN_MAX".to_string(), "1000000".to_string());
-    values.insert("RATE_LIMIT_MAX".to_string(), "1000000".to_string());
-    let config = app::config::Config::from_values(&values).map_err(|e| e.join("; "))?;
-    let built = app::server::App::build(config, app::server::Options::default()).await?;
-    let state = built.state.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(built.serve(listener, async move {
-        let _ = stopped.await;
-    }));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !state.dbmon.is_up() {
-        if Instant::now() > deadline {
-            return Err("base de données injoignable".into());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     let email = format!("banc.{}@essai.dz", uuid::Uuid::now_v7().simple());
     let new = store::identity::NewUser {
         email: email.clone(),
@@ -139,9 +114,7 @@ pub async fn login_bench(
         task.await.map_err(|e| e.to_string())??;
     }
     let per_sec = (logins / 4 * 4) as f64 / t.elapsed().as_secs_f64();
-    let _ = stop.send(());
-    let _ = server.await;
-    let _ = std::fs::remove_dir_all(&dir);
+    server.stop().await;
 
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let section = format!(
@@ -238,7 +211,11 @@ impl BenchServer {
         let handle = tokio::spawn(built.serve(listener, async move {
             let _ = stopped.await;
         }));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while !state.dbmon.is_up() {
+            if std::time::Instant::now() > deadline {
+                return Err("base de données injoignable".into());
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok(BenchServer { state, addr, dir, backend, stop, handle })
