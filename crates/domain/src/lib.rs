@@ -21,6 +21,7 @@ pub mod purchase;
 pub mod rejection;
 pub mod sales;
 pub mod stock;
+pub mod sync;
 pub mod timbre;
 pub mod validation;
 pub mod words;
