@@ -340,6 +340,9 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/parametres/societe", ADMIN),
     page("/parametres/plan-comptable", EVERYONE, "Paramètres", "Plan comptable"),
     r("POST", "/parametres/plan-comptable", ADMIN),
+    page("/parametres/logo", ADMIN, "Paramètres", "Logo"),
+    r("POST", "/parametres/logo", ADMIN),
+    r("GET", "/parametres/logo/image", EVERYONE),
     // UI.md row 6: every role has its alerts (the handler shows the modules it reads).
     r("POST", "/alertes/{id}/prendre-en-compte", EVERYONE),
     r("POST", "/alertes/{id}/reporter", EVERYONE),
@@ -443,6 +446,7 @@ mod tests {
                 "Exports",
                 "Société",
                 "Plan comptable",
+                "Logo",
                 "Utilisateurs",
                 "Appareils",
                 "Santé",

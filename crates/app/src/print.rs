@@ -137,6 +137,14 @@ fn fiscal_totals(amounts: [i64; 3], timbre: (&str, i64), net: (&str, i64)) -> Ve
     out
 }
 
+/// The logo a seller snapshot names (kept by its hash: an issued document keeps its logo).
+async fn logo_of(c: &impl store::ConnectionTrait, seller: &Value) -> Result<Option<Vec<u8>>, ApiError> {
+    match seller["logoSha256"].as_str() {
+        Some(sha) => Ok(store::settings::logo(c, sha).await?.map(|(_, bytes)| bytes)),
+        None => Ok(None),
+    }
+}
+
 async fn current_company(st: &AppState) -> Result<Value, ApiError> {
     Ok(store::settings::company(st.dbmon.db().conn())
         .await?
@@ -206,6 +214,7 @@ pub async fn invoice(st: &AppState, key: &str) -> Result<Document, ApiError> {
         totals,
         words: Some(format!("Arrêtée la présente facture à la somme de : {}", domain::words::amount_dinars(i.net))),
         footer: footer(&seller_snap),
+        logo: logo_of(c, &seller_snap).await?,
         demo: store::settings::is_demo(c).await?,
         ..Default::default()
     })
@@ -277,6 +286,7 @@ pub async fn credit_note(st: &AppState, key: &str) -> Result<Document, ApiError>
         totals,
         words: Some(format!("Arrêté le présent avoir à la somme de : {}", domain::words::amount_dinars(n.net))),
         footer: footer(&seller_snap),
+        logo: logo_of(c, &seller_snap).await?,
         demo: store::settings::is_demo(c).await?,
         ..Default::default()
     })
@@ -362,6 +372,7 @@ pub async fn delivery_note(st: &AppState, key: &str) -> Result<Document, ApiErro
         qr: present(&v["qr"]).map(|payload| Qr { svg: qr_svg(&payload), caption: reference.clone() }),
         boxes: vec!["Reçu par (nom)".into(), "Signature".into(), "Date".into()],
         footer: footer(&seller_snap),
+        logo: logo_of(c, &seller_snap).await?,
         demo: store::settings::is_demo(c).await?,
     })
 }
@@ -438,6 +449,7 @@ pub async fn purchase_order(st: &AppState, reference: &str) -> Result<Document, 
         qr: None,
         boxes: Vec::new(),
         footer: footer(&seller_snap),
+        logo: logo_of(c, &seller_snap).await?,
         demo: store::settings::is_demo(c).await?,
     })
 }

@@ -92,6 +92,9 @@ pub struct Document {
     pub footer: String,
     /// Demo data: a "DÉMO" watermark across every page.
     pub demo: bool,
+    /// The company logo (PNG or JPEG bytes), above the seller's name.
+    #[serde(skip)]
+    pub logo: Option<Vec<u8>>,
 }
 
 /// One lot label, 100 × 50 mm.
@@ -156,10 +159,13 @@ static ENGINE: LazyLock<TypstEngine> = LazyLock::new(|| {
         .build()
 });
 
-fn render(template: &str, data: &impl Serialize) -> Result<Vec<u8>, Error> {
+fn render(template: &str, data: &impl Serialize, logo: Option<&[u8]>) -> Result<Vec<u8>, Error> {
     let json = serde_json::to_string(data).map_err(|e| Error::Layout(e.to_string()))?;
     let mut inputs = Dict::new();
     inputs.insert("data".into(), json.into_value());
+    if let Some(bytes) = logo {
+        inputs.insert("logo".into(), typst::foundations::Bytes::new(bytes.to_vec()).into_value());
+    }
     let doc: PagedDocument =
         ENGINE.compile_with_input(template, inputs).output.map_err(|e| Error::Layout(e.to_string()))?;
     typst_pdf::pdf(&doc, &typst_pdf::PdfOptions::default())
@@ -168,17 +174,17 @@ fn render(template: &str, data: &impl Serialize) -> Result<Vec<u8>, Error> {
 
 /// Renders an A4 document to PDF. CPU-bound: call it from `spawn_blocking`.
 pub fn document_pdf(d: &Document) -> Result<Vec<u8>, Error> {
-    render(DOCUMENT, d)
+    render(DOCUMENT, d, d.logo.as_deref())
 }
 
 /// Renders lot labels to PDF, one per page. CPU-bound: call it from `spawn_blocking`.
 pub fn labels_pdf(l: &Labels) -> Result<Vec<u8>, Error> {
-    render(LABEL, l)
+    render(LABEL, l, None)
 }
 
 /// Renders a report to PDF (landscape A4). CPU-bound: call it from `spawn_blocking`.
 pub fn report_pdf(r: &Report) -> Result<Vec<u8>, Error> {
-    render(REPORT, r)
+    render(REPORT, r, None)
 }
 
 #[cfg(test)]
@@ -204,6 +210,7 @@ mod tests {
             boxes: vec!["Reçu par".into()],
             footer: "RIB : 000".into(),
             demo,
+            logo: None,
         }
     }
 
@@ -219,6 +226,19 @@ mod tests {
         child.stdin.take().unwrap().write_all(pdf).unwrap();
         let out = child.wait_with_output().unwrap();
         String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Images drawn in the PDF (their soft masks aside), as poppler's pdfimages lists them.
+    pub(crate) fn pdf_images(pdf: &[u8], tag: &str) -> usize {
+        let path = std::env::temp_dir().join(format!("manchengo-{tag}-{}.pdf", std::process::id()));
+        std::fs::write(&path, pdf).unwrap();
+        let out = std::process::Command::new("pdfimages").arg("-list").arg(&path).output().expect("pdfimages");
+        let _ = std::fs::remove_file(&path);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .skip(2)
+            .filter(|l| l.split_whitespace().nth(2) == Some("image"))
+            .count()
     }
 
     #[test]
@@ -254,6 +274,21 @@ mod tests {
         assert!(joined(&text).contains("DÉMO"), "watermark on demo data");
         let plain = pdf_text(&document_pdf(&sample(false)).unwrap());
         assert!(!joined(&plain).contains("DÉMO"), "no watermark on real data");
+    }
+
+    #[test]
+    fn the_logo_is_drawn_above_the_seller() {
+        // A 1 × 1 PNG.
+        let png: Vec<u8> = vec![
+            137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 31,
+            21, 196, 137, 0, 0, 0, 13, 73, 68, 65, 84, 120, 218, 99, 100, 248, 207, 80, 15, 0, 3, 134, 1, 128, 90, 52,
+            125, 107, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130,
+        ];
+        let images = |pdf: &[u8]| pdf_images(pdf, "logo");
+        let without = document_pdf(&sample(false)).unwrap();
+        let with = document_pdf(&Document { logo: Some(png), ..sample(false) }).unwrap();
+        assert_eq!(images(&without), 0, "the QR is vector, nothing else is an image");
+        assert_eq!(images(&with), 1);
     }
 
     #[test]

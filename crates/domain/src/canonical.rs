@@ -78,7 +78,7 @@ fn es_number(x: f64) -> String {
     } else if -6 < n && n <= 0 {
         format!("0.{}{digits}", "0".repeat((-n) as usize))
     } else {
-        let e = if n - 1 >= 0 { format!("+{}", n - 1) } else { format!("{}", n - 1) };
+        let e = if n > 0 { format!("+{}", n - 1) } else { format!("{}", n - 1) };
         if k == 1 { format!("{digits}e{e}") } else { format!("{}.{}e{e}", &digits[..1], &digits[1..]) }
     };
     format!("{sign}{body}")

@@ -80,6 +80,32 @@ pub fn wilaya_label(code: &str) -> String {
     }
 }
 
+/// The largest logo accepted (it is printed about 15 mm high: a small image is plenty).
+pub const LOGO_MAX_BYTES: usize = 256 * 1024;
+
+/// A company logo: a PNG or JPEG (read from its first bytes, not from its name) of at most 256 KiB; its content type.
+pub fn check_logo(bytes: &[u8]) -> Result<&'static str, Rejection> {
+    let kind = if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        "image/png"
+    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        "image/jpeg"
+    } else {
+        return Err(Rejection::new("VALEUR_HORS_LIMITES", 422, "Le logo doit être une image PNG ou JPEG.")
+            .with_details(serde_json::json!({"field": "logo"})));
+    };
+    if bytes.len() > LOGO_MAX_BYTES {
+        return Err(Rejection::new("VALEUR_HORS_LIMITES", 422, "Le logo dépasse 256 Kio : réduisez l'image.")
+            .with_details(serde_json::json!({"field": "logo", "bytes": bytes.len(), "max": LOGO_MAX_BYTES})));
+    }
+    Ok(kind)
+}
+
+/// The key a logo is kept under: the lowercase hex SHA-256 of its bytes.
+pub fn logo_key(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    crate::audit::hex(&sha2::Sha256::digest(bytes))
+}
+
 /// French label of each storage type, with its temperature: printed on pages, labels and delivery notes.
 pub const STORAGE_LABELS: [(&str, &str); 4] =
     [("REFRIGERE", "Réfrigéré (2–8 °C)"), ("FRAIS", "Frais (0–4 °C)"), ("SEC", "Sec"), ("CONGELE", "Congelé (−18 °C)")];
@@ -509,6 +535,18 @@ pub fn check_client_terms(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_logo_is_a_small_png_or_jpeg() {
+        assert_eq!(check_logo(b"\x89PNG\r\n\x1a\n...").unwrap(), "image/png");
+        assert_eq!(check_logo(&[0xFF, 0xD8, 0xFF, 0xE0, 0]).unwrap(), "image/jpeg");
+        assert_eq!(check_logo(b"GIF89a").unwrap_err().message, "Le logo doit être une image PNG ou JPEG.");
+        let mut big = b"\x89PNG\r\n\x1a\n".to_vec();
+        big.resize(LOGO_MAX_BYTES, 0);
+        assert!(check_logo(&big).is_ok());
+        big.push(0);
+        assert_eq!(check_logo(&big).unwrap_err().message, "Le logo dépasse 256 Kio : réduisez l'image.");
+    }
+
     #[test]
     fn wilayas_and_storage_types_print_in_french() {
         assert_eq!(wilaya_label("19"), "Sétif (19)");

@@ -20,8 +20,7 @@ pub fn checksum(payload: &Value) -> String {
 
 fn is_uuid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
-    parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
-        && parts.iter().all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
+    parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12]) && parts.iter().all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 fn invalid(message: String, details: Value) -> Rejection {
@@ -374,8 +373,13 @@ mod tests {
                              "note": "réglé"});
         assert_eq!(check_event("PAYMENT_RECORDED", "PAYMENT", &payment).unwrap(), Action::PaymentRecorded);
         // Unknown action, wrong entity type, not an object.
-        assert_eq!(check_event("PAYMENT_DELETED", "PAYMENT", &payment).unwrap_err().message, "Action inconnue : PAYMENT_DELETED.");
-        assert!(check_event("PAYMENT_RECORDED", "DELIVERY", &payment).unwrap_err().message.contains("porte sur PAYMENT"));
+        assert_eq!(
+            check_event("PAYMENT_DELETED", "PAYMENT", &payment).unwrap_err().message,
+            "Action inconnue : PAYMENT_DELETED."
+        );
+        assert!(
+            check_event("PAYMENT_RECORDED", "DELIVERY", &payment).unwrap_err().message.contains("porte sur PAYMENT")
+        );
         assert_eq!(check_event("DELIVERY_CANCELLED", "DELIVERY", &json!([1])).unwrap_err().code, "VALIDATION_ERROR");
         // Missing, extra and mistyped fields are all reported.
         let bad = json!({"invoiceId": "x", "amount": 1.5, "method": "ESPECES", "date": "14/03/2025", "surplus": true});

@@ -722,6 +722,7 @@ pub fn company_snapshot(s: &crate::settings::CompanySettings) -> Value {
         json!({
             "capitalSocial": s.capital_social, "wilaya": s.wilaya, "commune": s.commune, "telephone": s.telephone,
             "email": s.email, "rib": s.rib, "bankName": s.bank_name, "invoiceFooter": s.invoice_footer,
+            "logoSha256": s.logo_sha256,
         }),
     )
 }

@@ -186,6 +186,8 @@ pub mod company {
         pub invoice_footer: Option<String>,
         /// Seeded demo data: documents carry a "DÉMO" watermark.
         pub demo: bool,
+        /// The current logo (table `company_logos`).
+        pub logo_sha256: Option<String>,
         pub updated_at: ChronoDateTimeUtc,
     }
 
@@ -206,6 +208,70 @@ pub fn company_json(s: &CompanySettings) -> serde_json::Value {
 
 pub async fn company<C: ConnectionTrait>(c: &C) -> Result<Option<CompanySettings>, StoreError> {
     Ok(company::Entity::find().filter(company::Column::Id.eq(1)).one(c).await?)
+}
+
+pub mod logos {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "company_logos")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub sha256: String,
+        pub content_type: String,
+        pub data: Vec<u8>,
+        pub created_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Sets the company logo (checked by `domain::catalogue::check_logo`): kept by its SHA-256, never deleted (issued
+/// documents name theirs), the settings row pointing at it; audited with the hashes before and after.
+pub async fn save_logo<C: ConnectionTrait>(
+    c: &C,
+    bytes: Vec<u8>,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<String, OpError> {
+    let content_type = domain::catalogue::check_logo(&bytes)?;
+    let before = company(c).await?.ok_or_else(|| {
+        Rejection::new(
+            "PARAMETRES_SOCIETE_INCOMPLETS",
+            409,
+            "Enregistrez d'abord les paramètres de la société, puis le logo.",
+        )
+    })?;
+    let sha = domain::catalogue::logo_key(&bytes);
+    if logos::Entity::find_by_id(sha.clone()).one(c).await?.is_none() {
+        logos::Entity::insert(logos::ActiveModel {
+            sha256: sea_orm::ActiveValue::Set(sha.clone()),
+            content_type: sea_orm::ActiveValue::Set(content_type.into()),
+            data: sea_orm::ActiveValue::Set(bytes),
+            created_at: sea_orm::ActiveValue::Set(now),
+        })
+        .exec_without_returning(c)
+        .await?;
+    }
+    company::Entity::update_many()
+        .col_expr(company::Column::LogoSha256, sea_orm::sea_query::Expr::value(sha.clone()))
+        .filter(company::Column::Id.eq(1))
+        .exec(c)
+        .await?;
+    let change = Change::new("COMPANY_LOGO_UPDATED")
+        .entity("company", 1)
+        .before(json!({"logoSha256": before.logo_sha256}))
+        .after(json!({"logoSha256": sha}));
+    audit::append(c, actor, change, now).await?;
+    Ok(sha)
+}
+
+/// A logo by its hash: (content type, bytes).
+pub async fn logo<C: ConnectionTrait>(c: &C, sha256: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+    Ok(logos::Entity::find_by_id(sha256.to_string()).one(c).await?.map(|l| (l.content_type, l.data)))
 }
 
 /// Whether this database holds the demo company (documents are watermarked).
@@ -250,6 +316,7 @@ pub async fn save_company<C: ConnectionTrait>(
         bank_name: new.bank_name,
         invoice_footer: new.invoice_footer,
         demo: before.as_ref().is_some_and(|b| b.demo),
+        logo_sha256: before.as_ref().and_then(|b| b.logo_sha256.clone()),
         updated_at: now,
     };
     let am = s.clone().into_active_model().reset_all();

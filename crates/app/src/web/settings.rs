@@ -392,9 +392,73 @@ async fn save_chart(
     }
 }
 
+// ---- Logo (DOMAIN.md §18: printed on the documents) -------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "logo.html")]
+struct LogoPage {
+    layout: Layout,
+    has_logo: bool,
+}
+
+async fn logo_page(State(st): State<AppState>, pc: PageCtx) -> Response {
+    let current = store::settings::company(st.dbmon.db().conn()).await.ok().flatten();
+    let p = LogoPage {
+        layout: Layout::for_page("Logo", "/parametres/logo", &pc),
+        has_logo: current.and_then(|c| c.logo_sha256).is_some(),
+    };
+    page(StatusCode::OK, p, &pc)
+}
+
+/// The upload (multipart): checked by its first bytes and size in `domain`, kept by its hash.
+async fn save_logo(
+    State(st): State<AppState>,
+    pc: PageCtx,
+    id: Identity,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    use super::multipart;
+    let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let file = multipart::boundary(content_type).and_then(|b| multipart::file(&multipart::parse(&body, &b), "logo"));
+    let Some(bytes) = file else {
+        return redirect_with_flash("/parametres/logo", "erreur", "Choisissez une image PNG ou JPEG.");
+    };
+    let (actor, now) = (id.actor(&pc.ctx), st.clock.now());
+    let saved = crate::api::catalogue::write(&st, move |tx| {
+        let (bytes, actor) = (bytes.clone(), actor.clone());
+        Box::pin(async move { store::settings::save_logo(&**tx, bytes, &actor, now).await })
+    })
+    .await;
+    match saved {
+        Ok(_) => redirect_with_flash(
+            "/parametres/logo",
+            "succes",
+            "Logo enregistré : il figure sur les prochains documents.",
+        ),
+        Err(e) => redirect_with_flash("/parametres/logo", "erreur", &e.message),
+    }
+}
+
+/// The current logo's image.
+async fn logo_image(State(st): State<AppState>) -> Response {
+    use axum::response::IntoResponse;
+    let c = st.dbmon.db().conn();
+    let sha = store::settings::company(c).await.ok().flatten().and_then(|s| s.logo_sha256);
+    match sha {
+        Some(sha) => match store::settings::logo(c, &sha).await {
+            Ok(Some((kind, bytes))) => ([(axum::http::header::CONTENT_TYPE, kind)], bytes).into_response(),
+            _ => super::not_found().await,
+        },
+        None => super::not_found().await,
+    }
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/catalogue/referentiels", get(references).post(save_reference))
         .route("/parametres/societe", get(company).post(save_company))
         .route(CHART, get(chart).post(save_chart))
+        .route("/parametres/logo", get(logo_page).post(save_logo))
+        .route("/parametres/logo/image", get(logo_image))
 }

@@ -235,6 +235,7 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Exports",
             "Société",
             "Plan comptable",
+            "Logo",
             "Utilisateurs",
             "Appareils",
             "Santé",

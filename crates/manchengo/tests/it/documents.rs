@@ -289,6 +289,48 @@ async fn invoice_credit_note_delivery_note_order_and_label_print_their_mandatory
         );
         assert_eq!(fetch(&srv, &format!("/api/receptions/{reference}/labels"), &comptable).await.0, 403);
 
+        // The logo (ADMIN, multipart upload): printed on invoices validated afterwards; F-2025-00001 keeps none.
+        let (web, csrf) = crate::support::web_session(&srv, &crate::support::email_of(Role::Admin)).await;
+        let png: Vec<u8> = vec![
+            137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 31,
+            21, 196, 137, 0, 0, 0, 13, 73, 68, 65, 84, 120, 218, 99, 100, 248, 207, 80, 15, 0, 3, 134, 1, 128, 90, 52,
+            125, 107, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130,
+        ];
+        let upload = |file: Vec<u8>| {
+            let mut body = format!(
+                "--B0uNd\r\nContent-Disposition: form-data; name=\"_csrf\"\r\n\r\n{csrf}\r\n--B0uNd\r\n\
+                 Content-Disposition: form-data; name=\"logo\"; filename=\"logo.png\"\r\nContent-Type: image/png\r\n\r\n"
+            )
+            .into_bytes();
+            body.extend_from_slice(&file);
+            body.extend_from_slice(b"\r\n--B0uNd--\r\n");
+            web.post(srv.url("/parametres/logo"))
+                .header("content-type", "multipart/form-data; boundary=B0uNd")
+                .body(body)
+                .send()
+        };
+        assert_eq!(upload(b"GIF89a-not-a-logo".to_vec()).await.unwrap().status(), 303);
+        assert_eq!(web.get(srv.url("/parametres/logo/image")).send().await.unwrap().status(), 404, "refused: none set");
+        assert_eq!(upload(png.clone()).await.unwrap().status(), 303);
+        let r = web.get(srv.url("/parametres/logo/image")).send().await.unwrap();
+        assert_eq!(r.headers()["content-type"], "image/png");
+        assert_eq!(r.bytes().await.unwrap().to_vec(), png);
+        // Images drawn in a PDF (soft masks aside), as poppler's pdfimages lists them.
+        let images = |pdf: &[u8]| {
+            let path = t.dir.path().join("document.pdf");
+            std::fs::write(&path, pdf).unwrap();
+            let out = std::process::Command::new("pdfimages").arg("-list").arg(&path).output().expect("pdfimages");
+            let list = String::from_utf8_lossy(&out.stdout).to_string();
+            list.lines().skip(2).filter(|l| l.split_whitespace().nth(2) == Some("image")).count()
+        };
+        let one_gouda = json!({"clientCode": client, "paymentMethod": "CHEQUE",
+                               "lines": [{"productCode": "PF-GOUDA-400", "quantity": 1_000}]});
+        let second = validated(&srv, &commercial, one_gouda).await;
+        let path = format!("/api/invoices/{}/pdf", second["reference"].as_str().unwrap());
+        assert_eq!(images(&fetch(&srv, &path, &commercial).await.2), 1, "the logo on the new invoice");
+        assert_eq!(images(&fetch(&srv, "/api/invoices/F-2025-00001/pdf", &commercial).await.2), 0, "issued before");
+        assert_eq!(images(&fetch(&srv, "/api/deliveries/LIV-2025-00001/pdf", &commercial).await.2), 1, "current");
+
         // The demo company: every document carries the watermark.
         store::settings::mark_demo(srv.state.dbmon.db().conn()).await.unwrap();
         assert!(watermarked(&pdf(&srv, "/api/invoices/F-2025-00001/pdf", &commercial).await));

@@ -20,6 +20,7 @@ mod m20261128_000011_production;
 mod m20261128_000012_alert_postpone;
 mod m20261128_000013_sales;
 mod m20261204_000014_demo_flag;
+mod m20261204_000015_company_logo;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000012_alert_postpone::Migration),
             Box::new(m20261128_000013_sales::Migration),
             Box::new(m20261204_000014_demo_flag::Migration),
+            Box::new(m20261204_000015_company_logo::Migration),
         ]
     }
 }
