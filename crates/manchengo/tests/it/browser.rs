@@ -860,13 +860,10 @@ async fn the_cockpit_shows_the_rupture_and_its_alerts_are_handled_from_the_page(
     srv.stop().await;
 }
 
-/// UI.md rows 62–75 and §4 (c): a salesman drafts an invoice, validates it, takes a partial payment, prepares the BL,
-/// validates it with the QR payload (stock leaves FEFO) and marks it delivered with a drawn signature.
-#[tokio::test]
-async fn an_invoice_is_validated_paid_and_delivered_by_qr_through_the_pages() {
-    let Some(driver) = start_chromedriver() else { return };
-    let t = TestDb::new(Kind::Sqlite).await.unwrap();
-    let srv = TestServer::start(&t, &[]).await;
+/// A server with the company, the Gouda 400 g at 650,00 DA with a lot of 100 pieces (`lot`, DLC in 30 days) and a
+/// client with every identifier (`terms` merged into it): (server, client code).
+async fn gouda_shop(t: &TestDb, lot: &str, terms: serde_json::Value) -> (TestServer, String) {
+    let srv = TestServer::start(t, &[]).await;
     let admin = crate::support::bearer(&srv, domain::identity::Role::Admin).await;
     crate::sales::company(&srv, &admin).await;
     for (path, body) in [
@@ -880,17 +877,21 @@ async fn an_invoice_is_validated_paid_and_delivered_by_qr_through_the_pages() {
         let r = crate::support::client().post(srv.url(path)).bearer_auth(&admin).json(&body).send().await.unwrap();
         assert_eq!(r.status(), 201, "{path}");
     }
-    let client = crate::sales::new_client(
-        &srv,
-        &admin,
-        "Supérette El Baraka",
-        "000216123456789",
-        Some("16012345678"),
-        serde_json::json!({}),
-    )
-    .await;
+    let client =
+        crate::sales::new_client(&srv, &admin, "Supérette El Baraka", "000216123456789", Some("16012345678"), terms)
+            .await;
     let dlc = (chrono::Utc::now() + chrono::Duration::days(30)).format("%Y-%m-%d").to_string();
-    crate::sales::pf_lot(&srv, "PF-GOUDA-400", "GOUDA-B1", 100_000, Some(&dlc), 30_000).await;
+    crate::sales::pf_lot(&srv, "PF-GOUDA-400", lot, 100_000, Some(&dlc), 30_000).await;
+    (srv, client)
+}
+
+/// UI.md rows 62–75 and §4 (c): a salesman drafts an invoice, validates it, takes a partial payment, prepares the BL,
+/// validates it with the QR payload (stock leaves FEFO) and marks it delivered with a drawn signature.
+#[tokio::test]
+async fn an_invoice_is_validated_paid_and_delivered_by_qr_through_the_pages() {
+    let Some(driver) = start_chromedriver() else { return };
+    let t = TestDb::new(Kind::Sqlite).await.unwrap();
+    let (srv, client) = gouda_shop(&t, "GOUDA-B1", serde_json::json!({})).await;
     let commercial = crate::support::bearer(&srv, domain::identity::Role::Commercial).await;
     let web = browser(&driver, 1366).await;
     login(&web, &srv, &crate::support::email_of(domain::identity::Role::Commercial), crate::support::PASSWORD).await;
@@ -1017,31 +1018,9 @@ async fn an_invoice_is_validated_paid_and_delivered_by_qr_through_the_pages() {
 async fn price_lists_partial_deliveries_statements_and_chart_through_the_pages() {
     let Some(driver) = start_chromedriver() else { return };
     let t = TestDb::new(Kind::Sqlite).await.unwrap();
-    let srv = TestServer::start(&t, &[]).await;
-    let admin = crate::support::bearer(&srv, domain::identity::Role::Admin).await;
-    crate::sales::company(&srv, &admin).await;
-    for (path, body) in [
-        ("/api/catalogue/families", serde_json::json!({"code": "PATE_PRESSEE", "name": "Pâte pressée"})),
-        (
-            "/api/catalogue/pf",
-            serde_json::json!({"code": "PF-GOUDA-400", "name": "Gouda 400 g", "baseUnit": "U", "weightG": 400,
-            "packagingType": "SAC_THERMO", "storageType": "REFRIGERE", "shelfLifeDays": 180, "listPriceHt": 65_000, "familyCode": "PATE_PRESSEE"}),
-        ),
-    ] {
-        let r = crate::support::client().post(srv.url(path)).bearer_auth(&admin).json(&body).send().await.unwrap();
-        assert_eq!(r.status(), 201, "{path}");
-    }
-    let client = crate::sales::new_client(
-        &srv,
-        &admin,
-        "Supérette El Baraka",
-        "000216123456789",
-        Some("16012345678"),
-        serde_json::json!({"clientType": "GROSSISTE", "defaultPaymentMethod": "CHEQUE", "paymentTermsDays": 30}),
-    )
-    .await;
-    let dlc = (chrono::Utc::now() + chrono::Duration::days(30)).format("%Y-%m-%d").to_string();
-    crate::sales::pf_lot(&srv, "PF-GOUDA-400", "GOUDA-C1", 100_000, Some(&dlc), 30_000).await;
+    let terms =
+        serde_json::json!({"clientType": "GROSSISTE", "defaultPaymentMethod": "CHEQUE", "paymentTermsDays": 30});
+    let (srv, client) = gouda_shop(&t, "GOUDA-C1", terms).await;
     let web = browser(&driver, 1366).await;
     login(&web, &srv, &crate::support::email_of(domain::identity::Role::Admin), crate::support::PASSWORD).await;
     let year = (chrono::Utc::now() + chrono::Duration::hours(1)).format("%Y").to_string();
