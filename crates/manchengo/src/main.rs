@@ -59,6 +59,11 @@ enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// Événements de synchronisation des appareils (runbook INC-005) : liste et remise en file.
+    Sync {
+        #[command(subcommand)]
+        action: SyncAction,
+    },
     /// Vérifications d'intégrité ; --audit : la chaîne du journal d'audit seule. Code 1 si une violation est trouvée.
     Check {
         /// Vérifie seulement la chaîne d'audit.
@@ -172,6 +177,31 @@ enum BenchWhat {
 }
 
 #[derive(Subcommand)]
+enum SyncAction {
+    /// Liste les événements : id, client_event_id, appareil, utilisateur, action, entité, statut, tentatives, erreur,
+    /// date.
+    List {
+        /// PENDING, APPLIED, ACKED ou FAILED (défaut : tous).
+        #[arg(long)]
+        status: Option<String>,
+        /// Seulement les événements reçus depuis (ex. 24h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Remet en file un événement en échec, ou tous ceux reçus depuis --since (ce que fait l'UPDATE du runbook).
+    Retry {
+        /// Identifiant de l'événement (serveur ou client).
+        id: Option<String>,
+        /// Tous les événements FAILED.
+        #[arg(long)]
+        all_failed: bool,
+        /// Avec --all-failed : reçus depuis (ex. 24h, 7d ; défaut 24h).
+        #[arg(long)]
+        since: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum UserAction {
     /// Crée un administrateur. Le mot de passe est demandé deux fois (ou lu sur l'entrée standard), jamais en argument.
     CreateAdmin {
@@ -280,6 +310,13 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             runtime().block_on(user_command(config, action))
+        }
+        Command::Sync { action } => {
+            let config = match load_config() {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            runtime().block_on(sync_command(config, action))
         }
         Command::Check { audit, from, database_url } => {
             let mut config = match load_config() {
@@ -714,6 +751,120 @@ async fn restore(config: Config, file: String, yes: bool) -> ExitCode {
             eprintln!("restauration impossible : {e}");
             eprintln!("les données actuelles n'ont pas été modifiées");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// `24h`, `7d`, `90m` → a duration; `None` for anything else.
+fn parse_since(s: &str) -> Option<chrono::Duration> {
+    let s = s.trim();
+    let (n, unit) = s.split_at(s.len().checked_sub(1)?);
+    let n: i64 = n.parse().ok().filter(|n| *n > 0)?;
+    match unit {
+        "m" => Some(chrono::Duration::minutes(n)),
+        "h" => Some(chrono::Duration::hours(n)),
+        "d" => Some(chrono::Duration::days(n)),
+        _ => None,
+    }
+}
+
+async fn sync_command(config: Config, action: SyncAction) -> ExitCode {
+    let since_of =
+        |s: &Option<String>, default: Option<&str>| -> Result<Option<chrono::DateTime<chrono::Utc>>, ExitCode> {
+            match s.as_deref().or(default) {
+                None => Ok(None),
+                Some(v) => match parse_since(v) {
+                    Some(d) => Ok(Some(chrono::Utc::now() - d)),
+                    None => {
+                        eprintln!("--since attend une durée comme 24h, 7d ou 90m (reçu : {v}).");
+                        Err(ExitCode::from(2))
+                    }
+                },
+            }
+        };
+    let db = match store::Db::open(&app::server::db_options(&config, Duration::from_secs(30)).patient()).await {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("échec de connexion à la base : {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match action {
+        SyncAction::List { status, since } => {
+            let since = match since_of(&since, None) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            match store::sync::list(db.conn(), status.as_deref(), since).await {
+                Ok(events) => {
+                    println!(
+                        "id\tclient_event_id\tdevice\tuser\taction\tentity\tstatus\tattempts\terror_code\tcreated_at"
+                    );
+                    for e in &events {
+                        println!(
+                            "{}\t{}\t{}\t{}\t{}\t{}:{}\t{}\t{}\t{}\t{}",
+                            e.id,
+                            e.client_event_id,
+                            e.device_id,
+                            e.user_id,
+                            e.action,
+                            e.entity_type,
+                            e.entity_id,
+                            e.status,
+                            e.attempts,
+                            e.error_code.as_deref().unwrap_or("-"),
+                            e.created_at.to_rfc3339()
+                        );
+                    }
+                    println!("{} événement(s)", events.len());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("lecture impossible : {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        SyncAction::Retry { id, all_failed, since } => {
+            let result = match (id, all_failed) {
+                (Some(id), false) => match id.parse::<uuid::Uuid>() {
+                    Ok(id) => db
+                        .write(|tx| Box::pin(async move { store::sync::retry(&**tx, id).await.map(|_| 1u64) }))
+                        .await
+                        .map_err(|e| match e {
+                            store::OpError::Rejected(r) => r.message,
+                            other => other.to_string(),
+                        }),
+                    Err(_) => Err(format!("identifiant invalide : {id}")),
+                },
+                (None, true) => {
+                    let since = match since_of(&since, Some("24h")) {
+                        Ok(s) => s.unwrap_or_else(chrono::Utc::now),
+                        Err(code) => return code,
+                    };
+                    db.write(|tx| {
+                        Box::pin(
+                            async move { store::sync::retry_failed(&**tx, since).await.map_err(store::OpError::from) },
+                        )
+                    })
+                    .await
+                    .map_err(|e| e.to_string())
+                }
+                _ => {
+                    eprintln!("précisez un identifiant ou --all-failed.");
+                    return ExitCode::from(2);
+                }
+            };
+            match result {
+                Ok(n) => {
+                    println!("{n} événement(s) remis en file");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(1)
+                }
+            }
         }
     }
 }

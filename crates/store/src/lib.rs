@@ -48,6 +48,7 @@ pub mod schema;
 pub mod secrets;
 pub mod settings;
 pub mod stock;
+pub mod sync;
 pub mod trace;
 
 pub use db::{Backend, Db, DbOptions, Transient, WriteTx};

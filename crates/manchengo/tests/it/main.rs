@@ -19,3 +19,4 @@ mod shutdown;
 mod stock;
 mod storage;
 mod support;
+mod sync;

@@ -21,6 +21,7 @@ mod m20261128_000012_alert_postpone;
 mod m20261128_000013_sales;
 mod m20261204_000014_demo_flag;
 mod m20261204_000015_company_logo;
+mod m20261204_000016_sync_events;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000013_sales::Migration),
             Box::new(m20261204_000014_demo_flag::Migration),
             Box::new(m20261204_000015_company_logo::Migration),
+            Box::new(m20261204_000016_sync_events::Migration),
         ]
     }
 }
