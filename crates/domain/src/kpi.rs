@@ -268,8 +268,31 @@ pub fn health_score(h: &HealthInputs) -> (i64, HealthBand) {
     (score, band)
 }
 
+/// §17 "Appareils hors ligne": an active device whose last contact (its last sync, or its registration when it never
+/// synced) is older than 24 hours.
+pub fn device_offline(
+    active: bool,
+    last_sync: Option<chrono::DateTime<chrono::Utc>>,
+    registered: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    active && last_sync.unwrap_or(registered) < now - chrono::Duration::hours(24)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_device_is_offline_after_a_day_without_contact() {
+        let now = chrono::DateTime::parse_from_rfc3339("2025-03-14T10:00:00Z").unwrap().to_utc();
+        let h = |n: i64| now - chrono::Duration::hours(n);
+        assert!(!device_offline(true, Some(h(23)), h(100), now), "synced 23 h ago");
+        assert!(!device_offline(true, Some(h(24)), h(100), now), "exactly 24 h: not yet");
+        assert!(device_offline(true, Some(h(25)), h(100), now));
+        assert!(device_offline(true, None, h(25), now), "never synced, registered 25 h ago");
+        assert!(!device_offline(true, None, h(2), now), "never synced, registered today");
+        assert!(!device_offline(false, Some(h(200)), h(300), now), "a revoked device is not counted");
+    }
+
     use super::*;
 
     fn d(s: &str) -> NaiveDate {

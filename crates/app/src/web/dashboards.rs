@@ -189,7 +189,7 @@ async fn cards(st: &AppState, board: Board) -> Result<Vec<Card>, ApiError> {
             let silent = store::identity::all_devices(c)
                 .await?
                 .iter()
-                .filter(|d| d.is_active && d.last_sync_at.unwrap_or(d.registered_at) < now - Duration::hours(24))
+                .filter(|d| domain::kpi::device_offline(d.is_active, d.last_sync_at, d.registered_at, now))
                 .count();
             out.push(Card {
                 id: "appareils-hors-ligne",

@@ -1788,12 +1788,15 @@ async fn statement(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let date = |k: &str| q.get(k).filter(|v| !v.is_empty()).map(|v| v.parse::<chrono::NaiveDate>());
-    let (from, to) = match (date("from"), date("to")) {
-        (Some(Err(_)), _) | (_, Some(Err(_))) => (None, None),
-        (f, t) => (f.and_then(Result::ok), t.and_then(Result::ok)),
+    // An unreadable date is said, and the default period shown meanwhile.
+    let (from, to, unreadable) = match (date("from"), date("to")) {
+        (Some(Err(_)), _) | (_, Some(Err(_))) => {
+            (None, None, Some("Date invalide : format attendu JJ/MM/AAAA.".to_string()))
+        }
+        (f, t) => (f.and_then(Result::ok), t.and_then(Result::ok), None),
     };
     let (v, error) = match crate::api::sales::statement(&st, &code, from, to).await {
-        Ok(v) => (v, None),
+        Ok(v) => (v, unreadable),
         Err(e) if e.status == StatusCode::NOT_FOUND => return super::not_found().await,
         Err(e) if e.code == "DATE_INVALIDE" => match crate::api::sales::statement(&st, &code, None, None).await {
             Ok(v) => (v, Some(e.message)),

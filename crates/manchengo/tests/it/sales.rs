@@ -961,6 +961,10 @@ async fn scenarios_44_64_65_accounting_exports() {
         let page = web.get(srv.url(&format!("/clients/{client}/releve?{period}"))).send().await.unwrap().text().await.unwrap();
         assert!(page.contains("id=\"solde-cloture\">23\u{202F}678,00\u{A0}DA"), "{page}");
         assert!(page.contains("Annulation de REG-2025-00001 : Erreur de saisie caisse"), "{page}");
+        let page = web.get(srv.url(&format!("/clients/{client}/releve?from=hier&to=2025-03-31"))).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("Date invalide : format attendu JJ/MM/AAAA."), "an unreadable date is said: {page}");
+        let page = web.get(srv.url(&format!("/clients/{client}/releve?from=2025-03-31&to=2025-03-01"))).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("Date invalide : la fin de la période précède son début."), "{page}");
 
         // The chart of accounts (ADMIN): the next export uses the new account; a bad number is refused by field.
         let mut accounts: serde_json::Map<String, Value> =
