@@ -105,8 +105,9 @@ if [[ -n $LATE ]]; then
   echo "$LATE"
 fi
 
-# 7. Migrations with the current image.
+# 7. Migrations with the current image, then a new feed epoch: every device bootstraps again (PLATFORM.md §12.3).
 docker compose run --rm --no-deps backend manchengo migrate
+docker compose run --rm --no-deps backend manchengo sync reset-feed
 
 # 8. Start again what ran, health gate.
 if [[ -n $RUNNING ]]; then

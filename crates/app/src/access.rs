@@ -85,6 +85,16 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/api/admin/devices", ADMIN),
     r("POST", "/api/admin/devices/{id}/revoke", ADMIN),
     r("POST", "/api/admin/devices/{id}/reactivate", ADMIN),
+    // PLATFORM.md §7: device sessions of any role (the handler asks for a registered, active device); each pushed
+    // action then follows its own route's roles.
+    r("POST", "/api/sync/push", AnySession),
+    r("GET", "/api/sync/pull", AnySession),
+    r("POST", "/api/sync/bootstrap", AnySession),
+    r("GET", "/api/sync/status", AnySession),
+    r("POST", "/api/sync/ack", AnySession),
+    r("GET", "/api/admin/sync/events", ADMIN),
+    r("POST", "/api/admin/sync/events/{id}/retry", ADMIN),
+    r("POST", "/api/admin/sync/events/retry", ADMIN),
     // Users (DOMAIN.md §2.2 capability 1).
     r("GET", "/api/admin/users", ADMIN),
     r("POST", "/api/admin/users", ADMIN),
@@ -354,6 +364,9 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/systeme/utilisateurs/{id}/{action}", ADMIN),
     r("POST", "/systeme/utilisateurs/{id}/{action}", ADMIN),
     page("/systeme/appareils", ADMIN, "Système", "Appareils"),
+    page("/systeme/synchronisation", ADMIN, "Système", "Synchronisation"),
+    r("POST", "/systeme/synchronisation/relancer", ADMIN),
+    r("POST", "/systeme/synchronisation/{id}/relancer", ADMIN),
     r("GET", "/systeme/appareils/{id}/{action}", ADMIN),
     r("POST", "/systeme/appareils/{id}/{action}", ADMIN),
     page("/systeme/sante", ADMIN, "Système", "Santé"),
@@ -449,6 +462,7 @@ mod tests {
                 "Logo",
                 "Utilisateurs",
                 "Appareils",
+                "Synchronisation",
                 "Santé",
                 "Journal d'audit"
             ]

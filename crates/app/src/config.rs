@@ -133,6 +133,11 @@ pub struct Config {
     pub rate_limit_ttl: Duration,
     pub rate_limit_max: u64,
     pub rate_limit_login_max: u64,
+    /// Sync pushes and pulls per device per minute (PLATFORM.md §5).
+    pub rate_limit_sync_push_max: u64,
+    pub rate_limit_sync_pull_max: u64,
+    /// Devices below this app version get `426 APP_VERSION_UNSUPPORTED` on sync routes.
+    pub min_device_app_version: Option<String>,
     pub trusted_proxies: Vec<Cidr>,
     pub jwt_secret: Option<String>,
     pub jwt_secret_previous: Option<String>,
@@ -321,9 +326,16 @@ impl Config {
         });
         let rate_limit_max = r.get("RATE_LIMIT_MAX", 100, parse_positive);
         let rate_limit_login_max = r.get("RATE_LIMIT_LOGIN_MAX", 5, parse_positive);
-        for name in ["RATE_LIMIT_SYNC_PUSH_MAX", "RATE_LIMIT_SYNC_PULL_MAX", "RATE_LIMIT_EXPORT_MAX"] {
-            r.get(name, 0, parse_positive);
-        }
+        let rate_limit_sync_push_max = r.get("RATE_LIMIT_SYNC_PUSH_MAX", 120, parse_positive);
+        let rate_limit_sync_pull_max = r.get("RATE_LIMIT_SYNC_PULL_MAX", 240, parse_positive);
+        r.get("RATE_LIMIT_EXPORT_MAX", 0, parse_positive);
+        let min_device_app_version = r.get("MIN_DEVICE_APP_VERSION", None, |s| {
+            if domain::sync::version_parts(s).is_some() {
+                Ok(Some(s.trim().to_string()))
+            } else {
+                Err("version attendue : 1.4.0".into())
+            }
+        });
         let trusted_proxies = r.get("TRUSTED_PROXIES", Vec::new(), Cidr::parse_list);
         let jwt_secret = r.get("JWT_SECRET", None, |s| check_secret(s).map(|_| Some(s.to_string())));
         let jwt_secret_previous = r.get("JWT_SECRET_PREVIOUS", None, |s| check_secret(s).map(|_| Some(s.to_string())));
@@ -424,6 +436,9 @@ impl Config {
             rate_limit_ttl,
             rate_limit_max,
             rate_limit_login_max,
+            rate_limit_sync_push_max,
+            rate_limit_sync_pull_max,
+            min_device_app_version,
             trusted_proxies,
             jwt_secret,
             jwt_secret_previous,

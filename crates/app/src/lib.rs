@@ -11,4 +11,5 @@ pub mod platform;
 pub mod print;
 pub mod server;
 pub mod state;
+pub mod sync;
 pub mod web;

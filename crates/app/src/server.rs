@@ -207,6 +207,14 @@ impl App {
         // PLATFORM.md §8: daily 03:30, idempotency keys older than 24 h go.
         jobs.push(db_job("retention", Daily { hour: 3, minute: 30 }, 3600, db, clock, |db, now| async move {
             store::idempotency::purge(&db, now).await?;
+            // Sync: ACKED events after a year, the feed after 90 days (devices behind it bootstrap again).
+            db.write(|tx| {
+                Box::pin(async move {
+                    store::sync::purge_acked(&**tx, now - chrono::Duration::days(365)).await?;
+                    store::sync::purge_feed(&**tx, now - chrono::Duration::days(90)).await
+                })
+            })
+            .await?;
             Ok::<_, store::StoreError>(())
         }));
         // DOMAIN.md §20: `manchengo check` every night at 02:00 Algiers; a failure raises INTEGRITE_ECHEC and shows as
@@ -221,6 +229,27 @@ impl App {
             tracing::error!(findings = ?findings, "integrity check failed");
             Err(format!("INTEGRITE_ECHEC : {}", findings.join(" ; ")))
         }));
+        // PLATFORM.md §7.3: every 2 s, leased (a dead holder is replaced within 8 s), the due sync events are applied
+        // through the same path as a push; it needs the application state, set once built.
+        let app_for_worker: Arc<OnceLock<AppState>> = Arc::new(OnceLock::new());
+        {
+            let app = app_for_worker.clone();
+            jobs.push(Job {
+                name: "sync-worker",
+                schedule: Schedule::Every(Duration::from_secs(2)),
+                lease_ttl: Duration::from_secs(6),
+                leased: true,
+                run: Arc::new(move || {
+                    let app = app.clone();
+                    Box::pin(async move {
+                        match app.get() {
+                            Some(st) => crate::sync::work(st).await.map(|_| ()),
+                            None => Ok(()),
+                        }
+                    })
+                }),
+            });
+        }
         jobs.extend(options.extra_jobs);
         let scheduler =
             Scheduler::new(jobs, options.clock.clone(), &config.instance_name, options.job_tick, Some(cache.clone()));
@@ -238,6 +267,7 @@ impl App {
             extra_access: options.extra_access,
         }));
 
+        let _ = app_for_worker.set(state.clone());
         let (stop, stop_rx) = watch::channel(false);
         let bootstrap: Bootstrap = {
             let config = state.config.clone();
@@ -354,7 +384,8 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
         .route_layer(from_fn_with_state(state.clone(), crate::auth::guard))
         .route_layer(from_fn(crate::platform::pipeline::record_route))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
+        // The extractors keep `BODY_LIMIT`; only the sync push reads up to `SYNC_BODY_LIMIT` (PLATFORM.md §2.2).
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit.max(state.config.sync_body_limit)))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(from_fn_with_state(state.clone(), crate::platform::pipeline::pipeline))
         .with_state(state)

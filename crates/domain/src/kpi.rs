@@ -268,6 +268,18 @@ pub fn health_score(h: &HealthInputs) -> (i64, HealthBand) {
     (score, band)
 }
 
+/// §17 "Synchro en attente" (UI.md §5): the events still waiting or awaiting an operator's decision, and the tone
+/// of the card — Ambre from 50, Rouge from 200 (the `SyncBacklog` alert's level).
+pub fn sync_backlog(pending: i64, failed: i64) -> (i64, &'static str) {
+    let n = pending + failed;
+    let tone = match n {
+        200.. => "rouge",
+        50.. => "ambre",
+        _ => "vert",
+    };
+    (n, tone)
+}
+
 /// §17 "Appareils hors ligne": an active device whose last contact (its last sync, or its registration when it never
 /// synced) is older than 24 hours.
 pub fn device_offline(
@@ -281,6 +293,16 @@ pub fn device_offline(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_sync_backlog_turns_amber_at_50_and_red_at_200() {
+        assert_eq!(sync_backlog(0, 0), (0, "vert"));
+        assert_eq!(sync_backlog(40, 9), (49, "vert"));
+        assert_eq!(sync_backlog(40, 10), (50, "ambre"));
+        assert_eq!(sync_backlog(199, 0), (199, "ambre"));
+        assert_eq!(sync_backlog(150, 50), (200, "rouge"));
+    }
+
     #[test]
     fn a_device_is_offline_after_a_day_without_contact() {
         let now = chrono::DateTime::parse_from_rfc3339("2025-03-14T10:00:00Z").unwrap().to_utc();

@@ -15,7 +15,12 @@ pub const MAX_ATTEMPTS: u32 = 10;
 
 /// Lowercase hex SHA-256 of the RFC 8785 serialization of the payload (§7.1, normative).
 pub fn checksum(payload: &Value) -> String {
-    Sha256::digest(crate::canonical::jcs(payload).as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    sha256_hex(crate::canonical::jcs(payload).as_bytes())
+}
+
+/// Lowercase hex SHA-256 of bytes (attachments are kept by it).
+pub fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn is_uuid(s: &str) -> bool {
@@ -115,6 +120,18 @@ impl Action {
         Action::ALL.into_iter().find(|a| a.code() == s)
     }
 
+    /// What users read (the operators' list, the drivers' "Envois").
+    pub fn label_fr(self) -> &'static str {
+        match self {
+            Action::DeliveryValidated => "Validation de BL",
+            Action::DeliveryDelivered => "Preuve de livraison",
+            Action::DeliveryCancelled => "Annulation de BL",
+            Action::PaymentRecorded => "Encaissement",
+            Action::InvoiceDraftCreated => "Brouillon de facture",
+            Action::ClientContactUpdated => "Contact client",
+        }
+    }
+
     /// The entity type the action is about (the event's `entityType` must say the same).
     pub fn entity_type(self) -> &'static str {
         match self {
@@ -127,8 +144,12 @@ impl Action {
 
     fn fields(self) -> &'static [Field] {
         match self {
+            // `qrToken` (scanned) or `mode: MANUAL` with the typed `reference` and a `note` (PLATFORM §16).
             Action::DeliveryValidated => &[
-                ("qrToken", Kind::Text, true),
+                ("qrToken", Kind::Text, false),
+                ("mode", Kind::Text, false),
+                ("reference", Kind::Text, false),
+                ("note", Kind::Text, false),
                 ("latitude", Kind::Number, false),
                 ("longitude", Kind::Number, false),
                 ("notes", Kind::Text, false),
@@ -240,6 +261,26 @@ pub fn check_event(action: &str, entity_type: &str, payload: &Value) -> Result<A
     };
     let mut problems = Vec::new();
     check_fields("", obj, a.fields(), &mut problems);
+    if a == Action::DeliveryValidated {
+        let manual = obj.get("mode").and_then(Value::as_str);
+        match (obj.get("qrToken"), manual) {
+            (Some(_), None) => {}
+            (None, Some("MANUAL" | "MANUEL")) => {
+                for f in ["reference", "note"] {
+                    if obj.get(f).is_none_or(Value::is_null) {
+                        problems.push(json!({"field": f, "code": "OBLIGATOIRE",
+                            "message": "Ce champ est obligatoire pour une validation manuelle."}));
+                    }
+                }
+            }
+            (Some(_), Some(_)) => problems.push(json!({"field": "mode", "code": "CHAMP_INCONNU",
+                "message": "Un QR code scanné ne porte pas de mode."})),
+            (None, Some(_)) => problems.push(json!({"field": "mode", "code": "TYPE_INVALIDE",
+                "message": "Valeur attendue : MANUAL."})),
+            (None, None) => problems.push(json!({"field": "qrToken", "code": "OBLIGATOIRE",
+                "message": "QR code scanné (qrToken) ou validation manuelle (mode MANUAL, reference, note)."})),
+        }
+    }
     if a == Action::ClientContactUpdated && obj.is_empty() {
         problems.push(json!({"field": "", "code": "OBLIGATOIRE",
             "message": "Au moins un champ parmi phone, address, contactName, email."}));
@@ -252,6 +293,72 @@ pub fn check_event(action: &str, entity_type: &str, payload: &Value) -> Result<A
 }
 
 /// What a stored event is, for step 1 of §7.2.
+/// `24h`, `7d`, `90m` → a duration (the operators' `--since` and the admin list's `since`); `None` otherwise.
+pub fn parse_since(s: &str) -> Option<chrono::Duration> {
+    let s = s.trim();
+    let (n, unit) = s.split_at(s.len().checked_sub(1)?);
+    let n: i64 = n.parse().ok().filter(|n| *n > 0)?;
+    match unit {
+        "m" => Some(chrono::Duration::minutes(n)),
+        "h" => Some(chrono::Duration::hours(n)),
+        "d" => Some(chrono::Duration::days(n)),
+        _ => None,
+    }
+}
+
+/// `1.4.0` → (1, 4, 0); missing parts are 0 (`1.4` = `1.4.0`); anything else is not a version.
+pub fn version_parts(v: &str) -> Option<(u64, u64, u64)> {
+    let mut parts = v.trim().split('.').map(|p| p.parse::<u64>().ok());
+    let major = parts.next()??;
+    let minor = parts.next().unwrap_or(Some(0))?;
+    let patch = parts.next().unwrap_or(Some(0))?;
+    parts.next().is_none().then_some((major, minor, patch))
+}
+
+/// Whether a device's app version is below the minimum the server asks (`426 APP_VERSION_UNSUPPORTED`); an
+/// unreadable device version counts as too old.
+pub fn app_too_old(app_version: &str, minimum: &str) -> bool {
+    match (version_parts(app_version), version_parts(minimum)) {
+        (Some(a), Some(m)) => a < m,
+        (None, Some(_)) => true,
+        _ => false,
+    }
+}
+
+/// A driver acts only on the BLs assigned to them (an unassigned BL is open to any driver); ADMIN acts on any.
+pub fn check_assigned(is_admin: bool, driver: Option<&str>, user: &str, reference: &str) -> Result<(), Rejection> {
+    match driver {
+        Some(d) if !is_admin && d != user => {
+            Err(Rejection::new("NOT_ASSIGNED", 422, format!("Le BL {reference} est attribué à un autre livreur."))
+                .with_details(json!({"reference": reference})))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The quantities a driver says were delivered: per product, at most what the BL plans (`planned` = product id →
+/// milli-units); a product the BL does not carry is refused too.
+pub fn check_delivered(planned: &[(String, i64)], delivered: &[(String, i64)]) -> Result<(), Rejection> {
+    for (product, qty) in delivered {
+        let plan: i64 = planned.iter().filter(|(p, _)| p.eq_ignore_ascii_case(product)).map(|(_, q)| q).sum();
+        if *qty < 0 || *qty > plan {
+            return Err(Rejection::new(
+                "QUANTITY_EXCEEDS_PLANNED",
+                422,
+                format!("Quantité livrée supérieure à la quantité prévue sur le BL ({qty} > {plan} millièmes)."),
+            )
+            .with_details(json!({"productId": product, "planned": plan, "delivered": qty})));
+        }
+    }
+    Ok(())
+}
+
+/// Last writer wins per field (§7.5 `CLIENT_CONTACT_UPDATED`): an event changes a field unless that field was last
+/// set by a later event. Equal times: the event received later wins.
+pub fn field_wins(last_set: Option<chrono::DateTime<chrono::Utc>>, occurred_at: chrono::DateTime<chrono::Utc>) -> bool {
+    last_set.is_none_or(|t| occurred_at >= t)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
     Pending,
@@ -273,6 +380,16 @@ impl Stored {
 }
 
 /// The answer to an event id the server already holds.
+/// A stored status as users read it (UI.md §2 status words) and its tone.
+pub fn status_fr(status: &str) -> (&'static str, &'static str) {
+    match status {
+        "PENDING" => ("En attente", "ambre"),
+        "APPLIED" => ("Appliqué", "vert"),
+        "ACKED" => ("Acquitté", "vert"),
+        _ => ("En échec", "rouge"),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Known {
     /// Same id, other payload: `REJECTED IDEMPOTENCE_CONFLIT`, nothing stored.
@@ -333,6 +450,73 @@ mod tests {
         let platform = json!({"invoiceId": "0195a3c2-0000-7000-8000-000000000001", "amount": 150000,
                               "method": "ESPECES", "note": "réglé"});
         assert_eq!(checksum(&platform), "abc9c37e5a0b97c7ac8a86df8b7ecdb50f496a6e99060f8ac4d1aa08b072c2cd");
+    }
+
+    #[test]
+    fn a_validation_is_scanned_or_manual_with_its_reference_and_note() {
+        assert!(check_event("DELIVERY_VALIDATED", "DELIVERY", &json!({"qrToken": "MCG:DLV:x"})).is_ok());
+        let manual = json!({"mode": "MANUAL", "reference": "LIV-2025-00154", "note": "QR abîmé"});
+        assert!(check_event("DELIVERY_VALIDATED", "DELIVERY", &manual).is_ok());
+        let fields = |p: Value| {
+            let e = check_event("DELIVERY_VALIDATED", "DELIVERY", &p).unwrap_err();
+            e.details["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["field"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(fields(json!({"mode": "MANUAL"})), ["reference", "note"]);
+        assert_eq!(fields(json!({})), ["qrToken"]);
+        assert_eq!(fields(json!({"qrToken": "MCG", "mode": "MANUAL"})), ["mode"]);
+        assert_eq!(fields(json!({"mode": "AUTO", "reference": "LIV-2025-00154"})), ["mode"]);
+    }
+
+    #[test]
+    fn a_driver_acts_on_their_own_bls_and_delivers_at_most_the_plan() {
+        assert!(check_assigned(false, Some("karim"), "karim", "LIV-2025-00001").is_ok());
+        assert!(check_assigned(false, None, "karim", "LIV-2025-00001").is_ok());
+        assert!(check_assigned(true, Some("karim"), "admin", "LIV-2025-00001").is_ok());
+        let e = check_assigned(false, Some("karim"), "yacine", "LIV-2025-00001").unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            ("NOT_ASSIGNED", "Le BL LIV-2025-00001 est attribué à un autre livreur.")
+        );
+        let plan = [("gouda".to_string(), 24_000), ("fondu".to_string(), 10_000)];
+        assert!(check_delivered(&plan, &[("gouda".into(), 24_000), ("fondu".into(), 9_000)]).is_ok());
+        let e = check_delivered(&plan, &[("gouda".into(), 24_001)]).unwrap_err();
+        assert_eq!((e.code, e.details["planned"].as_i64()), ("QUANTITY_EXCEEDS_PLANNED", Some(24_000)));
+        assert_eq!(check_delivered(&plan, &[("edam".into(), 1)]).unwrap_err().code, "QUANTITY_EXCEEDS_PLANNED");
+    }
+
+    #[test]
+    fn since_reads_minutes_hours_and_days() {
+        assert_eq!(parse_since("24h"), Some(chrono::Duration::hours(24)));
+        assert_eq!(parse_since("7d"), Some(chrono::Duration::days(7)));
+        assert_eq!(parse_since("90m"), Some(chrono::Duration::minutes(90)));
+        assert_eq!(parse_since("0h"), None);
+        assert_eq!(parse_since("24"), None);
+        assert_eq!(parse_since(""), None);
+    }
+
+    #[test]
+    fn versions_compare_part_by_part() {
+        assert_eq!(version_parts("1.4.0"), Some((1, 4, 0)));
+        assert_eq!(version_parts("2"), Some((2, 0, 0)));
+        assert_eq!(version_parts("1.x"), None);
+        assert!(app_too_old("1.3.9", "1.4.0"));
+        assert!(!app_too_old("1.4", "1.4.0"));
+        assert!(!app_too_old("1.10.0", "1.4.0"));
+        assert!(app_too_old("dev", "1.4.0"));
+    }
+
+    #[test]
+    fn the_later_contact_change_wins_field_by_field() {
+        let t = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
+        assert!(field_wins(None, t("2025-03-14T09:00:00Z")));
+        assert!(field_wins(Some(t("2025-03-14T09:00:00Z")), t("2025-03-14T09:00:00Z")));
+        assert!(field_wins(Some(t("2025-03-14T09:00:00Z")), t("2025-03-14T09:00:01Z")));
+        assert!(!field_wins(Some(t("2025-03-14T09:00:01Z")), t("2025-03-14T09:00:00Z")));
     }
 
     fn id(n: u32) -> String {

@@ -64,6 +64,11 @@ enum Command {
         #[command(subcommand)]
         action: SyncAction,
     },
+    /// Client d'appareil de référence : rejoue un fichier d'envois (outbox) vers un serveur, comme un téléphone.
+    Device {
+        #[command(subcommand)]
+        action: DeviceAction,
+    },
     /// Vérifications d'intégrité ; --audit : la chaîne du journal d'audit seule. Code 1 si une violation est trouvée.
     Check {
         /// Vérifie seulement la chaîne d'audit.
@@ -199,6 +204,32 @@ enum SyncAction {
         #[arg(long)]
         since: Option<String>,
     },
+    /// Nouvelle époque du journal des appareils (après une restauration) : chaque appareil recharge ses données.
+    ResetFeed,
+}
+
+#[derive(Subcommand)]
+enum DeviceAction {
+    /// Envoie les commandes en attente du fichier (par lots de 100, dans l'ordre), attend comme un téléphone (429,
+    /// 503, réseau absent), réécrit le fichier après chaque réponse, puis lit le journal de l'appareil.
+    Replay {
+        /// Fichier d'envois : {"pending":[{id, entityType, entityId, action, occurredAt, payload}], …}.
+        #[arg(long)]
+        outbox: std::path::PathBuf,
+        /// Adresse du serveur (ex. https://erp.fromagerie.dz).
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        email: String,
+        /// Mot de passe (sinon demandé, ou MANCHENGO_PASSWORD).
+        #[arg(long, env = "MANCHENGO_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// Identifiant de l'appareil (gardé dans le fichier d'envois après la première fois).
+        #[arg(long)]
+        device_id: Option<uuid::Uuid>,
+        #[arg(long, default_value = "Client de référence")]
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -317,6 +348,19 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             runtime().block_on(sync_command(config, action))
+        }
+        Command::Device { action: DeviceAction::Replay { outbox, url, email, password, device_id, name } } => {
+            let password = match password {
+                Some(p) => p,
+                None => match rpassword::prompt_password("Mot de passe : ") {
+                    Ok(p) => p,
+                    Err(e) => {
+                        eprintln!("mot de passe illisible : {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+            };
+            runtime().block_on(device_replay(&outbox, &url, &email, &password, device_id, &name))
         }
         Command::Check { audit, from, database_url } => {
             let mut config = match load_config() {
@@ -755,25 +799,12 @@ async fn restore(config: Config, file: String, yes: bool) -> ExitCode {
     }
 }
 
-/// `24h`, `7d`, `90m` → a duration; `None` for anything else.
-fn parse_since(s: &str) -> Option<chrono::Duration> {
-    let s = s.trim();
-    let (n, unit) = s.split_at(s.len().checked_sub(1)?);
-    let n: i64 = n.parse().ok().filter(|n| *n > 0)?;
-    match unit {
-        "m" => Some(chrono::Duration::minutes(n)),
-        "h" => Some(chrono::Duration::hours(n)),
-        "d" => Some(chrono::Duration::days(n)),
-        _ => None,
-    }
-}
-
 async fn sync_command(config: Config, action: SyncAction) -> ExitCode {
     let since_of =
         |s: &Option<String>, default: Option<&str>| -> Result<Option<chrono::DateTime<chrono::Utc>>, ExitCode> {
             match s.as_deref().or(default) {
                 None => Ok(None),
-                Some(v) => match parse_since(v) {
+                Some(v) => match domain::sync::parse_since(v) {
                     Some(d) => Ok(Some(chrono::Utc::now() - d)),
                     None => {
                         eprintln!("--since attend une durée comme 24h, 7d ou 90m (reçu : {v}).");
@@ -866,7 +897,95 @@ async fn sync_command(config: Config, action: SyncAction) -> ExitCode {
                 }
             }
         }
+        SyncAction::ResetFeed => {
+            let now = chrono::Utc::now();
+            match db.write(|tx| Box::pin(async move { store::sync::reset_epoch(&**tx, now).await })).await {
+                Ok(epoch) => {
+                    println!("nouvelle époque du journal : {epoch} (les appareils rechargent leurs données)");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
     }
+}
+
+async fn device_replay(
+    path: &std::path::Path,
+    url: &str,
+    email: &str,
+    password: &str,
+    device_id: Option<uuid::Uuid>,
+    name: &str,
+) -> ExitCode {
+    let mut outbox = match device::Outbox::load(path) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("fichier d'envois illisible : {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // The device id lives with the outbox: the same file always speaks as the same device.
+    let id_file = path.with_extension("device");
+    let device = device_id
+        .or_else(|| std::fs::read_to_string(&id_file).ok().and_then(|s| s.trim().parse().ok()))
+        .unwrap_or_else(uuid::Uuid::new_v4);
+    let _ = std::fs::write(&id_file, device.to_string());
+    let client = match device::Client::login(url, email, password, device, name).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("connexion impossible : {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let before = outbox.pending.len();
+    let pushed = client
+        .push_all(&mut outbox, device::Backoff::default(), |o| {
+            if let Err(e) = o.save(path) {
+                eprintln!("{e}");
+            }
+        })
+        .await;
+    if let Err(e) = pushed {
+        let _ = outbox.save(path);
+        eprintln!("envoi interrompu : {e} ({} commande(s) toujours en attente)", outbox.pending.len());
+        return ExitCode::from(1);
+    }
+    let changes = match client.pull_all(&mut outbox, 500).await {
+        Ok(c) => c.len(),
+        Err(e) => {
+            eprintln!("lecture du journal impossible : {e}");
+            0
+        }
+    };
+    if let Err(e) = outbox.save(path) {
+        eprintln!("{e}");
+        return ExitCode::from(1);
+    }
+    let settled: Vec<&device::Outcome> =
+        outbox.outcomes.iter().rev().take(before - outbox.pending.len().min(before)).collect();
+    for o in settled.iter().rev() {
+        println!(
+            "{}\t{}\t{}\t{}",
+            o.id,
+            o.action,
+            o.status,
+            o.server_ref
+                .clone()
+                .or_else(|| o.code.clone().map(|c| format!("{c} : {}", o.message.clone().unwrap_or_default())))
+                .unwrap_or_default()
+        );
+    }
+    println!(
+        "{} commande(s) réglée(s), {} en attente ; {changes} changement(s) lus, curseur {}",
+        before - outbox.pending.len().min(before),
+        outbox.pending.len(),
+        outbox.cursor
+    );
+    ExitCode::SUCCESS
 }
 
 async fn check(config: Config, audit_only: bool, from: Option<i64>) -> ExitCode {

@@ -229,7 +229,16 @@ pub async fn save_pf<C: ConnectionTrait>(
         change = change.before(b);
     }
     audit::append(c, actor, change, now).await?;
+    feed_product(c, &p, now).await?;
     Ok(p)
+}
+
+/// A PF's labels and list price to every device (catalogue: audience `*`).
+pub async fn feed_product<C: ConnectionTrait>(c: &C, p: &Product, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let data = Some(product_device_json(p));
+    crate::sync::append(c, "PRODUCT", &p.id.to_string(), "upsert", &crate::sync::Audience::everyone(), data, now)
+        .await?;
+    Ok(())
 }
 
 async fn write_product<C: ConnectionTrait>(c: &C, p: &Product) -> Result<(), StoreError> {
@@ -323,6 +332,113 @@ pub fn client_json(c: &Client) -> serde_json::Value {
 fn nif_taken(nif: &str, owner: &str) -> Rejection {
     Rejection::new("NIF_DEJA_UTILISE", 409, format!("Ce NIF est déjà utilisé par {owner}."))
         .with_details(json!({"nif": nif, "tiers": owner}))
+}
+
+/// A client as drivers' devices know it: contact and address, no commercial terms.
+pub fn client_device_json(c: &Client) -> serde_json::Value {
+    serde_json::json!({
+        "id": c.id, "code": c.code, "raisonSociale": c.raison_sociale, "adresse": c.adresse,
+        "deliveryAddress": c.delivery_address, "wilaya": c.wilaya, "commune": c.commune, "telephone": c.telephone,
+        "email": c.email, "contactName": c.contact_name, "active": c.active,
+    })
+}
+
+/// Every PF, active or not (devices label old BLs too).
+pub async fn pf_products<C: ConnectionTrait>(c: &C) -> Result<Vec<Product>, StoreError> {
+    Ok(products::Entity::find()
+        .filter(products::Column::Kind.eq("PF"))
+        .order_by_asc(products::Column::Code)
+        .all(c)
+        .await?)
+}
+
+/// A product as devices know it (labels and list price; no cost).
+pub fn product_device_json(p: &Product) -> serde_json::Value {
+    serde_json::json!({
+        "id": p.id, "code": p.code, "name": p.name, "kind": p.kind, "baseUnit": p.base_unit,
+        "storageType": p.storage_type, "listPriceHt": p.list_price_ht, "active": p.active,
+    })
+}
+
+/// The client's snapshot to the feed of every driver with an open BL for it.
+pub async fn feed_client<C: ConnectionTrait>(c: &C, cl: &Client, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let data = client_device_json(cl);
+    for driver in crate::delivery::drivers_of_client(c, cl.id).await? {
+        let audience = crate::sync::Audience::User(driver);
+        crate::sync::append(c, "CLIENT", &cl.id.to_string(), "upsert", &audience, Some(data.clone()), now).await?;
+    }
+    Ok(())
+}
+
+/// A contact change from a device (PLATFORM.md §7.5 `CLIENT_CONTACT_UPDATED`): `phone`, `address`, `contactName`,
+/// `email`, each checked as on the client form (D§4.2) and written unless a later event already set that field (last
+/// writer wins per field, by the device's `occurredAt`). Answers the client and the fields written.
+pub async fn update_contact<C: ConnectionTrait>(
+    c: &C,
+    client_id: Uuid,
+    fields: &[(&str, String)],
+    occurred_at: DateTime<Utc>,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<(Client, Vec<String>), OpError> {
+    let backend = c.get_database_backend();
+    let lock = if backend == sea_orm::DbBackend::Postgres { " FOR UPDATE" } else { "" };
+    c.execute_raw(crate::stock::stmt(
+        backend,
+        &format!("SELECT id FROM clients WHERE id = $1{lock}"),
+        vec![client_id.into()],
+    ))
+    .await?;
+    let before = client_by_id(c, client_id).await?.ok_or_else(|| Rejection::non_trouve("Client"))?;
+    let mut cl = before.clone();
+    let mut written = Vec::new();
+    for (field, raw) in fields {
+        let value = raw.trim().to_string();
+        let value = match *field {
+            "phone" if !value.is_empty() => domain::parties::phone(&value)?,
+            "email" if !value.is_empty() => domain::parties::email(&value)?,
+            _ => value,
+        };
+        let row = c
+            .query_one_raw(crate::stock::stmt(
+                backend,
+                "SELECT updated_at FROM client_field_times WHERE client_id = $1 AND field = $2",
+                vec![client_id.into(), (*field).into()],
+            ))
+            .await?;
+        let last: Option<DateTime<Utc>> = match row {
+            Some(r) => Some(r.try_get("", "updated_at")?),
+            None => None,
+        };
+        if !domain::sync::field_wins(last, occurred_at) {
+            continue;
+        }
+        let v = Some(value).filter(|v| !v.is_empty());
+        match *field {
+            "phone" => cl.telephone = v,
+            "address" => cl.adresse = v,
+            "contactName" => cl.contact_name = v,
+            "email" => cl.email = v,
+            _ => continue,
+        }
+        c.execute_raw(crate::stock::stmt(
+            backend,
+            "INSERT INTO client_field_times (client_id, field, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (client_id, field) DO UPDATE SET updated_at = excluded.updated_at",
+            vec![client_id.into(), (*field).into(), occurred_at.into()],
+        ))
+        .await?;
+        written.push(field.to_string());
+    }
+    if !written.is_empty() {
+        cl.updated_at = now;
+        clients::Entity::update(cl.clone().into_active_model().reset_all()).exec(c).await?;
+        let change =
+            Change::new("CLIENT_UPDATED").entity("client", cl.id).before(client_json(&before)).after(client_json(&cl));
+        audit::append(c, actor, change, now).await?;
+        feed_client(c, &cl, now).await?;
+    }
+    Ok((cl, written))
 }
 
 pub async fn supplier_by_code<C: ConnectionTrait>(c: &C, code: &str) -> Result<Option<Supplier>, StoreError> {
@@ -481,6 +597,9 @@ pub async fn save_client<C: ConnectionTrait>(
     } else {
         clients::Entity::insert(am).exec_without_returning(c).await?;
     }
+    if existing.is_some() {
+        feed_client(c, &cl, now).await?;
+    }
     let action = if existing.is_some() { "CLIENT_UPDATED" } else { "CLIENT_CREATED" };
     let mut change = Change::new(action).entity("client", cl.id).after(client_json(&cl));
     if let Some(e) = &existing {
@@ -560,6 +679,9 @@ pub async fn set_product_active<C: ConnectionTrait>(
         .filter(products::Column::Id.eq(p.id))
         .exec(c)
         .await?;
+    if p.kind == "PF" {
+        feed_product(c, &Product { active, updated_at: now, ..p.clone() }, now).await?;
+    }
     let action = if active { "PRODUCT_REACTIVATED" } else { "PRODUCT_DEACTIVATED" };
     audit::append(c, actor, Change::new(action).entity("product", p.id), now).await?;
     Ok(())

@@ -100,6 +100,15 @@ impl WriteTx {
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await.map_err(StoreError::from)
     }
+
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        self.tx.rollback().await.map_err(StoreError::from)
+    }
+
+    /// A savepoint in this transaction: a refused step rolls back to it and the rest of the transaction goes on.
+    pub async fn savepoint(&self) -> Result<DatabaseTransaction, StoreError> {
+        self.tx.begin().await.map_err(StoreError::from)
+    }
 }
 
 impl Db {
@@ -215,6 +224,18 @@ impl Db {
                 other => return other,
             }
         }
+    }
+
+    /// A read-only snapshot: REPEATABLE READ on PostgreSQL; on SQLite (WAL) a read transaction sees one state.
+    pub async fn snapshot(&self) -> Result<DatabaseTransaction, StoreError> {
+        let tx = if self.backend == Backend::Postgres {
+            self.conn
+                .begin_with_config(Some(sea_orm::IsolationLevel::RepeatableRead), Some(sea_orm::AccessMode::ReadOnly))
+                .await
+        } else {
+            self.conn.begin().await
+        };
+        tx.map_err(StoreError::from)
     }
 
     /// `SELECT 1`, bounded by `timeout`.

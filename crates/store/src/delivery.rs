@@ -8,6 +8,7 @@ use chrono::{DateTime, Datelike, Utc};
 use domain::delivery::{BlStatus, Qr, QrType, ValidationMode};
 use domain::rejection::Rejection;
 use domain::sales::InvoiceStatus;
+use sea_orm::sea_query::ExprTrait;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
 use serde_json::json;
 use uuid::Uuid;
@@ -150,6 +151,7 @@ pub async fn create<C: ConnectionTrait>(
         delivery_lines::Entity::insert(line.clone().into_active_model()).exec_without_returning(c).await?;
         out.push(line);
     }
+    feed(c, &d, now).await?;
     audit::append(
         c,
         actor,
@@ -313,6 +315,7 @@ pub async fn validate<C: ConnectionTrait>(
     d.validation_command_id = v.command_id;
     d.updated_at = now;
     deliveries::Entity::update(d.clone().into_active_model().reset_all()).exec(c).await?;
+    feed(c, &d, now).await?;
     audit::append(
         c,
         actor,
@@ -349,6 +352,9 @@ pub struct Proof {
     pub signature_png: Option<Vec<u8>>,
     pub photo_jpeg: Option<Vec<u8>>,
     pub gps: Option<(f64, f64, Option<f64>)>,
+    /// When it was delivered, as the driver's device recorded it (offline); the server's time otherwise, and never
+    /// a time in the future.
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// VALIDATED → DELIVERED with the recipient, the signature and the optional photo and position.
@@ -386,7 +392,7 @@ pub async fn deliver<C: ConnectionTrait>(
         }
     }
     d.status = BlStatus::Delivered.code().into();
-    d.delivered_at = Some(now);
+    d.delivered_at = Some(proof.at.filter(|at| *at <= now).unwrap_or(now));
     d.delivered_by = actor.user_id;
     d.recipient_name = Some(name.clone());
     if let Some((lat, lon, acc)) = proof.gps {
@@ -396,6 +402,7 @@ pub async fn deliver<C: ConnectionTrait>(
     }
     d.updated_at = now;
     deliveries::Entity::update(d.clone().into_active_model().reset_all()).exec(c).await?;
+    feed(c, &d, now).await?;
     audit::append(
         c,
         actor,
@@ -438,6 +445,7 @@ pub async fn cancel<C: ConnectionTrait>(
     d.cancelled_at = Some(now);
     d.updated_at = now;
     deliveries::Entity::update(d.clone().into_active_model().reset_all()).exec(c).await?;
+    feed(c, &d, now).await?;
     audit::append(
         c,
         actor,
@@ -627,4 +635,98 @@ pub async fn returns_of<C: ConnectionTrait>(c: &C, lot_ids: &[Uuid]) -> Result<V
         }
     }
     Ok(out)
+}
+
+// ---- the drivers' feed (PLATFORM.md §7.4) ----------------------------------------------------------------------
+
+/// What a driver's device knows of a BL: enough to deliver it and to take a payment offline (PLATFORM §16: invoice
+/// number, net à payer, already paid, remaining, payment method, client name, address and phone). No cost, no binary.
+pub async fn device_snapshot<C: ConnectionTrait>(c: &C, d: &Delivery) -> Result<serde_json::Value, StoreError> {
+    let invoice = crate::sales::find_invoice(c, &d.invoice_id.to_string()).await?;
+    let client = crate::catalogue::client_by_id(c, d.client_id).await?;
+    let mut lines = Vec::new();
+    for l in lines_of(c, d.id).await? {
+        let p = crate::stock::product(c, l.product_id).await?;
+        lines.push(json!({
+            "lineNo": l.line_no, "productId": l.product_id, "productCode": p.as_ref().map(|p| p.code.clone()),
+            "productName": p.as_ref().map(|p| p.name.clone()), "baseUnit": p.as_ref().map(|p| p.base_unit.clone()),
+            "storageType": p.as_ref().and_then(|p| p.storage_type.clone()), "quantity": l.quantity,
+        }));
+    }
+    let (net, remaining) = match &invoice {
+        Some(i) => (i.net, crate::sales::remaining(c, i).await?),
+        None => (0, 0),
+    };
+    Ok(json!({
+        "id": d.id, "reference": d.reference, "status": d.status, "createdAt": d.created_at,
+        "validatedAt": d.validated_at, "deliveredAt": d.delivered_at, "recipientName": d.recipient_name,
+        "deliveryAddress": d.delivery_address, "vehicle": d.vehicle, "notes": d.notes, "lines": lines,
+        "invoiceId": d.invoice_id, "invoiceReference": invoice.as_ref().and_then(|i| i.reference.clone()),
+        "paymentMethod": invoice.as_ref().map(|i| i.payment_method.clone()), "netAPayer": net,
+        "alreadyPaid": net - remaining, "remaining": remaining,
+        "clientId": d.client_id, "clientCode": client.as_ref().map(|c| c.code.clone()),
+        "clientName": client.as_ref().map(|c| c.raison_sociale.clone()),
+        "clientAddress": client.as_ref().and_then(|c| c.adresse.clone()),
+        "clientPhone": client.as_ref().and_then(|c| c.telephone.clone()),
+    }))
+}
+
+/// The BL's current snapshot to its driver's feed (a BL without a driver user is in no feed).
+pub async fn feed<C: ConnectionTrait>(c: &C, d: &Delivery, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let Some(driver) = d.driver_user_id else { return Ok(()) };
+    let audience = crate::sync::Audience::User(driver);
+    if let Some(client) = crate::catalogue::client_by_id(c, d.client_id).await? {
+        let data = crate::catalogue::client_device_json(&client);
+        crate::sync::append(c, "CLIENT", &client.id.to_string(), "upsert", &audience, Some(data), now).await?;
+    }
+    let data = device_snapshot(c, d).await?;
+    crate::sync::append(c, "DELIVERY", &d.id.to_string(), "upsert", &audience, Some(data), now).await?;
+    Ok(())
+}
+
+/// Every BL of an invoice with a driver, again (a payment changed what remains to pay).
+pub async fn feed_invoice<C: ConnectionTrait>(c: &C, invoice_id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let ds = deliveries::Entity::find()
+        .filter(deliveries::Column::InvoiceId.eq(invoice_id))
+        .filter(deliveries::Column::DriverUserId.is_not_null())
+        .order_by_asc(deliveries::Column::CreatedAt)
+        .all(c)
+        .await?;
+    for d in ds {
+        feed(c, &d, now).await?;
+    }
+    Ok(())
+}
+
+/// The drivers with an open BL (to validate or to deliver) for a client: the audience of its contact changes.
+pub async fn drivers_of_client<C: ConnectionTrait>(c: &C, client_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+    let mut out: Vec<Uuid> = deliveries::Entity::find()
+        .filter(deliveries::Column::ClientId.eq(client_id))
+        .filter(deliveries::Column::Status.is_in([BlStatus::Pending.code(), BlStatus::Validated.code()]))
+        .all(c)
+        .await?
+        .into_iter()
+        .filter_map(|d| d.driver_user_id)
+        .collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// A driver's BLs for the bootstrap: open ones, and those delivered or cancelled since `since`.
+pub async fn of_driver<C: ConnectionTrait>(
+    c: &C,
+    driver: Uuid,
+    since: DateTime<Utc>,
+) -> Result<Vec<Delivery>, StoreError> {
+    Ok(deliveries::Entity::find()
+        .filter(deliveries::Column::DriverUserId.eq(driver))
+        .filter(
+            deliveries::Column::Status
+                .is_in([BlStatus::Pending.code(), BlStatus::Validated.code()])
+                .or(deliveries::Column::UpdatedAt.gte(since)),
+        )
+        .order_by_asc(deliveries::Column::CreatedAt)
+        .all(c)
+        .await?)
 }

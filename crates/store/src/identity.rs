@@ -677,6 +677,16 @@ pub async fn register_device<C: ConnectionTrait>(
     Ok((d, true))
 }
 
+/// The device has just pushed or pulled (`devices.last_sync_at`, PLATFORM.md §7.2).
+pub async fn device_synced<C: ConnectionTrait>(c: &C, id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
+    devices::Entity::update_many()
+        .col_expr(devices::Column::LastSyncAt, Expr::value(Some(now)))
+        .filter(devices::Column::Id.eq(id))
+        .exec(c)
+        .await?;
+    Ok(())
+}
+
 pub fn device_revoked() -> Rejection {
     Rejection::new("DEVICE_REVOKED", 401, "Cet appareil a été révoqué.")
 }

@@ -55,3 +55,5 @@ pub use db::{Backend, Db, DbOptions, Transient, WriteTx};
 pub use error::{OpError, StoreError};
 /// What the app's read helpers are generic over (a connection or a transaction).
 pub use sea_orm::ConnectionTrait;
+/// A transaction or savepoint handed out by [`WriteTx::savepoint`] and [`Db::snapshot`].
+pub use sea_orm::DatabaseTransaction;

@@ -286,7 +286,21 @@ pub async fn save_price_list<C: ConnectionTrait>(
         change = change.before(price_list_json(b, bi, &codes));
     }
     audit::append(c, actor, change, now).await?;
+    let data = Some(price_list_device_json(&row, &items));
+    crate::sync::append(c, "PRICE_LIST", &row.id.to_string(), "upsert", &crate::sync::Audience::everyone(), data, now)
+        .await?;
     Ok(row)
+}
+
+/// A price list as devices know it (PLATFORM.md §7.4: catalogue and prices go to every device).
+pub fn price_list_device_json(l: &PriceListRow, items: &[PriceListItem]) -> Value {
+    json!({
+        "id": l.id, "name": l.name, "clientType": l.client_type, "validFrom": l.valid_from, "validTo": l.valid_to,
+        "active": l.active,
+        "items": items.iter().map(|i| json!({
+            "productId": i.product_id, "minQuantity": i.min_quantity, "unitPriceHt": i.unit_price,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 // ---- Invoices (§10) -----------------------------------------------------------------------------------------------
@@ -440,11 +454,21 @@ pub async fn create_draft<C: ConnectionTrait>(
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Invoice, OpError> {
+    create_draft_as(c, Uuid::now_v7(), new, actor, now).await
+}
+
+/// A draft under an id the caller chose (a device drafts offline under its own id, PLATFORM.md §7.5).
+pub async fn create_draft_as<C: ConnectionTrait>(
+    c: &C,
+    id: Uuid,
+    new: NewInvoice,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Invoice, OpError> {
     if !new.client.active {
         return Err(inactive("Le client").into());
     }
     let today = domain::stock::today_algiers(now);
-    let id = Uuid::now_v7();
     let lines = price_lines(&new.client, &new.lines, &domain_lists(c).await?, id, today)?;
     let method =
         new.method.unwrap_or_else(|| Method::parse(&new.client.default_payment_method).unwrap_or(Method::Especes));
@@ -616,6 +640,8 @@ async fn refresh_status<C: ConnectionTrait>(c: &C, i: &mut Invoice, now: DateTim
     i.paid_at = if status == InvoiceStatus::Paid { i.paid_at.or(Some(now)) } else { None };
     i.updated_at = now;
     invoices::Entity::update(i.clone().into_active_model().reset_all()).exec(c).await?;
+    // What remains to pay changed: the drivers of its BLs get the new figures.
+    crate::delivery::feed_invoice(c, i.id, now).await?;
     Ok(())
 }
 

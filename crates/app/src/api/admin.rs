@@ -415,7 +415,20 @@ pub async fn list_devices(State(st): State<AppState>, Query(q): Query<DeviceQuer
     let f = DeviceFilter { user_id: q.user_id, is_active: q.is_active };
     match ids::list_devices(st.dbmon.db(), &f, page, size).await {
         Ok((rows, total)) => {
-            let items: Vec<Value> = rows.iter().map(|(d, u)| device_json(d, u.as_ref())).collect();
+            // PLATFORM.md §4.5: each device with its PENDING events and its FAILED ones of the last 24 h.
+            let since = st.clock.now() - chrono::Duration::hours(24);
+            let mut items = Vec::with_capacity(rows.len());
+            for (d, u) in &rows {
+                let mut v = device_json(d, u.as_ref());
+                match store::sync::counts(st.dbmon.db().conn(), Some(d.id), since).await {
+                    Ok(n) => {
+                        v["pendingEvents"] = json!(n.pending);
+                        v["failedEvents"] = json!(n.failed);
+                    }
+                    Err(e) => return ApiError::from(e).into_response(),
+                }
+                items.push(v);
+            }
             Json(json!({"items": items, "total": total, "page": page, "pageSize": size})).into_response()
         }
         Err(e) => ApiError::from(e).into_response(),

@@ -347,6 +347,7 @@ pub async fn deliver_with(
         signature_png: decode("signaturePng", &b.signature_png)?,
         photo_jpeg: decode("photoJpeg", &b.photo_jpeg)?,
         gps: gps_of(b.gps),
+        at: None,
     };
     deliver_proof(st, key, proof, who, ctx).await
 }

@@ -129,6 +129,26 @@ async fn backups_json(st: &AppState) -> Value {
     })
 }
 
+/// Sync figures (PLATFORM.md §9.1): PENDING events, FAILED ones of the last 24 h (the runbook's window), devices.
+pub async fn sync_json(st: &AppState) -> Value {
+    let c = st.dbmon.db().conn();
+    let now = st.clock.now();
+    let counts = store::sync::counts(c, None, now - chrono::Duration::hours(24)).await;
+    let devices = store::identity::all_devices(c).await;
+    let head = store::sync::head(c).await;
+    match (counts, devices, head) {
+        (Ok(n), Ok(devices), Ok(head)) => json!({
+            "pending": n.pending, "failed": n.failed, "failedTechnical": n.failed_technical,
+            "oldestPendingAgeSeconds": n.oldest_pending.map(|t| (now - t).num_seconds().max(0)),
+            "activeDevices": devices.iter().filter(|d| d.is_active).count(),
+            "offlineDevices": devices.iter()
+                .filter(|d| domain::kpi::device_offline(d.is_active, d.last_sync_at, d.registered_at, now)).count(),
+            "feedHead": head,
+        }),
+        _ => json!({"error": "DATABASE_UNAVAILABLE"}),
+    }
+}
+
 /// The detailed report of `/api/health/detailed`.
 pub async fn detailed_report(st: &AppState) -> Value {
     let c = run_checks(st).await;
@@ -143,6 +163,8 @@ pub async fn detailed_report(st: &AppState) -> Value {
     }
     let jobs = st.scheduler.views(&st.dbmon).await;
     let backups = backups_json(st).await;
+    let sync =
+        if c.db_state == DatabaseState::Up { sync_json(st).await } else { json!({"error": "DATABASE_UNAVAILABLE"}) };
     let uptime = st.started.elapsed().as_secs();
     let rss = telemetry::rss_bytes();
     json!({
@@ -168,6 +190,7 @@ pub async fn detailed_report(st: &AppState) -> Value {
             "ttlSeconds": st.config.rate_limit_ttl.as_secs(),
             "loginMax": st.config.rate_limit_login_max,
         },
+        "sync": sync,
         "jobs": jobs,
         "backups": backups,
         "tls": tls_json(st),
@@ -223,6 +246,17 @@ pub async fn metrics(State(st): State<AppState>, req: axum::extract::Request) ->
         && let Ok(Some(b)) = store::backups::last_ok(st.dbmon.db(), "BACKUP").await
     {
         metrics::gauge!("backup_last_success_timestamp_seconds").set(b.finished_at.timestamp() as f64);
+    }
+    if st.dbmon.is_up()
+        && let Ok(rows) =
+            store::sync::by_status(st.dbmon.db().conn(), st.clock.now() - chrono::Duration::hours(24)).await
+    {
+        // Every series is written, at 0 when no row has it, so an alert on it never reads a stale value.
+        let series = [("PENDING", ""), ("APPLIED", ""), ("ACKED", ""), ("FAILED", "business"), ("FAILED", "technical")];
+        for (status, class) in series {
+            let n: i64 = rows.iter().filter(|(s, c, _)| s == status && c == class).map(|(_, _, n)| n).sum();
+            metrics::gauge!("sync_events", "status" => status, "class" => class).set(n as f64);
+        }
     }
     if let Some(t) = st.config.tls_cert_file.as_deref().and_then(crate::platform::tls::not_after) {
         metrics::gauge!("tls_certificate_not_after_seconds").set(t as f64);

@@ -26,6 +26,7 @@ pub mod purchase;
 pub mod sales;
 pub mod settings;
 pub mod stock;
+pub mod sync;
 pub mod system;
 
 #[derive(OpenApi)]
@@ -43,7 +44,8 @@ pub mod system;
          (name = "sales", description = "Tarifs, factures, règlements, avoirs, relevés clients"),
          (name = "accounting", description = "Exports comptables : journaux, G50, timbre, écritures"),
          (name = "delivery", description = "Bons de livraison, validation par QR code, preuve de livraison"),
-         (name = "settings", description = "Paramètres de la société"))
+         (name = "settings", description = "Paramètres de la société"),
+         (name = "sync", description = "Synchronisation des appareils hors ligne : envoi, journal, état ; opérations (ADMIN)"))
 )]
 struct ApiDoc;
 
@@ -63,6 +65,14 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::list_devices))
         .routes(routes!(admin::revoke_device))
         .routes(routes!(admin::reactivate_device))
+        .routes(routes!(sync::push))
+        .routes(routes!(sync::pull))
+        .routes(routes!(sync::bootstrap))
+        .routes(routes!(sync::status))
+        .routes(routes!(sync::ack))
+        .routes(routes!(sync::list_events))
+        .routes(routes!(sync::retry))
+        .routes(routes!(sync::retry_all))
         .routes(routes!(admin::list_users, admin::create_user))
         .routes(routes!(admin::get_user, admin::edit_user))
         .routes(routes!(admin::deactivate_user))

@@ -534,7 +534,16 @@ async fn migrate(config: &Config) -> Result<(), String> {
     let db = store::Db::open(&crate::server::db_options(config, std::time::Duration::from_secs(60)).patient())
         .await
         .map_err(|e| format!("base restaurée illisible : {e}"))?;
-    let res = store::migration::migrate(&db).await.map(|_| ()).map_err(|e| format!("migrations : {e}"));
+    let mut res = store::migration::migrate(&db).await.map(|_| ()).map_err(|e| format!("migrations : {e}"));
+    if res.is_ok() {
+        // The restored feed is behind what devices saw: a new epoch makes them bootstrap again (PLATFORM.md §12.3).
+        let now = chrono::Utc::now();
+        res = db
+            .write(|tx| Box::pin(async move { store::sync::reset_epoch(&**tx, now).await }))
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("époque du journal des appareils : {e}"));
+    }
     db.close().await;
     res
 }

@@ -112,6 +112,17 @@ pub async fn pipeline(State(st): State<AppState>, mut req: Request, next: Next) 
             }
             limit = Some(d);
         }
+        // Body limit by route (PLATFORM.md §2.2): `SYNC_BODY_LIMIT` for the sync push, `BODY_LIMIT` elsewhere. A
+        // declared length over it is refused before the body is read; extractors and the push enforce it while reading.
+        let body_limit = if path == "/api/sync/push" { st.config.sync_body_limit } else { st.config.body_limit };
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > body_limit) {
+            return ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE).into_response();
+        }
         if st.is_draining() && !path.starts_with("/api/health") {
             return gate_response(is_api, ApiError::draining());
         }

@@ -52,6 +52,8 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
         let buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full("http_request_duration_seconds".into()), &buckets)
+            .expect("static bucket list is not empty")
+            .set_buckets_for_metric(Matcher::Full("sync_push_duration_seconds".into()), &buckets)
             .expect("static bucket list is not empty");
         let recorder = builder.build_recorder();
         let handle = recorder.handle();

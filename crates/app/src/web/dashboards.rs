@@ -191,6 +191,25 @@ async fn cards(st: &AppState, board: Board) -> Result<Vec<Card>, ApiError> {
                 .iter()
                 .filter(|d| domain::kpi::device_offline(d.is_active, d.last_sync_at, d.registered_at, now))
                 .count();
+            let n = store::sync::counts(c, None, now - chrono::Duration::hours(24)).await?;
+            let (waiting, tone) = domain::kpi::sync_backlog(n.pending, n.failed);
+            out.push(Card {
+                id: "synchro-attente",
+                title: "Synchro en attente",
+                value: waiting.to_string(),
+                detail: format!(
+                    "{} en attente · {} en échec (24 h) — {}",
+                    n.pending,
+                    n.failed,
+                    match tone {
+                        "rouge" => "file très chargée",
+                        "ambre" => "file chargée",
+                        _ => "normal",
+                    }
+                ),
+                href: "/systeme/synchronisation",
+                link: "Synchronisation",
+            });
             out.push(Card {
                 id: "appareils-hors-ligne",
                 title: "Appareils hors ligne",

@@ -760,6 +760,9 @@ struct DeviceLine {
     active: bool,
     tone: &'static str,
     status: &'static str,
+    /// Sync events waiting, and failed in the last 24 h.
+    pending: i64,
+    failed: i64,
 }
 
 #[derive(Template)]
@@ -789,9 +792,15 @@ async fn devices_page(State(st): State<AppState>, pc: PageCtx, Query(q): Query<D
         Err(e) => return super::unavailable_page(&ApiError::from(e).message),
     };
     let now = st.clock.now();
+    let mut counts = Vec::with_capacity(rows.len());
+    for (d, _) in &rows {
+        let n = store::sync::counts(st.dbmon.db().conn(), Some(d.id), now - chrono::Duration::hours(24)).await;
+        counts.push(n.unwrap_or_default());
+    }
     let devices = rows
         .into_iter()
-        .map(|(d, u)| {
+        .zip(counts)
+        .map(|((d, u), n)| {
             let stale = d.last_sync_at.is_none_or(|t| now - t > chrono::Duration::hours(24));
             let (tone, status) = if !d.is_active {
                 ("rouge", "Révoqué")
@@ -810,6 +819,8 @@ async fn devices_page(State(st): State<AppState>, pc: PageCtx, Query(q): Query<D
                 active: d.is_active,
                 tone,
                 status,
+                pending: n.pending,
+                failed: n.failed,
             }
         })
         .collect();

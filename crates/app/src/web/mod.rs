@@ -27,6 +27,7 @@ pub mod purchase;
 pub mod sales;
 pub mod settings;
 pub mod stock;
+pub mod sync;
 pub mod views;
 
 /// What every page's layout needs.
@@ -451,6 +452,7 @@ pub fn router() -> Router<AppState> {
         .merge(counts::router())
         .merge(views::router())
         .merge(settings::router())
+        .merge(sync::router())
 }
 
 #[cfg(test)]

@@ -1447,7 +1447,8 @@ async fn deliver_bl(
     let result = match signature {
         Err(e) => Err(e),
         Ok(signature_png) => {
-            let proof = store::delivery::Proof { recipient_name: name, signature_png, photo_jpeg: photo, gps: None };
+            let proof =
+                store::delivery::Proof { recipient_name: name, signature_png, photo_jpeg: photo, gps: None, at: None };
             crate::api::delivery::deliver_proof(&st, &key, proof, &id, &pc.ctx).await
         }
     };

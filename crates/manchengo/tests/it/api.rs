@@ -24,7 +24,7 @@ async fn health_endpoints_on_both_backends() {
         assert_eq!(d["status"], "ok");
         let backend = if t.kind == crate::support::Kind::Sqlite { "sqlite" } else { "postgres" };
         assert_eq!(d["checks"]["database"]["backend"], backend);
-        assert_eq!(d["checks"]["database"]["schemaVersion"], 16);
+        assert_eq!(d["checks"]["database"]["schemaVersion"], 17);
         assert_eq!(d["cache"]["mode"], "memory");
         assert_eq!(d["cache"]["hitRate"], 0.0);
         assert_eq!(d["cache"]["hitRateFormatted"], "0.0%");

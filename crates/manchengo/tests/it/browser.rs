@@ -238,6 +238,7 @@ async fn first_run_users_forced_password_change_and_lockout_in_the_browser() {
             "Logo",
             "Utilisateurs",
             "Appareils",
+            "Synchronisation",
             "Santé",
             "Journal d'audit"
         ]

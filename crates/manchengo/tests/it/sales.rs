@@ -631,20 +631,21 @@ async fn scenarios_48_to_52_deliveries() {
 /// A server with the company, 100 Gouda (DLC `gouda_dlc`) and 50 Fondu in stock, and a client with every identifier.
 pub(crate) struct Shop {
     pub srv: TestServer,
+    pub clock: Arc<ManualClock>,
     pub admin: String,
     pub commercial: String,
     pub client: String,
 }
 
 pub(crate) async fn open_shop(t: &crate::support::TestDb, gouda_dlc: &str) -> Shop {
-    let (srv, _clock) = server(t).await;
+    let (srv, clock) = server(t).await;
     let admin = bearer(&srv, Role::Admin).await;
     let commercial = bearer(&srv, Role::Commercial).await;
     company(&srv, &admin).await;
     shop(&srv, &admin, &[(100_000, gouda_dlc)], 50_000).await;
     let client =
         new_client(&srv, &admin, "Supérette El Baraka", "000216123456789", Some("16012345678"), json!({})).await;
-    Shop { srv, admin, commercial, client }
+    Shop { srv, clock, admin, commercial, client }
 }
 
 /// UI.md row 74: a BL prepared from its page, line by line, with the vehicle and the driver; a bad quantity is
@@ -887,7 +888,7 @@ async fn concurrent_scans_ship_once_and_racing_validations_keep_numbers_gapless(
 #[tokio::test]
 async fn scenarios_44_64_65_accounting_exports() {
     on_both(|t| async move {
-        let Shop { srv, admin, commercial, client } = open_shop(&t, "2025-06-01").await;
+        let Shop { srv, admin, commercial, client, .. } = open_shop(&t, "2025-06-01").await;
         let comptable = bearer(&srv, Role::Comptable).await;
         for (path, body) in [
             ("/api/suppliers", json!({"raisonSociale": "Laiterie du Djurdjura SARL", "nif": "000216123456700"})),

@@ -76,11 +76,12 @@ async fn migrating_twice_applies_nothing_the_second_time() {
                 "m20261128_000013_sales",
                 "m20261204_000014_demo_flag",
                 "m20261204_000015_company_logo",
-                "m20261204_000016_sync_events"
+                "m20261204_000016_sync_events",
+                "m20261205_000017_sync_feed"
             ]
         );
         assert!(store::migration::migrate(&db).await.unwrap().is_empty());
-        assert_eq!(store::migration::schema_version(&db).await.unwrap(), 16);
+        assert_eq!(store::migration::schema_version(&db).await.unwrap(), 17);
         let status = store::migration::status(&db).await.unwrap();
         assert!(status.iter().all(|m| m.applied));
     })

@@ -22,6 +22,7 @@ mod m20261128_000013_sales;
 mod m20261204_000014_demo_flag;
 mod m20261204_000015_company_logo;
 mod m20261204_000016_sync_events;
+mod m20261205_000017_sync_feed;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000014_demo_flag::Migration),
             Box::new(m20261204_000015_company_logo::Migration),
             Box::new(m20261204_000016_sync_events::Migration),
+            Box::new(m20261205_000017_sync_feed::Migration),
         ]
     }
 }
