@@ -365,6 +365,11 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/systeme/utilisateurs/{id}/{action}", ADMIN),
     page("/systeme/appareils", ADMIN, "Système", "Appareils"),
     page("/systeme/synchronisation", ADMIN, "Système", "Synchronisation"),
+    // UI.md §6: the drivers' app shell, manifest, service worker and scripts hold no data (IndexedDB and the sync
+    // API with the device's token do); they load offline too.
+    r("GET", "/app", Public),
+    r("GET", "/app/", Public),
+    r("GET", "/app/{*rest}", Public),
     r("POST", "/systeme/synchronisation/relancer", ADMIN),
     r("POST", "/systeme/synchronisation/{id}/relancer", ADMIN),
     r("GET", "/systeme/appareils/{id}/{action}", ADMIN),

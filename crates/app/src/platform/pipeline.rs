@@ -33,9 +33,15 @@ fn exempt_from_limits(path: &str) -> bool {
     path.starts_with("/api/health") || path == "/metrics" || path.starts_with("/assets/")
 }
 
-/// Routes that can answer without the database (health, metrics, the status page, static files).
+/// Routes that can answer without the database (health, metrics, the status page, static files, the drivers' app
+/// shell).
 fn works_without_database(path: &str) -> bool {
-    exempt_from_limits(path) || path == "/" || path == "/api/openapi.json" || path.starts_with("/docs")
+    exempt_from_limits(path)
+        || path == "/"
+        || path == "/api/openapi.json"
+        || path.starts_with("/docs")
+        || path == "/app"
+        || path.starts_with("/app/")
 }
 
 pub async fn pipeline(State(st): State<AppState>, mut req: Request, next: Next) -> Response {

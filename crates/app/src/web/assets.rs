@@ -34,7 +34,25 @@ pub fn url(path: &str) -> String {
     }
 }
 
-fn content_type(path: &str) -> &'static str {
+/// The bytes of an embedded file.
+pub fn file(path: &str) -> Option<Vec<u8>> {
+    Static::get(path).map(|f| f.data.into_owned())
+}
+
+/// A short hash of embedded files together (the drivers' app version).
+pub fn combined_hash(paths: &[&str]) -> String {
+    let h = hashes();
+    paths
+        .iter()
+        .map(|p| h.get(*p).map(String::as_str).unwrap_or("0"))
+        .collect::<Vec<_>>()
+        .join("")
+        .chars()
+        .take(16)
+        .collect()
+}
+
+pub fn content_type(path: &str) -> &'static str {
     match path.rsplit('.').next().unwrap_or("") {
         "css" => "text/css; charset=utf-8",
         "js" => "text/javascript; charset=utf-8",

@@ -20,6 +20,7 @@ pub mod catalogue;
 pub mod charts;
 pub mod counts;
 pub mod dashboards;
+pub mod driver_app;
 pub mod identity;
 pub mod multipart;
 pub mod production;
@@ -453,6 +454,7 @@ pub fn router() -> Router<AppState> {
         .merge(views::router())
         .merge(settings::router())
         .merge(sync::router())
+        .merge(driver_app::router())
 }
 
 #[cfg(test)]

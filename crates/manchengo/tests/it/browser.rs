@@ -1091,3 +1091,142 @@ async fn price_lists_partial_deliveries_statements_and_chart_through_the_pages()
     web.goto(srv.url("/comptabilite/exports")).await.unwrap();
     assert!(body_text(&web).await.contains("État des stocks"));
 }
+
+/// Waits until the page's text contains `what` (the drivers' app draws its screens after reading IndexedDB).
+async fn wait_text(web: &WebDriver, what: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = plain(&body_text(web).await);
+        if text.contains(what) {
+            return text;
+        }
+        assert!(std::time::Instant::now() < deadline, "« {what} » not shown: {text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn network(web: &WebDriver, offline: bool) {
+    let cdp = web.cdp();
+    cdp.send_raw("Network.enable", serde_json::json!({})).await.unwrap();
+    cdp.send_raw(
+        "Network.emulateNetworkConditions",
+        serde_json::json!({"offline": offline, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}),
+    )
+    .await
+    .unwrap();
+}
+
+/// UI.md §6 and issue 8's browser test: Karim logs into the installed app, goes offline (DevTools network
+/// emulation), reloads it from the service worker, validates his BL by its typed reference and takes a payment — both
+/// wait in the outbox ("Hors ligne · 2 envoi(s) en attente", nothing on the server); back online, "Envoyer maintenant"
+/// applies both: the BL is validated and the payment has its REG number.
+#[tokio::test]
+async fn the_drivers_app_works_offline_and_sends_its_commands_when_the_network_returns() {
+    let Some(driver) = start_chromedriver() else { return };
+    let t = TestDb::new(Kind::Sqlite).await.unwrap();
+    let (srv, client) = gouda_shop(&t, "GOUDA-D1", serde_json::json!({})).await;
+    let commercial = crate::support::bearer(&srv, domain::identity::Role::Commercial).await;
+    let karim = crate::support::seed_user(&srv, "karim@fromagerie.dz", domain::identity::Role::Commercial, false).await;
+    let inv = crate::sales::validated(
+        &srv,
+        &commercial,
+        serde_json::json!({"clientCode": client, "paymentMethod": "ESPECES",
+            "lines": [{"productCode": "PF-GOUDA-400", "quantity": 24_000}]}),
+    )
+    .await;
+    let (s, bl) = crate::support::post(
+        &srv,
+        "/api/deliveries",
+        &commercial,
+        serde_json::json!({"invoice": inv["reference"], "driverUserId": karim.id}),
+    )
+    .await;
+    assert_eq!(s, 201, "{bl}");
+    let reference = bl["reference"].as_str().unwrap().to_string();
+
+    // The installable app: manifest and service worker at stable paths.
+    let (s, manifest) = crate::support::get_json(&srv.url("/app/manifest.webmanifest")).await;
+    assert_eq!((s, manifest["start_url"].as_str(), manifest["scope"].as_str()), (200, Some("/app/"), Some("/app/")));
+    let sw = crate::support::client().get(srv.url("/app/sw.js")).send().await.unwrap().text().await.unwrap();
+    assert!(sw.contains("const VERSION = \"livraisons-") && !sw.contains("__VERSION__"));
+
+    let web = browser(&driver, 412).await;
+    web.goto(srv.url("/app/")).await.unwrap();
+    wait_text(&web, "Nom de l'appareil").await;
+    fill(&web, "email", "karim@fromagerie.dz").await;
+    fill(&web, "password", crate::support::PASSWORD).await;
+    fill(&web, "appareil", "Samsung A14 – Tournée Est").await;
+    web.find(By::XPath("//button[normalize-space()='Se connecter']")).await.unwrap().click().await.unwrap();
+    let text = wait_text(&web, &reference).await;
+    assert!(text.contains("À valider (1)") && text.contains("Supérette El Baraka"), "{text}");
+    // The service worker controls the page before the network goes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while web.execute("return !!navigator.serviceWorker.controller", vec![]).await.unwrap().json()
+        != &serde_json::json!(true)
+    {
+        assert!(std::time::Instant::now() < deadline, "no service worker");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        web.refresh().await.unwrap();
+    }
+
+    // Offline: the app opens from its cache with its local data.
+    network(&web, true).await;
+    web.goto(srv.url("/app/")).await.unwrap();
+    wait_text(&web, &reference).await;
+    web.find(By::PartialLinkText(&reference)).await.unwrap().click().await.unwrap();
+    wait_text(&web, "Reste à payer").await;
+    web.find(By::LinkText("Valider")).await.unwrap().click().await.unwrap();
+    wait_text(&web, "Référence du BL").await;
+    assert_eq!(
+        web.find(By::Id("reference")).await.unwrap().value().await.unwrap().as_deref(),
+        Some(reference.as_str())
+    );
+    fill(&web, "note", "QR illisible, carton mouillé").await;
+    web.find(By::XPath("//button[normalize-space()='Valider la livraison']")).await.unwrap().click().await.unwrap();
+    let text = wait_text(&web, "Validé (en attente)").await;
+    assert!(text.contains("Enregistré sur le téléphone — sera envoyé dès que possible."), "{text}");
+    web.find(By::LinkText("Encaisser")).await.unwrap().click().await.unwrap();
+    wait_text(&web, "Montant (DA)").await;
+    // 24 × 650,00 + TVA 19 % + timbre = 18 750,00 DA to pay; 5 000,00 in cash.
+    assert_eq!(
+        web.find(By::Id("montant")).await.unwrap().value().await.unwrap().map(|v| plain(&v)).as_deref(),
+        Some("18 750,00")
+    );
+    fill(&web, "montant", "5000").await;
+    web.find(By::XPath("//button[normalize-space()='Encaisser']")).await.unwrap().click().await.unwrap();
+    let alert = web.get_alert_text().await.unwrap();
+    assert_eq!(plain(&alert), format!("Encaisser 5 000,00 DA en espèces sur {} ?", inv["reference"].as_str().unwrap()));
+    web.accept_alert().await.unwrap();
+    let text = wait_text(&web, "Reste à payer (provisoire)").await;
+    assert!(text.contains("13 750,00 DA"), "{text}");
+    assert!(text.contains("Hors ligne · 2 envoi(s) en attente"), "{text}");
+    let on_server = crate::support::get(&srv, &format!("/api/deliveries/{reference}"), &commercial).await;
+    assert_eq!(on_server["status"], "PENDING", "nothing reached the server while offline");
+
+    // Back online: the outbox goes out, both are applied.
+    network(&web, false).await;
+    web.find(By::LinkText("Envois")).await.unwrap().click().await.unwrap();
+    wait_text(&web, "Envoyer maintenant").await;
+    web.find(By::XPath("//button[normalize-space()='Envoyer maintenant']")).await.unwrap().click().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = plain(&body_text(&web).await);
+        if text.matches("Appliqué").count() == 2 {
+            assert!(text.contains("En ligne · synchronisé à"), "{text}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not applied: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let on_server = crate::support::get(&srv, &format!("/api/deliveries/{reference}"), &commercial).await;
+    assert_eq!(
+        (on_server["status"].as_str(), on_server["validationMode"].as_str()),
+        (Some("VALIDATED"), Some("MANUEL"))
+    );
+    let invoice =
+        crate::support::get(&srv, &format!("/api/invoices/{}", inv["reference"].as_str().unwrap()), &commercial).await;
+    assert_eq!(invoice["payments"].as_array().map(Vec::len), Some(1), "{invoice}");
+    assert_eq!(invoice["payments"][0]["amount"], 500_000);
+    assert!(plain(&body_text(&web).await).contains("REG-"));
+    web.quit().await.unwrap();
+}
