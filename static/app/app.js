@@ -417,7 +417,7 @@ async function scannerScreen(params) {
 
 async function proofScreen(id) {
   const d = await getOne("deliveries", id);
-  if (!d) return go("/app/");
+  if (!d) return void go("/app/");
   const rows = d.lines.map((l, i) => `<label for="q${i}">${esc(l.productName)} (prévu ${quantity(l.quantity, l.baseUnit)})</label>
     <input id="q${i}" type="number" min="0" max="${l.baseUnit === "U" ? l.quantity / 1000 : l.quantity / 1000}" step="${l.baseUnit === "U" ? 1 : 0.001}" value="${l.quantity / 1000}">`).join("");
   screen().innerHTML = `<h1>Preuve de livraison <span class="ref">${esc(d.reference)}</span></h1>${flash()}
@@ -475,7 +475,7 @@ async function downscale(file) {
 
 async function paymentScreen(invoiceId) {
   const d = (await all("deliveries")).find((x) => x.invoiceId === invoiceId);
-  if (!d) return go("/app/");
+  if (!d) return void go("/app/");
   const { remaining } = await provisionalRemaining(d);
   const method = d.paymentMethod || "ESPECES";
   const extra = method === "CHEQUE"
@@ -522,7 +522,7 @@ async function clientsScreen() {
 
 async function clientScreen(id) {
   const c = await getOne("clients", id);
-  if (!c) return go("/app/clients");
+  if (!c) return void go("/app/clients");
   screen().innerHTML = `<h1>${esc(c.raisonSociale)}</h1>${flash()}
     <form id="contact">
       <label for="telephone">Téléphone</label><input id="telephone" value="${esc(c.telephone || "")}">
@@ -634,7 +634,15 @@ function go(path) {
   render();
 }
 
-async function render() {
+/// Screens are drawn one after the other (a push redraws the screen while the driver may be navigating): the last
+/// drawing always reads the current address, so an older one can never overwrite a newer screen.
+let drawing = Promise.resolve();
+function render() {
+  drawing = drawing.then(draw, draw);
+  return drawing;
+}
+
+async function draw() {
   const path = location.pathname;
   const session = await kvGet("session");
   document.getElementById("onglets").hidden = !session;
@@ -642,7 +650,10 @@ async function render() {
     a.toggleAttribute("aria-current", a.getAttribute("href") === path);
     if (a.getAttribute("href") === path) a.setAttribute("aria-current", "page");
   }
-  if (!session && path !== "/app/connexion") return go("/app/connexion");
+  if (!session && path !== "/app/connexion") {
+    history.replaceState(null, "", "/app/connexion");
+    return draw();
+  }
   const m = (re) => re.exec(path);
   let r;
   if (path === "/app/connexion") await loginScreen();

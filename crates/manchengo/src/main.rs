@@ -8,6 +8,7 @@ use app::config::{Config, help_table};
 mod bench;
 mod bench_documents;
 mod bench_stock;
+mod bench_sync;
 mod bench_trace;
 mod seed;
 use clap::{Parser, Subcommand};
@@ -157,6 +158,22 @@ enum BenchWhat {
         /// Factures de 40 lignes validées et rendues.
         #[arg(long, default_value_t = 50)]
         samples: usize,
+        /// Fichier où écrire la section (ex. docs/BENCHMARKS.md).
+        #[arg(long)]
+        write: Option<std::path::PathBuf>,
+        /// Base à utiliser (défaut : une base SQLite temporaire ; PostgreSQL : une base vide).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// Synchronisation : un envoi de 500 événements et la lecture de 5 000 changements, par HTTP, avec le client
+    /// d'appareil de référence.
+    Sync {
+        /// Événements envoyés (par lots de 100).
+        #[arg(long, default_value_t = 500)]
+        events: usize,
+        /// Changements lus dans le journal de l'appareil.
+        #[arg(long, default_value_t = 5_000)]
+        changes: usize,
         /// Fichier où écrire la section (ex. docs/BENCHMARKS.md).
         #[arg(long)]
         write: Option<std::path::PathBuf>,
@@ -407,6 +424,10 @@ fn main() -> ExitCode {
         Command::Bench { what: BenchWhat::Trace { days, samples, write, database_url } } => {
             bench_result(runtime().block_on(bench_trace::trace_bench(database_url, days.max(2), samples.max(1))), write)
         }
+        Command::Bench { what: BenchWhat::Sync { events, changes, write, database_url } } => bench_result(
+            runtime().block_on(bench_sync::sync_bench(database_url, events.max(100), changes.max(200))),
+            write,
+        ),
         Command::Bench { what: BenchWhat::Documents { samples, write, database_url } } => {
             bench_result(runtime().block_on(bench_documents::documents_bench(database_url, samples.max(2))), write)
         }

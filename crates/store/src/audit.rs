@@ -181,6 +181,10 @@ pub async fn append<C: ConnectionTrait>(
         DbBackend::Postgres => " FOR UPDATE",
         _ => "",
     };
+    // The device feed's lock first (re-entrant when this transaction already appended to the feed): every writer
+    // then takes feed lock → chain head in that order, whether it appends to the feed before or after its audit
+    // entry, so the two global locks never deadlock. Audited writes already queue on the head: nothing is lost.
+    crate::sync::lock_feed(tx).await?;
     let row = tx
         .query_one_raw(Statement::from_string(
             tx.get_database_backend(),

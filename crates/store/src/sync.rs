@@ -384,6 +384,15 @@ pub struct Change {
 /// The key of the transaction-scoped advisory lock every feed writer takes on PostgreSQL before numbering its rows.
 const FEED_LOCK: i64 = 0x4d43_4645_4544; // "MCFEED"
 
+/// Takes the feed's transaction-scoped lock on PostgreSQL (SQLite: the single writer already holds everything).
+pub async fn lock_feed<C: ConnectionTrait>(c: &C) -> Result<(), StoreError> {
+    let backend = c.get_database_backend();
+    if backend == DbBackend::Postgres {
+        c.execute_raw(stmt(backend, "SELECT pg_advisory_xact_lock($1)", vec![FEED_LOCK.into()])).await?;
+    }
+    Ok(())
+}
+
 /// Appends one change, numbered after every change already committed: the feed lock (and the row lock of the
 /// numbering) is held until the writer's commit, so `seq` order is commit order and a reader at head `h` has seen
 /// every row `≤ h`. Call it as the last writes of a transaction.
@@ -397,9 +406,7 @@ pub async fn append<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
     let backend = c.get_database_backend();
-    if backend == DbBackend::Postgres {
-        c.execute_raw(stmt(backend, "SELECT pg_advisory_xact_lock($1)", vec![FEED_LOCK.into()])).await?;
-    }
+    lock_feed(c).await?;
     let seq = crate::stock::next_number(c, "FEED", "seq").await?;
     let (user, role) = match audience {
         Audience::User(u) => (Some(*u), None),

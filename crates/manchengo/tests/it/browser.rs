@@ -1105,6 +1105,37 @@ async fn wait_text(web: &WebDriver, what: &str) -> String {
     }
 }
 
+/// Clicks a button of the drivers' app by its label; the app redraws its screen after each push (going online
+/// pushes at once), so a button found a moment ago may be replaced: look again.
+async fn press(web: &WebDriver, label: &str) {
+    for _ in 0..20 {
+        let button = web.find(By::XPath(format!("//button[normalize-space()=\"{label}\"]"))).await.unwrap();
+        match button.click().await {
+            Ok(()) => return,
+            Err(e) if format!("{e:?}").contains("StaleElementReference") => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("{label}: {e}"),
+        }
+    }
+    panic!("{label}: the button kept being redrawn");
+}
+
+/// Follows a link of the drivers' app by (part of) its text, looking again when the screen was redrawn.
+async fn follow(web: &WebDriver, text: &str) {
+    for _ in 0..20 {
+        let link = web.find(By::PartialLinkText(text)).await.unwrap();
+        match link.click().await {
+            Ok(()) => return,
+            Err(e) if format!("{e:?}").contains("StaleElementReference") => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("{text}: {e}"),
+        }
+    }
+    panic!("{text}: the link kept being redrawn");
+}
+
 async fn network(web: &WebDriver, offline: bool) {
     let cdp = web.cdp();
     cdp.send_raw("Network.enable", serde_json::json!({})).await.unwrap();
@@ -1156,7 +1187,7 @@ async fn the_drivers_app_works_offline_and_sends_its_commands_when_the_network_r
     fill(&web, "email", "karim@fromagerie.dz").await;
     fill(&web, "password", crate::support::PASSWORD).await;
     fill(&web, "appareil", "Samsung A14 – Tournée Est").await;
-    web.find(By::XPath("//button[normalize-space()='Se connecter']")).await.unwrap().click().await.unwrap();
+    press(&web, "Se connecter").await;
     let text = wait_text(&web, &reference).await;
     assert!(text.contains("À valider (1)") && text.contains("Supérette El Baraka"), "{text}");
     // The service worker controls the page before the network goes.
@@ -1166,26 +1197,25 @@ async fn the_drivers_app_works_offline_and_sends_its_commands_when_the_network_r
     {
         assert!(std::time::Instant::now() < deadline, "no service worker");
         tokio::time::sleep(Duration::from_millis(200)).await;
-        web.refresh().await.unwrap();
     }
 
     // Offline: the app opens from its cache with its local data.
     network(&web, true).await;
     web.goto(srv.url("/app/")).await.unwrap();
     wait_text(&web, &reference).await;
-    web.find(By::PartialLinkText(&reference)).await.unwrap().click().await.unwrap();
+    follow(&web, &reference).await;
     wait_text(&web, "Reste à payer").await;
-    web.find(By::LinkText("Valider")).await.unwrap().click().await.unwrap();
+    follow(&web, "Valider").await;
     wait_text(&web, "Référence du BL").await;
     assert_eq!(
         web.find(By::Id("reference")).await.unwrap().value().await.unwrap().as_deref(),
         Some(reference.as_str())
     );
     fill(&web, "note", "QR illisible, carton mouillé").await;
-    web.find(By::XPath("//button[normalize-space()='Valider la livraison']")).await.unwrap().click().await.unwrap();
+    press(&web, "Valider la livraison").await;
     let text = wait_text(&web, "Validé (en attente)").await;
     assert!(text.contains("Enregistré sur le téléphone — sera envoyé dès que possible."), "{text}");
-    web.find(By::LinkText("Encaisser")).await.unwrap().click().await.unwrap();
+    follow(&web, "Encaisser").await;
     wait_text(&web, "Montant (DA)").await;
     // 24 × 650,00 + TVA 19 % + timbre = 18 750,00 DA to pay; 5 000,00 in cash.
     assert_eq!(
@@ -1193,7 +1223,7 @@ async fn the_drivers_app_works_offline_and_sends_its_commands_when_the_network_r
         Some("18 750,00")
     );
     fill(&web, "montant", "5000").await;
-    web.find(By::XPath("//button[normalize-space()='Encaisser']")).await.unwrap().click().await.unwrap();
+    press(&web, "Encaisser").await;
     let alert = web.get_alert_text().await.unwrap();
     assert_eq!(plain(&alert), format!("Encaisser 5 000,00 DA en espèces sur {} ?", inv["reference"].as_str().unwrap()));
     web.accept_alert().await.unwrap();
@@ -1205,9 +1235,9 @@ async fn the_drivers_app_works_offline_and_sends_its_commands_when_the_network_r
 
     // Back online: the outbox goes out, both are applied.
     network(&web, false).await;
-    web.find(By::LinkText("Envois")).await.unwrap().click().await.unwrap();
+    follow(&web, "Envois").await;
     wait_text(&web, "Envoyer maintenant").await;
-    web.find(By::XPath("//button[normalize-space()='Envoyer maintenant']")).await.unwrap().click().await.unwrap();
+    press(&web, "Envoyer maintenant").await;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let text = plain(&body_text(&web).await);
@@ -1228,5 +1258,61 @@ async fn the_drivers_app_works_offline_and_sends_its_commands_when_the_network_r
     assert_eq!(invoice["payments"].as_array().map(Vec::len), Some(1), "{invoice}");
     assert_eq!(invoice["payments"][0]["amount"], 500_000);
     assert!(plain(&body_text(&web).await).contains("REG-"));
+
+    // A rejection: a second BL reaches the phone; offline, Karim validates it while the office validates it first
+    // by its QR code. Back online, his validation comes back "Rejeté" with the server's French message, verbatim.
+    let inv2 = crate::sales::validated(
+        &srv,
+        &commercial,
+        serde_json::json!({"clientCode": client, "paymentMethod": "ESPECES",
+            "lines": [{"productCode": "PF-GOUDA-400", "quantity": 6_000}]}),
+    )
+    .await;
+    let (s, bl2) = crate::support::post(
+        &srv,
+        "/api/deliveries",
+        &commercial,
+        serde_json::json!({"invoice": inv2["reference"], "driverUserId": karim.id}),
+    )
+    .await;
+    assert_eq!(s, 201, "{bl2}");
+    let reference2 = bl2["reference"].as_str().unwrap().to_string();
+    follow(&web, "Appareil").await;
+    wait_text(&web, "Mon appareil").await;
+    press(&web, "Synchroniser").await;
+    follow(&web, "Aujourd'hui").await;
+    wait_text(&web, &reference2).await;
+    network(&web, true).await;
+    web.goto(srv.url(&format!("/app/scanner?bl={reference2}"))).await.unwrap();
+    wait_text(&web, "Référence du BL").await;
+    fill(&web, "note", "Étiquette arrachée").await;
+    press(&web, "Valider la livraison").await;
+    wait_text(&web, "Validé (en attente)").await;
+    let (s, b) =
+        crate::support::post(&srv, "/api/deliveries/scan", &commercial, serde_json::json!({"payload": bl2["qr"]}))
+            .await;
+    assert_eq!((s, b["status"].as_str()), (200, Some("VALIDATED")), "{b}");
+    network(&web, false).await;
+    follow(&web, "Envois").await;
+    wait_text(&web, "Envoyer maintenant").await;
+    press(&web, "Envoyer maintenant").await;
+    let text = wait_text(&web, "Rejeté").await;
+    assert!(
+        text.contains("Livraison déjà validée le ")
+            && text.contains(" à ")
+            && text.contains(" par Karim Test COMMERCIAL."),
+        "{text}"
+    );
+    assert!(text.contains("Envois rejetés : 1"), "{text}");
+    // "Compris" archives it; the BL shows the server's state (to deliver), no longer a local validation.
+    press(&web, "Compris").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while plain(&body_text(&web).await).contains("Rejeté") {
+        assert!(std::time::Instant::now() < deadline, "still shown");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    web.goto(srv.url("/app/")).await.unwrap();
+    let text = wait_text(&web, &reference2).await;
+    assert!(text.contains("À livrer (2)") && !text.contains("(en attente)"), "{text}");
     web.quit().await.unwrap();
 }

@@ -635,7 +635,7 @@ async fn a_drivers_batch_applies_once_and_each_driver_pulls_only_their_own() {
         assert_eq!((s, b), (200, json!({"requeued": 4})));
         assert_eq!(crate::support::audit_actions(&srv, "SYNC_EVENTS_REQUEUED").await.len(), 1);
         // The worker's cycle: the over-payment is refused again with the same code, the malformed events too.
-        assert_eq!(app::sync::work(&srv.state).await.unwrap(), 5);
+        assert_eq!(drain(&srv).await, 5);
         let again = get(&srv, "/api/admin/sync/events?status=FAILED&since=24h", &admin).await;
         let mut codes: Vec<&str> =
             again["items"].as_array().unwrap().iter().map(|e| e["errorCode"].as_str().unwrap()).collect();
@@ -651,6 +651,18 @@ async fn a_drivers_batch_applies_once_and_each_driver_pulls_only_their_own() {
         );
     })
     .await;
+}
+
+/// Worker cycles until nothing is due (a cycle stops after 1.5 s, which a loaded test machine can reach): the
+/// number of events settled.
+async fn drain(srv: &TestServer) -> usize {
+    let mut n = 0;
+    loop {
+        match app::sync::work(&srv.state).await.unwrap() {
+            0 => return n,
+            k => n += k,
+        }
+    }
 }
 
 /// The runbook's reset (INC-005): verbatim on PostgreSQL when the server runs on the real clock (the SQL reads
@@ -717,7 +729,7 @@ async fn business_failures_fixed_then_reset_by_the_runbook_are_applied_once_in_o
             post(&srv, "/api/stock/lots/GOUDA-T0/unblock", &admin, json!({"note": "Contrôle refait OK"})).await;
         assert_eq!(s, 200);
         assert_eq!(runbook_reset(&srv, t.kind, false).await, 2);
-        assert_eq!(app::sync::work(&srv.state).await.unwrap(), 2);
+        assert_eq!(drain(&srv).await, 2);
         let stored = stored_events(&srv).await;
         let (v, d) = (by_client_id(&stored, &events[0]["id"]), by_client_id(&stored, &events[1]["id"]));
         assert_eq!(
@@ -730,7 +742,7 @@ async fn business_failures_fixed_then_reset_by_the_runbook_are_applied_once_in_o
         let detail = get(&srv, "/api/deliveries/LIV-2025-00001", &commercial).await;
         assert_eq!(detail["status"], "DELIVERED");
         // Nothing is due any more; the device re-pushes and learns the outcome.
-        assert_eq!(app::sync::work(&srv.state).await.unwrap(), 0);
+        assert_eq!(drain(&srv).await, 0);
         let b = push(&srv, &karim, Uuid::now_v7(), &events).await;
         assert_eq!(statuses(&b), [pair("DUPLICATE", ""), pair("DUPLICATE", "")]);
         assert_eq!(b["results"][0]["serverRef"], "LIV-2025-00001");
@@ -795,11 +807,11 @@ async fn a_transient_failure_defers_the_event_and_the_worker_applies_it_later() 
     assert!((4_000..=6_000).contains(&wait), "5 s ± 20 %: {wait} ms");
     tx.rollback().await.unwrap();
     // Not due yet: the worker leaves both; a re-push answers DEFERRED.
-    assert_eq!(app::sync::work(&srv.state).await.unwrap(), 0);
+    assert_eq!(drain(&srv).await, 0);
     let again = push(&srv, &karim, Uuid::now_v7(), &events).await;
     assert_eq!(statuses(&again)[0].0, "DEFERRED");
     clock.advance(Duration::seconds(7));
-    assert_eq!(app::sync::work(&srv.state).await.unwrap(), 2);
+    assert_eq!(drain(&srv).await, 2);
     let stored = stored_events(&srv).await;
     assert!(stored.iter().all(|e| e.status == "APPLIED"), "{stored:?}");
     assert_eq!(sale_movements(&srv).await, 2);
@@ -1107,6 +1119,50 @@ async fn a_push_cut_by_kill_9_is_retried_by_the_reference_client_and_applied_exa
         assert_eq!(kinds.iter().filter(|k| **k == "PAYMENT").count(), 100, "{kinds:?} cursor {}", outbox.cursor);
         db.close().await;
         proc.terminate();
+    })
+    .await;
+}
+
+/// D5's flood (PLATFORM §5, §4.5): past `RATE_LIMIT_SYNC_PUSH_MAX` pushes a minute, a device gets `429 RATE_LIMITED`
+/// with `Retry-After` — never a 403, which the frozen client contract does not treat as revocation — and the reference
+/// client keeps the command for later; another device keeps its own budget.
+#[tokio::test]
+async fn a_flood_of_pushes_gets_429_with_retry_after_never_403() {
+    on_both(|t| async move {
+        let srv = TestServer::start(&t, &[("RATE_LIMIT_MAX", "100000"), ("RATE_LIMIT_SYNC_PUSH_MAX", "3")]).await;
+        let karim = driver(&srv, "karim@fromagerie.dz").await;
+        let yacine = driver(&srv, "yacine@fromagerie.dz").await;
+        let body = |d: &Driver| {
+            json!({"deviceId": d.device, "batchId": Uuid::now_v7(),
+                   "events": [event("DELIVERY_CANCELLED", "DELIVERY", &Uuid::now_v7().to_string(), json!({"reason": "Client absent"}))]})
+        };
+        for _ in 0..3 {
+            let (s, b) = push_raw(&srv, &karim, body(&karim), None).await;
+            assert_eq!(s, 200, "{b}");
+            assert_eq!(statuses(&b), [pair("REJECTED", "LIVRAISON_INTROUVABLE")]);
+        }
+        let r = client()
+            .post(srv.url("/api/sync/push"))
+            .bearer_auth(&karim.token)
+            .header("X-Device-Id", karim.device.to_string())
+            .json(&body(&karim))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 429);
+        let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+        let b: Value = r.json().await.unwrap();
+        assert_eq!((b["error"]["code"].as_str(), b["error"]["details"]["limiter"].as_str()), (Some("RATE_LIMITED"), Some("sync-push")));
+        let (s, _) = push_raw(&srv, &yacine, body(&yacine), None).await;
+        assert_eq!(s, 200, "another device has its own budget");
+        let phone = device::Client::with_token(&srv.url(""), &karim.token, karim.device);
+        let mut outbox = device::Outbox::default();
+        outbox.record("DELIVERY_CANCELLED", "DELIVERY", &Uuid::now_v7().to_string(), json!({"reason": "Client absent"}));
+        let r = phone.push_once(&mut outbox).await;
+        assert!(matches!(r, Err(device::SyncError::RateLimited(s)) if (1..=60).contains(&s)), "{r:?}");
+        assert_eq!(outbox.pending.len(), 1, "the command stays in the outbox for later");
+        srv.stop().await;
     })
     .await;
 }
