@@ -218,8 +218,8 @@ async function settle(id, r) {
   const known = await getOne("outcomes", id);
   const status = r.status === "FAILED" ? "REJECTED" : r.status;
   await putAll("outcomes", [{ id, action: cmd?.action || known?.action || r.action, entityId: cmd?.entityId || known?.entityId || r.entityId,
-    label: cmd?.label || known?.label || "", status, code: r.code || null, message: r.message || null,
-    serverRef: r.serverRef || null, at: new Date().toISOString() }]);
+    label: cmd?.label || known?.label || "", payload: cmd?.payload || known?.payload || null, status, code: r.code || null,
+    message: r.message || null, serverRef: r.serverRef || null, at: new Date().toISOString() }]);
   if (cmd) await del("outbox", id);
 }
 
@@ -477,6 +477,8 @@ async function paymentScreen(invoiceId) {
   const d = (await all("deliveries")).find((x) => x.invoiceId === invoiceId);
   if (!d) return void go("/app/");
   const { remaining } = await provisionalRemaining(d);
+  // A correction comes with the refused amount; otherwise what remains.
+  const asked = Math.min(Number(new URLSearchParams(location.search).get("montant")) || remaining, remaining);
   const method = d.paymentMethod || "ESPECES";
   const extra = method === "CHEQUE"
     ? `<label for="cheque">N° de chèque</label><input id="cheque" required><label for="banque">Banque</label><input id="banque" required>
@@ -485,7 +487,7 @@ async function paymentScreen(invoiceId) {
   screen().innerHTML = `<h1>Encaisser</h1>${flash()}
     <p>Facture <span class="ref">${esc(d.invoiceReference)}</span> · net ${money(d.netAPayer)}<br>Reste à payer <strong>${money(remaining)}</strong> (dernière synchro)</p>
     <form id="encaisser">
-      <label for="montant">Montant (DA)</label><input id="montant" inputmode="decimal" value="${esc(money(remaining).replace("\u00a0DA", ""))}" required>
+      <label for="montant">Montant (DA)</label><input id="montant" inputmode="decimal" value="${esc(money(asked).replace("\u00a0DA", ""))}" required>
       <p>Mode : ${esc(METHODS[method] || method)}</p>${extra}
       <label for="note-reglement">Note (facultative)</label><input id="note-reglement">
       <p id="erreur-reglement" class="erreur" role="alert"></p>
@@ -555,17 +557,38 @@ async function sendsScreen() {
   html += outbox.map((c) => row(c.label, c.action, `<span class="badge badge-ambre">En attente</span>`, ` <span class="muet">${time(c.occurredAt)}</span>`)).join("");
   html += outcomes.map((o) => row(o.label, o.action,
     o.status === "APPLIED" ? `<span class="badge badge-vert">Appliqué</span>` : o.status === "DUPLICATE" ? `<span class="badge badge-vert">Déjà appliqué</span>` : `<span class="badge badge-rouge">Rejeté</span>`,
-    o.status === "REJECTED" ? `<p class="message message-rouge">${esc(o.message)}</p><button class="bouton" type="button" data-archiver="${esc(o.id)}">Compris</button>`
+    o.status === "REJECTED" ? `<p class="message message-rouge">${esc(o.message)}</p><div class="actions">
+      <button class="bouton" type="button" data-archiver="${esc(o.id)}">Compris</button>
+      ${correction(o) ? `<button class="bouton" type="button" data-corriger="${esc(o.id)}">Corriger</button>` : ""}</div>`
       : o.serverRef ? ` <span class="ref">${esc(o.serverRef)}</span>` : "")).join("");
   if (!outbox.length && !outcomes.length) html += `<p class="muet">Aucun envoi.</p>`;
   screen().innerHTML = html;
   document.getElementById("envoyer").addEventListener("click", async () => { state.waitUntil = 0; await push(); render(); });
+  for (const b of screen().querySelectorAll("[data-corriger]")) {
+    b.addEventListener("click", async () => {
+      const o = await getOne("outcomes", b.dataset.corriger);
+      await putAll("outcomes", [{ ...o, archived: true }]);
+      go(correction(o));
+    });
+  }
   for (const b of screen().querySelectorAll("[data-archiver]")) {
     b.addEventListener("click", async () => {
       const o = await getOne("outcomes", b.dataset.archiver);
       await putAll("outcomes", [{ ...o, archived: true }]);
       render();
     });
+  }
+}
+
+/// Where a rejected command is made again, pre-filled (UI.md row 102, "Corriger").
+function correction(o) {
+  const p = o.payload || {};
+  switch (o.action) {
+    case "PAYMENT_RECORDED": return p.invoiceId ? `/app/reglement/${p.invoiceId}?montant=${p.amount}` : null;
+    case "DELIVERY_VALIDATED": return `/app/scanner?bl=${encodeURIComponent(o.label || p.reference || "")}`;
+    case "DELIVERY_DELIVERED": return `/app/livraisons/${o.entityId}/preuve`;
+    case "CLIENT_CONTACT_UPDATED": return `/app/clients/${o.entityId}`;
+    default: return null;
   }
 }
 
@@ -681,28 +704,51 @@ window.addEventListener("offline", () => { state.online = false; strip(); });
 setInterval(async () => { if ((await all("outbox")).length) push().then(render); }, 30000);
 setInterval(() => { if (document.visibilityState === "visible") push().then(render); }, 60000);
 
+let reloadAsked = false;
+
+/// The version name of a service worker (its cache), asked by message; null when it does not answer.
+function versionOf(worker) {
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = (e) => resolve(e.data);
+    worker.postMessage("version", [channel.port2]);
+    setTimeout(() => resolve(null), 2000);
+  });
+}
+
 if ("serviceWorker" in navigator) {
   navigator.serviceWorker.register("/app/sw.js", { scope: "/app/" }).then((reg) => {
+    // The banner shows while a newer worker waits behind the one in control. (A same-version reinstall, which the
+    // browser may do, waits for a moment then takes over by itself: the banner goes away with it.)
     const offer = () => {
-      // The first install is no new version: only a worker waiting behind the one in control is.
-      if (!reg.waiting || !navigator.serviceWorker.controller) return;
+      const waiting = reg.waiting;
+      const current = navigator.serviceWorker.controller;
+      const candidate = !!waiting && !!current && waiting !== current && waiting.state === "installed";
       const banner = document.getElementById("nouvelle-version");
-      banner.hidden = false;
+      if (!candidate) { banner.hidden = true; return; }
+      waiting.addEventListener("statechange", offer);
+      // Only a different version is offered; the same one again simply takes over.
+      Promise.all([versionOf(waiting), versionOf(current)]).then(([next, now]) => {
+        if (next && now && next !== now) { banner.hidden = false; return; }
+        banner.hidden = true;
+        if (next === now) waiting.postMessage("activer");
+      });
       document.getElementById("recharger").onclick = async () => {
         await push();
         const left = (await all("outbox")).length;
         if (left && !confirm(`${left} envoi(s) pas encore envoyé(s) : ils restent sur le téléphone. Recharger quand même ?`)) return;
-        reg.waiting.postMessage("activer");
+        reloadAsked = true;
+        reg.waiting?.postMessage("activer");
       };
     };
     offer();
     reg.addEventListener("updatefound", () => reg.installing?.addEventListener("statechange", offer));
   }).catch(() => {});
-  // A new version took over (the driver asked): reload once. The very first install is not a new version.
-  const hadController = !!navigator.serviceWorker.controller;
+  // A new version took over because the driver asked: reload once to run it.
   let reloaded = false;
   navigator.serviceWorker.addEventListener("controllerchange", () => {
-    if (hadController && !reloaded) { reloaded = true; location.reload(); }
+    if (reloadAsked && !reloaded) { reloaded = true; location.reload(); }
+    navigator.serviceWorker.getRegistration("/app/").then((r) => { if (r && !r.waiting) document.getElementById("nouvelle-version").hidden = true; });
   });
 }
 

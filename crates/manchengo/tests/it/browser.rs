@@ -1227,9 +1227,9 @@ async fn the_drivers_app_works_offline_and_sends_its_commands_when_the_network_r
     let alert = web.get_alert_text().await.unwrap();
     assert_eq!(plain(&alert), format!("Encaisser 5 000,00 DA en espèces sur {} ?", inv["reference"].as_str().unwrap()));
     web.accept_alert().await.unwrap();
-    let text = wait_text(&web, "Reste à payer (provisoire)").await;
+    wait_text(&web, "Reste à payer (provisoire)").await;
+    let text = wait_text(&web, "Hors ligne · 2 envoi(s) en attente").await;
     assert!(text.contains("13 750,00 DA"), "{text}");
-    assert!(text.contains("Hors ligne · 2 envoi(s) en attente"), "{text}");
     let on_server = crate::support::get(&srv, &format!("/api/deliveries/{reference}"), &commercial).await;
     assert_eq!(on_server["status"], "PENDING", "nothing reached the server while offline");
 
@@ -1304,7 +1304,9 @@ async fn the_drivers_app_works_offline_and_sends_its_commands_when_the_network_r
         "{text}"
     );
     assert!(text.contains("Envois rejetés : 1"), "{text}");
-    // "Compris" archives it; the BL shows the server's state (to deliver), no longer a local validation.
+    // "Corriger" would open the validation again, pre-filled; "Compris" archives it; the BL shows the server's
+    // state (to deliver), no longer a local validation.
+    assert!(web.find(By::XPath("//button[normalize-space()='Corriger']")).await.is_ok());
     press(&web, "Compris").await;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while plain(&body_text(&web).await).contains("Rejeté") {

@@ -598,6 +598,35 @@ async fn a_drivers_batch_applies_once_and_each_driver_pulls_only_their_own() {
         let (s, b) = pull(&srv, &yacine, 0, 10).await;
         assert_eq!((s, b["error"]["code"].as_str()), (401, Some("DEVICE_REVOKED")));
 
+        // Health and metrics (§9): the failures of the last 24 h, by class, from the database.
+        let (_, health) = crate::support::get_json(&srv.url("/api/health/detailed")).await;
+        assert_eq!(
+            (
+                health["sync"]["pending"].as_i64(),
+                health["sync"]["failed"].as_i64(),
+                health["sync"]["failedTechnical"].as_i64()
+            ),
+            (Some(0), Some(5), Some(0)),
+            "{}",
+            health["sync"]
+        );
+        assert_eq!(health["sync"]["activeDevices"], 1, "Karim's (Yacine's is revoked, Nadia's never registered)");
+        let metrics = client().get(srv.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let gauge = |status: &str, class: &str| {
+            metrics
+                .lines()
+                .find(|l| {
+                    l.starts_with("sync_events{")
+                        && l.contains(&format!("status=\"{status}\""))
+                        && l.contains(&format!("class=\"{class}\""))
+                })
+                .and_then(|l| l.rsplit(' ').next())
+                .map(str::to_string)
+        };
+        assert_eq!(gauge("FAILED", "business").as_deref(), Some("5"), "{metrics}");
+        assert_eq!(gauge("FAILED", "technical").as_deref(), Some("0"));
+        assert_eq!(gauge("ACKED", "").as_deref(), Some("3"), "applied, then acknowledged");
+
         // Operations (§7.6): ADMIN lists the failures with their error, re-queues one, then all of the last 24 h.
         let list = get(&srv, "/api/admin/sync/events?status=FAILED&since=24h", &admin).await;
         assert_eq!(list["total"], 5, "{list}");
@@ -1162,6 +1191,58 @@ async fn a_flood_of_pushes_gets_429_with_retry_after_never_403() {
         let r = phone.push_once(&mut outbox).await;
         assert!(matches!(r, Err(device::SyncError::RateLimited(s)) if (1..=60).contains(&s)), "{r:?}");
         assert_eq!(outbox.pending.len(), 1, "the command stays in the outbox for later");
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// `manchengo device replay`: the reference client as a command replays an outbox file written by hand (ids kept,
+/// checksums computed), writes the outcomes back into the file, and a second run has nothing left to send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replay_command_sends_an_outbox_file_once() {
+    on_both(|t| async move {
+        let srv = TestServer::start(&t, &[("RATE_LIMIT_MAX", "100000")]).await;
+        let admin = bearer(&srv, Role::Admin).await;
+        let code =
+            new_client(&srv, &admin, "Supérette El Baraka", "000216123456789", Some("16012345678"), json!({})).await;
+        let client_id = store::catalogue::client_by_code(srv.state.dbmon.db().conn(), &code).await.unwrap().unwrap().id;
+        seed_user(&srv, "karim@fromagerie.dz", Role::Commercial, false).await;
+        let file = t.dir.path().join("outbox.json");
+        let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+        let outbox = json!({"pending": [
+            {"id": first, "entityType": "CLIENT", "entityId": client_id, "action": "CLIENT_CONTACT_UPDATED",
+             "occurredAt": "2025-03-14T09:00:00Z", "payload": {"phone": "+213 555 12 34 56"}},
+            {"id": second, "entityType": "CLIENT", "entityId": client_id, "action": "CLIENT_CONTACT_UPDATED",
+             "occurredAt": "2025-03-14T09:05:00Z", "payload": {"email": "pas-un-email"}}]});
+        std::fs::write(&file, outbox.to_string()).unwrap();
+        let run = || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_manchengo"))
+                .args(["device", "replay", "--outbox"])
+                .arg(&file)
+                .args(["--url", &srv.url(""), "--email", "karim@fromagerie.dz", "--name", "Tablette du dépôt"])
+                .env("MANCHENGO_PASSWORD", crate::support::PASSWORD)
+                .output()
+                .unwrap()
+        };
+        let out = run();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains(&format!("{first}\tCLIENT_CONTACT_UPDATED\tAPPLIED\t{code}")), "{text}");
+        assert!(text.contains(&format!("{second}\tCLIENT_CONTACT_UPDATED\tREJECTED\tEMAIL_INVALIDE : ")), "{text}");
+        assert!(text.contains("2 commande(s) réglée(s), 0 en attente"), "{text}");
+        let saved: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(
+            (saved["pending"].as_array().map(Vec::len), saved["outcomes"].as_array().map(Vec::len)),
+            (Some(0), Some(2))
+        );
+        assert!(saved["cursor"].as_i64().unwrap() > 0);
+        let c = store::catalogue::client_by_code(srv.state.dbmon.db().conn(), &code).await.unwrap().unwrap();
+        assert_eq!((c.telephone.as_deref(), c.email), (Some("0555123456"), None));
+        // The same device (its id kept beside the file), nothing left to send.
+        let out = run();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(text.contains("0 commande(s) réglée(s), 0 en attente"), "{text}");
+        assert_eq!(store::identity::all_devices(srv.state.dbmon.db().conn()).await.unwrap().len(), 1);
         srv.stop().await;
     })
     .await;
