@@ -135,6 +135,45 @@ fn take_binaries(action: Action, payload: &Value) -> Result<Vec<Binary>, Rejecti
     Ok(out)
 }
 
+/// The payload as it will be stored (proofs replaced by their attachment) and a refusal of its proofs, if any.
+async fn keep_binaries(st: &AppState, ev: &Incoming, hash: &str) -> Result<(Value, Option<Rejection>), Unreachable> {
+    let mut payload = ev.payload.clone();
+    let Some(action) = Action::parse(&ev.action).filter(|a| *a == Action::DeliveryDelivered) else {
+        return Ok((payload, None));
+    };
+    if domain::sync::check_event(&ev.action, &ev.entity_type, &ev.payload).is_err()
+        || !ev.checksum.eq_ignore_ascii_case(hash)
+    {
+        return Ok((payload, None));
+    }
+    let binaries = match take_binaries(action, &ev.payload) {
+        Ok(b) => b,
+        Err(r) => return Ok((payload, Some(r))),
+    };
+    if binaries.is_empty() {
+        return Ok((payload, None));
+    }
+    let now = st.clock.now();
+    let kept = binaries.clone();
+    st.dbmon
+        .db()
+        .write(|t| {
+            let kept = kept.clone();
+            Box::pin(async move {
+                for (_, content_type, bytes) in &kept {
+                    store::sync::put_attachment(&**t, content_type, bytes, now).await?;
+                }
+                Ok::<_, StoreError>(())
+            })
+        })
+        .await
+        .map_err(unreachable)?;
+    for (field, _, bytes) in binaries {
+        payload[field] = json!({"attachment": format!("sha256:{}", domain::sync::sha256_hex(&bytes))});
+    }
+    Ok((payload, None))
+}
+
 /// A payload as it may be kept in a failed event: the binaries dropped, their size said.
 fn without_binaries(payload: &Value) -> Value {
     let mut p = payload.clone();
@@ -150,6 +189,10 @@ fn without_binaries(payload: &Value) -> Value {
 pub async fn process(st: &AppState, device_id: Uuid, user_id: Uuid, ev: Incoming) -> Result<Outcome, Unreachable> {
     let db = st.dbmon.db();
     let hash = domain::sync::checksum(&ev.payload);
+    // Inline proofs are decoded and kept first, in a transaction of their own: when the event's transaction fails
+    // transiently and the event is stored again PENDING, the proofs it names are there. Content-addressed, so a
+    // repeat is a no-op; one no event names is dropped by the retention job.
+    let (stored_payload, binaries_problem) = keep_binaries(st, &ev, &hash).await?;
     // Two pushes of one new id race at the insert: the loser sees the winner's row on its next turn.
     for _ in 0..3 {
         let now = st.clock.now();
@@ -187,22 +230,11 @@ pub async fn process(st: &AppState, device_id: Uuid, user_id: Uuid, ev: Incoming
                 "Somme de contrôle incorrecte : le contenu a été altéré pendant l'envoi.",
             ));
         }
-        let mut payload = ev.payload.clone();
         if problem.is_none() {
-            let action = Action::parse(&ev.action).expect("checked above");
-            match take_binaries(action, &payload) {
-                Ok(binaries) => {
-                    for (field, content_type, bytes) in binaries {
-                        let r = store::sync::put_attachment(&*tx, content_type, &bytes, now).await;
-                        payload[field] = json!({"attachment": r.map_err(unreachable)?});
-                    }
-                }
-                Err(r) => problem = Some(r),
-            }
+            problem = binaries_problem.clone();
         }
-        if problem.is_some() {
-            payload = without_binaries(&payload);
-        }
+        let payload = if problem.is_some() { without_binaries(&ev.payload) } else { stored_payload.clone() };
+
         let received = Received {
             client_event_id: ev.id,
             device_id,

@@ -844,6 +844,36 @@ async fn a_transient_failure_defers_the_event_and_the_worker_applies_it_later() 
     let stored = stored_events(&srv).await;
     assert!(stored.iter().all(|e| e.status == "APPLIED"), "{stored:?}");
     assert_eq!(sale_movements(&srv).await, 2);
+
+    // A proof of delivery hit by a transient failure is stored again PENDING; its signature, kept apart first, is
+    // still there when the worker applies it.
+    let (_, bl2) = invoice_and_bl(&srv, &commercial, &client_code, karim.user).await;
+    let bl2_id = bl2["id"].as_str().unwrap().to_string();
+    let (s, b) = post(&srv, "/api/deliveries/scan", &commercial, json!({"payload": bl2["qr"]})).await;
+    assert_eq!((s, b["status"].as_str()), (200, Some("VALIDATED")), "{b}");
+    let proof = event(
+        "DELIVERY_DELIVERED",
+        "DELIVERY",
+        &bl2_id,
+        // Another signature than the first BL's (proofs are kept by their hash: a known one would hide a loss).
+        json!({"recipientName": "Mourad Benali", "signatureBase64": "iVBORw0KGgpzaWduYXR1cmUgb2YgdGhlIHNlY29uZCBCTA==",
+               "deliveredAt": "2025-03-14T08:55:00Z", "lines": delivered}),
+    );
+    let tx = holder.begin().await.unwrap();
+    tx.execute_unprepared(&format!("SELECT id FROM deliveries WHERE id = '{bl2_id}' FOR UPDATE")).await.unwrap();
+    let b = push(&srv, &karim, Uuid::now_v7(), std::slice::from_ref(&proof)).await;
+    assert_eq!(statuses(&b), [pair("DEFERRED", "TRANSIENT_ERROR")], "{b}");
+    tx.rollback().await.unwrap();
+    clock.advance(Duration::seconds(7));
+    assert_eq!(drain(&srv).await, 1);
+    assert_eq!(by_client_id(&stored_events(&srv).await, &proof["id"]).status, "APPLIED");
+    let r = client()
+        .get(srv.url(&format!("/api/deliveries/{bl2_id}/proof/signature")))
+        .bearer_auth(&commercial)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(&r.bytes().await.unwrap()[8..], b"signature of the second BL", "the signature, byte for byte");
     holder.close().await.unwrap();
 }
 
