@@ -256,6 +256,13 @@ async function push() {
   }
 }
 
+/// After a background push: the status strip always, the screen only when no form is being filled (what the driver
+/// is typing must survive a push every 30 s).
+async function refresh() {
+  if (document.querySelector("#ecran form")) return strip();
+  return render();
+}
+
 /// Records a command in the outbox (before any network attempt) and tries to send it.
 async function command(action, entityType, entityId, payload, label) {
   const outbox = await all("outbox");
@@ -265,7 +272,7 @@ async function command(action, entityType, entityId, payload, label) {
   await putAll("outbox", [cmd]);
   state.flash = { tone: "ambre", text: "Enregistré sur le téléphone — sera envoyé dès que possible." };
   state.waitUntil = 0;
-  push().then(() => render());
+  push().then(refresh);
   return cmd;
 }
 
@@ -697,42 +704,25 @@ document.addEventListener("click", (ev) => {
   if (a && a.origin === location.origin) { ev.preventDefault(); go(a.pathname + a.search); }
 });
 window.addEventListener("popstate", render);
-window.addEventListener("online", () => { state.online = true; state.waitUntil = 0; push().then(render); });
+window.addEventListener("online", () => { state.online = true; state.waitUntil = 0; push().then(refresh); });
 window.addEventListener("offline", () => { state.online = false; strip(); });
 
 // Push every 30 s while commands wait, pull every 60 s while visible.
-setInterval(async () => { if ((await all("outbox")).length) push().then(render); }, 30000);
-setInterval(() => { if (document.visibilityState === "visible") push().then(render); }, 60000);
+setInterval(async () => { if ((await all("outbox")).length) push().then(refresh); }, 30000);
+setInterval(() => { if (document.visibilityState === "visible") push().then(refresh); }, 60000);
 
 let reloadAsked = false;
 
-/// The version name of a service worker (its cache), asked by message; null when it does not answer.
-function versionOf(worker) {
-  return new Promise((resolve) => {
-    const channel = new MessageChannel();
-    channel.port1.onmessage = (e) => resolve(e.data);
-    worker.postMessage("version", [channel.port2]);
-    setTimeout(() => resolve(null), 2000);
-  });
-}
-
 if ("serviceWorker" in navigator) {
   navigator.serviceWorker.register("/app/sw.js", { scope: "/app/" }).then((reg) => {
-    // The banner shows while a newer worker waits behind the one in control. (A same-version reinstall, which the
-    // browser may do, waits for a moment then takes over by itself: the banner goes away with it.)
+    // The banner shows while a newer version waits behind the one in control; it activates when the driver asks.
     const offer = () => {
       const waiting = reg.waiting;
       const current = navigator.serviceWorker.controller;
-      const candidate = !!waiting && !!current && waiting !== current && waiting.state === "installed";
       const banner = document.getElementById("nouvelle-version");
-      if (!candidate) { banner.hidden = true; return; }
+      banner.hidden = !(waiting && current && waiting !== current);
+      if (banner.hidden) return;
       waiting.addEventListener("statechange", offer);
-      // Only a different version is offered; the same one again simply takes over.
-      Promise.all([versionOf(waiting), versionOf(current)]).then(([next, now]) => {
-        if (next && now && next !== now) { banner.hidden = false; return; }
-        banner.hidden = true;
-        if (next === now) waiting.postMessage("activer");
-      });
       document.getElementById("recharger").onclick = async () => {
         await push();
         const left = (await all("outbox")).length;
@@ -752,4 +742,4 @@ if ("serviceWorker" in navigator) {
   });
 }
 
-render().then(() => push().then(render));
+render().then(() => push().then(refresh));

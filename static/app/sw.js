@@ -6,11 +6,7 @@ const SHELL = ["/app/", "/app/app.js", "/app/app.css", "/app/manifest.webmanifes
   "/app/icon-512.png", "/app/icon-maskable-512.png"];
 
 self.addEventListener("install", (event) => {
-  // The same version installed again (the browser may do that) has nothing new: it takes over at once, silently.
-  event.waitUntil(
-    caches.has(VERSION).then((same) =>
-      caches.open(VERSION).then((c) => c.addAll(SHELL)).then(() => (same ? self.skipWaiting() : undefined)))
-  );
+  event.waitUntil(caches.open(VERSION).then((c) => c.addAll(SHELL)));
 });
 
 self.addEventListener("activate", (event) => {
@@ -24,8 +20,6 @@ self.addEventListener("activate", (event) => {
 self.addEventListener("message", (event) => {
   if (event.data === "activer") {
     self.skipWaiting();
-  } else if (event.data === "version" && event.ports[0]) {
-    event.ports[0].postMessage(VERSION);
   }
 });
 

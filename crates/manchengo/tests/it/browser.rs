@@ -1230,6 +1230,7 @@ async fn the_drivers_app_works_offline_and_sends_its_commands_when_the_network_r
     wait_text(&web, "Reste à payer (provisoire)").await;
     let text = wait_text(&web, "Hors ligne · 2 envoi(s) en attente").await;
     assert!(text.contains("13 750,00 DA"), "{text}");
+    assert!(!text.contains("Nouvelle version disponible"), "no new version to offer after the first install: {text}");
     let on_server = crate::support::get(&srv, &format!("/api/deliveries/{reference}"), &commercial).await;
     assert_eq!(on_server["status"], "PENDING", "nothing reached the server while offline");
 
