@@ -505,14 +505,7 @@ async fn explain<C: ConnectionTrait>(
                     None => None,
                 };
                 let details = json!({"validatedBy": by, "validatedAt": d.validated_at, "reference": d.reference});
-                let message = format!(
-                    "Livraison déjà validée le {} par {}.",
-                    d.validated_at
-                        .map(|t| domain::format::datetime_algiers(t.timestamp()))
-                        .unwrap_or_default()
-                        .replace(' ', " à "),
-                    by.clone().unwrap_or_else(|| "?".into())
-                );
+                let message = domain::sync::deja_validee_message(d.validated_at.map(|t| t.timestamp()), by.as_deref());
                 return Ok(Rejection { message, details, ..r });
             }
             Ok(r)

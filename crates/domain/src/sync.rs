@@ -293,6 +293,13 @@ pub fn check_event(action: &str, entity_type: &str, payload: &Value) -> Result<A
 }
 
 /// What a stored event is, for step 1 of §7.2.
+/// The message a device shows when its validation came second (§7.5, first wins): who validated first and when, in
+/// Algiers time — "Livraison déjà validée le 14/03/2025 à 10:02 par Karim Benali."
+pub fn deja_validee_message(validated_at: Option<i64>, by: Option<&str>) -> String {
+    let when = validated_at.map(|t| crate::format::datetime_algiers(t).replacen(' ', " à ", 1)).unwrap_or_default();
+    format!("Livraison déjà validée le {when} par {}.", by.unwrap_or("?"))
+}
+
 /// `24h`, `7d`, `90m` → a duration (the operators' `--since` and the admin list's `since`); `None` otherwise.
 pub fn parse_since(s: &str) -> Option<chrono::Duration> {
     let s = s.trim();
@@ -487,6 +494,15 @@ mod tests {
         let e = check_delivered(&plan, &[("gouda".into(), 24_001)]).unwrap_err();
         assert_eq!((e.code, e.details["planned"].as_i64()), ("QUANTITY_EXCEEDS_PLANNED", Some(24_000)));
         assert_eq!(check_delivered(&plan, &[("edam".into(), 1)]).unwrap_err().code, "QUANTITY_EXCEEDS_PLANNED");
+    }
+
+    #[test]
+    fn a_second_validation_names_the_first_validator_and_time() {
+        let at = chrono::DateTime::parse_from_rfc3339("2025-03-14T09:02:10Z").unwrap().timestamp();
+        assert_eq!(
+            deja_validee_message(Some(at), Some("Karim Benali")),
+            "Livraison déjà validée le 14/03/2025 à 10:02 par Karim Benali."
+        );
     }
 
     #[test]

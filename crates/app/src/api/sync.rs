@@ -129,13 +129,20 @@ fn bad_batch(message: String) -> ApiError {
     ApiError::validation(message)
 }
 
+/// The `deviceId` of a body must be the session's device.
+fn same_device(body: Uuid, device: Uuid) -> Result<(), ApiError> {
+    if body == device {
+        Ok(())
+    } else {
+        Err(bad_batch("deviceId ne correspond pas à l'appareil de la session.".into()))
+    }
+}
+
 /// The whole-batch checks (§7.1): nothing is stored when one fails.
 fn read_push(bytes: &[u8], device: Uuid) -> Result<(Uuid, Vec<Incoming>), ApiError> {
     let body: PushBody =
         serde_json::from_slice(bytes).map_err(|e| bad_batch(format!("Lot de synchronisation illisible : {e}.")))?;
-    if body.device_id != device {
-        return Err(bad_batch("deviceId ne correspond pas à l'appareil de la session.".into()));
-    }
+    same_device(body.device_id, device)?;
     let sizes: Vec<(&str, usize)> =
         body.events.iter().map(|e| (e.id.as_str(), domain::canonical::jcs(&e.payload).len())).collect();
     domain::sync::check_batch(&sizes)?;
@@ -348,9 +355,7 @@ pub async fn bootstrap(
 ) -> Response {
     let result: Result<Value, ApiError> = async {
         let device = device_of(&st, &id, &headers, "sync-pull", st.config.rate_limit_sync_pull_max).await?;
-        if b.device_id != device.id {
-            return Err(bad_batch("deviceId ne correspond pas à l'appareil de la session.".into()));
-        }
+        same_device(b.device_id, device.id)?;
         let wanted: Vec<String> = match b.entities {
             Some(e) if !e.is_empty() => e,
             _ => ENTITIES.iter().map(|s| s.to_string()).collect(),
@@ -406,8 +411,9 @@ pub async fn ack(
 ) -> Response {
     let result: Result<Value, ApiError> = async {
         let device = device_of(&st, &id, &headers, "sync-push", st.config.rate_limit_sync_push_max).await?;
-        if b.device_id != device.id || b.event_ids.len() > 500 {
-            return Err(bad_batch("deviceId de la session et au plus 500 identifiants attendus.".into()));
+        same_device(b.device_id, device.id)?;
+        if b.event_ids.len() > 500 {
+            return Err(bad_batch(format!("Au plus 500 identifiants par accusé ({} reçus).", b.event_ids.len())));
         }
         let ids = b.event_ids;
         let n = st
